@@ -1,0 +1,31 @@
+EXTENSION = release_expired_orders
+EXTVERSION = 1.0
+
+MODULE_big = release_expired_orders
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# Regression tests: every sql/NAME.sql that is not an install script.
+REGRESS = $(sort $(filter-out $(EXTENSION)--%,$(basename $(notdir $(wildcard sql/*.sql)))))
+REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
+
+# Isolation specs: test/specs/NAME.spec with test/expected/NAME.out.
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+ifdef ASSERTS
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+endif
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# TAP tests (test/t/*.pl) against the installed extension; run as a user
+# that may run initdb (not root).
+.PHONY: tap
+tap:
+	PATH="$(bindir):$$PATH" PG_REGRESS='$(pgxsdir)/src/test/regress/pg_regress' \
+		prove -I '$(pgxsdir)/src/test/perl' -I test/t test/t/*.pl

@@ -1,0 +1,188 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  The run history and per-order audit trail, and the summary returned to
+ *	  the caller.
+ *
+ * A run row is written when a run starts and closed when it ends; between
+ * the two it carries a session advisory lock, so that a run whose backend
+ * died is recognisable as interrupted rather than "running" for ever.
+ * Released orders are audited by the release statement itself (statements.c);
+ * failures are audited here, one row each, after their writes were rolled
+ * back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+
+#include "release_expired_orders.h"
+
+/* How many failed orders the returned summary lists at most. */
+#define MAX_LISTED_ERRORS 100
+
+/*
+ * Take or drop the session advisory lock that tells pg_locks this run's
+ * backend is alive.  It is keyed on the run id, so each run has its own.
+ */
+void
+ReoLockRun(int64 run_id, bool lock)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) REO_RUN_LOCK_KEY,
+						 (uint32) (run_id % UINT64CONST(4294967296)), 2);
+	if (lock)
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	else
+		(void) LockRelease(&tag, ExclusiveLock, true);
+}
+
+/* Format a time as ISO 8601 in UTC with milliseconds, as JavaScript does. */
+char *
+ReoIsoUtc(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+					tm.tm_year, tm.tm_mon, tm.tm_mday,
+					tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (fsec / 1000));
+}
+
+/* Insert the run row and mark the run alive; sets run->run_id. */
+void
+ReoRunBegin(ReoRun *run)
+{
+	Datum		values[7];
+	bool		isnull;
+
+	values[0] = TimestampTzGetDatum(run->started);
+	values[1] = Int32GetDatum(run->timeout_minutes);
+	values[2] = Int32GetDatum(run->batch_limit);
+	values[3] = Int32GetDatum(run->chunk_size);
+	values[4] = TimestampTzGetDatum(run->cutoff);
+	values[5] = BoolGetDatum(run->atomic);
+	values[6] = ObjectIdGetDatum(MyDatabaseId);
+	if (ReoExecute(STMT_RUN_BEGIN, values, NULL) != 1)
+		elog(ERROR, "inserting the run row returned no id");
+	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	ReoLockRun(run->run_id, true);
+}
+
+/* Add one chunk's counts to the run row, in the chunk's transaction. */
+void
+ReoRunProgress(ReoRun *run, int found, int released, int failed)
+{
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = Int32GetDatum(found);
+	values[2] = Int32GetDatum(released);
+	values[3] = Int32GetDatum(failed);
+	ReoExecute(STMT_RUN_PROGRESS, values, NULL);
+}
+
+/* Close the run row with its outcome; writes the batch notification. */
+void
+ReoRunEnd(ReoRun *run, const char *outcome, const char *error)
+{
+	Datum		values[6];
+	char		nulls[6] = "      ";
+	TimestampTz now = GetCurrentTimestamp();
+
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = CStringGetTextDatum(outcome);
+	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	nulls[2] = error ? ' ' : 'n';
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = Float8GetDatum((double) (now - run->started) / 1000.0);
+	values[5] = ReoNowValue(run, run->app.notifications_tz);
+	ReoExecute(STMT_RUN_END, values, nulls);
+}
+
+/*
+ * Audit one order whose release failed, and remember it for the summary.
+ * order holds id, order_number, user_id, product_id, round_id, quantity.
+ */
+void
+ReoRecordFailure(ReoRun *run, Datum *order, const char *nulls,
+				 ErrorData *edata)
+{
+	Datum		values[10];
+	char		n[10];
+	const char *sqlstate = unpack_sql_state(edata->sqlerrcode);
+	const char *message = edata->message ? edata->message : "unknown error";
+	MemoryContext old;
+
+	memcpy(values + 1, order, 6 * sizeof(Datum));
+	memcpy(n + 1, nulls, 6);
+	values[0] = Int64GetDatum(run->run_id);
+	n[0] = ' ';
+	values[7] = CStringGetTextDatum(sqlstate);
+	n[7] = ' ';
+	values[8] = CStringGetTextDatum(message);
+	n[8] = ' ';
+	values[9] = ReoNowValue(run, run->app.notifications_tz);
+	n[9] = ' ';
+	ReoExecute(STMT_RECORD_FAILURE, values, n);
+
+	if (run->errors_listed >= MAX_LISTED_ERRORS)
+		return;
+	old = MemoryContextSwitchTo(run->cxt);
+	if (run->errors_listed > 0)
+		appendStringInfoChar(&run->errors, ',');
+	appendStringInfoString(&run->errors, "{\"orderId\": ");
+	escape_json(&run->errors, DatumGetCString(DirectFunctionCall1(uuid_out, order[0])));
+	appendStringInfoString(&run->errors, ", \"orderNumber\": ");
+	escape_json(&run->errors, TextDatumGetCString(order[1]));
+	appendStringInfoString(&run->errors, ", \"error\": ");
+	escape_json(&run->errors, psprintf("%s (SQLSTATE %s)", message, sqlstate));
+	appendStringInfoChar(&run->errors, '}');
+	run->errors_listed++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The summary in the shape of the old serverless function's response, so
+ * that existing dashboards keep working; "outcome" is new.
+ */
+char *
+ReoSummaryJson(ReoRun *run, const char *outcome, const char *message,
+			   int64 elapsed_ms)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"success\": %s, \"message\": ",
+					 strcmp(outcome, "failed") == 0 ? "false" : "true");
+	escape_json(&buf, message);
+	appendStringInfo(&buf, ", \"summary\": {\"totalFound\": " INT64_FORMAT
+					 ", \"processed\": " INT64_FORMAT
+					 ", \"successful\": " INT64_FORMAT
+					 ", \"failed\": " INT64_FORMAT
+					 ", \"processingTimeMs\": " INT64_FORMAT
+					 ", \"timestamp\": \"%s\", \"timeoutMinutes\": %d, \"runId\": ",
+					 run->found, run->released + run->failed, run->released,
+					 run->failed, elapsed_ms, ReoIsoUtc(run->started),
+					 run->timeout_minutes);
+	if (run->run_id > 0)
+		appendStringInfo(&buf, INT64_FORMAT, run->run_id);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfo(&buf, ", \"outcome\": \"%s\"}, \"errors\": [%s]}",
+					 outcome, run->errors.data ? run->errors.data : "");
+	return buf.data;
+}

@@ -1,0 +1,211 @@
+/*-------------------------------------------------------------------------
+ *
+ * schema.c
+ *	  Discovery of the application's tables: which exist, which columns they
+ *	  have and in which convention their timestamps are kept.
+ *
+ * The extension does not own the application's tables, so it checks them
+ * against what it needs before every run and refuses, with an error naming
+ * the table and column, anything it could not work with.  The answers that
+ * change the SQL it runs (timestamp conventions, whether notifications are
+ * written) are returned in an AppSchema.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "release_expired_orders.h"
+
+typedef enum ColumnKind
+{
+	COL_UUID,
+	COL_TEXT,
+	COL_INT4,
+	COL_TIMESTAMP
+} ColumnKind;
+
+typedef struct ColumnRule
+{
+	const char *name;
+	ColumnKind	kind;
+} ColumnRule;
+
+static const ColumnRule orders_columns[] = {
+	{"id", COL_UUID}, {"order_number", COL_TEXT}, {"user_id", COL_UUID},
+	{"product_id", COL_UUID}, {"round_id", COL_UUID}, {"quantity", COL_INT4},
+	{"status", COL_TEXT}, {"payment_status", COL_TEXT},
+	{"fulfillment_status", COL_TEXT}, {"notes", COL_TEXT},
+	{"created_at", COL_TIMESTAMP}, {"updated_at", COL_TIMESTAMP}, {NULL}
+};
+
+static const ColumnRule products_columns[] = {
+	{"id", COL_UUID}, {"stock", COL_INT4}, {"updated_at", COL_TIMESTAMP}, {NULL}
+};
+
+static const ColumnRule rounds_columns[] = {
+	{"id", COL_UUID}, {"total_shares", COL_INT4}, {"sold_shares", COL_INT4},
+	{"status", COL_TEXT}, {"updated_at", COL_TIMESTAMP}, {NULL}
+};
+
+static const ColumnRule notifications_columns[] = {
+	{"id", COL_UUID}, {"user_id", COL_UUID}, {"type", COL_TEXT},
+	{"content", COL_TEXT}, {"status", COL_TEXT}, {"sent_at", COL_TIMESTAMP},
+	{"created_at", COL_TIMESTAMP}, {NULL}
+};
+
+static const char *
+KindName(ColumnKind kind)
+{
+	switch (kind)
+	{
+		case COL_UUID:
+			return "uuid";
+		case COL_TEXT:
+			return "varchar or text";
+		case COL_INT4:
+			return "integer";
+		case COL_TIMESTAMP:
+			return "timestamp or timestamptz";
+	}
+	return "?";
+}
+
+static bool
+KindAccepts(ColumnKind kind, Oid type)
+{
+	switch (kind)
+	{
+		case COL_UUID:
+			return type == UUIDOID;
+		case COL_TEXT:
+			return type == VARCHAROID || type == TEXTOID;
+		case COL_INT4:
+			return type == INT4OID;
+		case COL_TIMESTAMP:
+			return type == TIMESTAMPOID || type == TIMESTAMPTZOID;
+	}
+	return false;
+}
+
+/*
+ * Find an ordinary or partitioned table of the application.  Returns
+ * InvalidOid when it is missing and missing_ok; errors otherwise.
+ */
+static Oid
+FindTable(Oid nsp, const char *schema, const char *table, bool missing_ok)
+{
+	Oid			relid = get_relname_relid(table, nsp);
+	char		relkind;
+
+	if (!OidIsValid(relid))
+	{
+		if (missing_ok)
+			return InvalidOid;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", schema, table),
+				 errdetail("release_expired_orders works on the application's tables orders, products and lottery_rounds."),
+				 errhint("Create the table, or set release_expired_orders.app_schema to the schema that holds it.")));
+	}
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s.%s\" is not a table", schema, table),
+				 errhint("release_expired_orders needs %s to be an ordinary or partitioned table.",
+						 table)));
+	return relid;
+}
+
+/*
+ * Check every column a table must have; report whether its last
+ * timestamp-kind columns are timestamptz through tz_flags, in rule order.
+ */
+static void
+CheckColumns(Oid relid, const char *schema, const char *table,
+			 const ColumnRule *rules, bool *tz_flags)
+{
+	int			ntz = 0;
+
+	for (const ColumnRule *rule = rules; rule->name != NULL; rule++)
+	{
+		AttrNumber	attnum = get_attnum(relid, rule->name);
+		Oid			type;
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s.%s\" does not exist",
+							rule->name, schema, table),
+					 errhint("release_expired_orders expects %s.%s of type %s.",
+							 table, rule->name, KindName(rule->kind))));
+		type = get_atttype(relid, attnum);
+		if (!KindAccepts(rule->kind, type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of relation \"%s.%s\" has type %s",
+							rule->name, schema, table, format_type_be(type)),
+					 errhint("release_expired_orders expects %s.%s of type %s.",
+							 table, rule->name, KindName(rule->kind))));
+		if (rule->kind == COL_TIMESTAMP)
+			tz_flags[ntz++] = (type == TIMESTAMPTZOID);
+	}
+}
+
+/*
+ * Look the application's tables up in release_expired_orders.app_schema and
+ * fill *app.  Errors, before anything is written, when a table or column
+ * the release needs is missing or of a type it cannot use.
+ */
+void
+ReoDiscoverSchema(AppSchema *app, bool want_notifications)
+{
+	const char *schema = reo_app_schema;
+	Oid			nsp = get_namespace_oid(schema, true);
+	Oid			relid;
+	bool		tz[2];
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", schema),
+				 errhint("Set release_expired_orders.app_schema to the schema that holds the application's tables.")));
+
+	memset(app, 0, sizeof(AppSchema));
+	strlcpy(app->schema, schema, NAMEDATALEN);
+
+	relid = FindTable(nsp, schema, "orders", false);
+	CheckColumns(relid, schema, "orders", orders_columns, tz);
+	app->orders_created_tz = tz[0];
+	app->orders_updated_tz = tz[1];
+
+	relid = FindTable(nsp, schema, "products", false);
+	CheckColumns(relid, schema, "products", products_columns, tz);
+	app->products_updated_tz = tz[0];
+
+	relid = FindTable(nsp, schema, "lottery_rounds", false);
+	CheckColumns(relid, schema, "lottery_rounds", rounds_columns, tz);
+	app->rounds_updated_tz = tz[0];
+
+	/* The notifications table is optional: without it, none are written. */
+	relid = want_notifications ?
+		FindTable(nsp, schema, "notifications", true) : InvalidOid;
+	if (OidIsValid(relid))
+	{
+		CheckColumns(relid, schema, "notifications", notifications_columns, tz);
+		if (tz[0] != tz[1])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("columns \"sent_at\" and \"created_at\" of relation \"%s.notifications\" differ in time zone convention",
+							schema),
+					 errhint("Make both timestamp or both timestamptz, or set release_expired_orders.write_notifications to off.")));
+		app->notifications = true;
+		app->notifications_tz = tz[0];
+	}
+}
