@@ -78,3 +78,7 @@ COMMENT ON PROCEDURE release_expired_orders(integer, integer, jsonb) IS
 
 -- Nothing that writes is executable by PUBLIC (see README, Security).
 REVOKE ALL ON PROCEDURE release_expired_orders(integer, integer, jsonb) FROM PUBLIC;
+
+----------------------------------------------------------------------------
+-- Operations: scheduling, monitoring, history, dry run and undo
+----------------------------------------------------------------------------

@@ -41,6 +41,10 @@ int			reo_lock_timeout_ms = 5000;
 char	   *reo_naive_time_zone = NULL;
 char	   *reo_app_schema = NULL;
 bool		reo_write_notifications = true;
+int			reo_slow_run_ms = 60000;
+int			reo_alert_after_min = 20;
+int			reo_history_retention_min = 30 * 24 * 60;
+int			reo_purge_limit = 10000;
 
 void		_PG_init(void);
 
@@ -110,6 +114,26 @@ _PG_init(void)
 							 "Only when the notifications table exists.",
 							 &reo_write_notifications, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("release_expired_orders.slow_run_ms",
+							"health() warns when the last run took longer.",
+							NULL,
+							&reo_slow_run_ms, 60000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("release_expired_orders.alert_after",
+							"health() is critical when no run succeeded for this long.",
+							"Twice the scheduled interval is a good value.",
+							&reo_alert_after_min, 20, 1, 525600,
+							PGC_USERSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("release_expired_orders.history_retention",
+							"How long run and audit history is kept.",
+							"Older history is purged by the job itself.",
+							&reo_history_retention_min, 30 * 24 * 60, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("release_expired_orders.purge_limit",
+							"Most history rows of each table one run purges.",
+							"Bounds the cost the purge adds to a run.",
+							&reo_purge_limit, 10000, 0, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("release_expired_orders");
 #else

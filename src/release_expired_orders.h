@@ -29,6 +29,10 @@ extern int	reo_lock_timeout_ms;
 extern char *reo_naive_time_zone;
 extern char *reo_app_schema;
 extern bool reo_write_notifications;
+extern int	reo_slow_run_ms;
+extern int	reo_alert_after_min;
+extern int	reo_history_retention_min;
+extern int	reo_purge_limit;
 
 /*
  * What the catalog says about the application's tables: the parts of their
