@@ -155,9 +155,9 @@ CheckArgument(const char *name, int value, int max)
 }
 
 /*
- * Settings for the statements of one transaction: a fixed search_path, so
- * that nothing planted in another schema is ever resolved, and the bounded
- * lock wait.  Undone by AtEOXact_GUC() before the transaction ends.
+ * Settings for the statements of one transaction: the bounded wait for
+ * product and round rows.  Undone by AtEOXact_GUC() before the transaction
+ * ends, so that the caller's own setting is back when the CALL returns.
  */
 static int
 PushRunSettings(void)
@@ -166,9 +166,6 @@ PushRunSettings(void)
 	char		buf[32];
 
 	snprintf(buf, sizeof(buf), "%dms", reo_lock_timeout_ms);
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
 	(void) set_config_option("lock_timeout", buf,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
@@ -233,12 +230,15 @@ ReleaseAll(ReoRun *run)
 	}
 }
 
+/*
+ * A run that finished is "partial" when any order failed, even if none was
+ * released: "failed" is kept for a run that errored as a whole, so that
+ * one poison order does not read as a broken job (health() lists it).
+ */
 static const char *
 RunOutcome(ReoRun *run)
 {
-	if (run->failed > 0)
-		return run->released > 0 ? "partial" : "failed";
-	return "success";
+	return run->failed > 0 ? "partial" : "success";
 }
 
 /* Build the INOUT summary as the one-column record a procedure returns. */

@@ -4,10 +4,11 @@
  *	  Every SQL statement the extension's C code runs, built in one place,
  *	  prepared once per backend and kept.
  *
- * Each statement names every relation with its schema and runs under the
- * fixed search_path "pg_catalog, pg_temp" that the caller sets for the
- * duration of a run, so that no object planted in another schema is ever
- * resolved.  The application's schema is quoted with quote_identifier.
+ * Each statement names every relation, function and operator with its
+ * schema, so that whatever the caller's search_path, no object planted in
+ * another schema is ever resolved; the search_path itself is left alone so
+ * that the application's own triggers behave as they do for the
+ * application.  The application's schema is quoted with quote_identifier.
  * The text depends on the shape of the application's tables (timestamp
  * conventions, notifications on or off); when that shape changes, the kept
  * plans are dropped and prepared again.
@@ -28,6 +29,16 @@
 /* Contents of the application-compatible notifications (SPEC 7). */
 #define NOTE_PREFIX "过期订单清理: "
 #define NIL_UUID "'00000000-0000-0000-0000-000000000000'::pg_catalog.uuid"
+
+/* Operators, qualified so that no look-alike in another schema is chosen. */
+#define EQ " OPERATOR(pg_catalog.=) "
+#define LT " OPERATOR(pg_catalog.<) "
+#define LE " OPERATOR(pg_catalog.<=) "
+#define GT " OPERATOR(pg_catalog.>) "
+#define GE " OPERATOR(pg_catalog.>=) "
+#define PLUS " OPERATOR(pg_catalog.+) "
+#define MINUS " OPERATOR(pg_catalog.-) "
+#define MOD " OPERATOR(pg_catalog.%%) "
 
 typedef struct BuiltStatement
 {
@@ -69,10 +80,10 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 "SELECT o.id, o.order_number, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at"
 					 " FROM %s.orders o"
-					 " WHERE o.status = 'pending' AND o.payment_status = 'pending'"
-					 " AND o.fulfillment_status = 'pending'"
-					 " AND o.created_at < $1 AND o.created_at >= $2"
-					 " AND (o.created_at, o.id) > ($2, $3)"
+					 " WHERE o.status" EQ "'pending' AND o.payment_status" EQ "'pending'"
+					 " AND o.fulfillment_status" EQ "'pending'"
+					 " AND o.created_at" LT "$1 AND o.created_at" GE "$2"
+					 " AND (o.created_at, o.id)" GT "($2, $3)"
 					 " ORDER BY o.created_at, o.id LIMIT $4"
 					 " FOR UPDATE OF o SKIP LOCKED", nsp);
 	Args(b, 4, types);
@@ -86,7 +97,7 @@ BuildLock(BuiltStatement *b, const char *nsp, const char *table)
 	Oid			types[] = {UUIDARRAYOID};
 
 	appendStringInfo(&b->sql,
-					 "SELECT t.id FROM %s.%s t WHERE t.id = ANY ($1)"
+					 "SELECT t.id FROM %s.%s t WHERE t.id" EQ "ANY ($1)"
 					 " ORDER BY t.id FOR NO KEY UPDATE OF t", nsp, table);
 	Args(b, 1, types);
 	b->expected_rc = SPI_OK_SELECT;
@@ -97,6 +108,11 @@ BuildLock(BuiltStatement *b, const char *nsp, const char *table)
  * the pending statuses checked again), stock and shares aggregated per
  * product and round from what was actually updated, the audit rows and the
  * application's notifications.  Returns the number of orders released.
+ *
+ * A round's sold_shares drops by the returned quantity but not below 0, and
+ * one that is already 0, negative or NULL is left alone; each order's share
+ * of the decrement is apportioned oldest first, and an order that could not
+ * return all its shares gets a shares_clamped audit row.
  */
 static void
 BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
@@ -110,37 +126,37 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " UPDATE %s.orders o SET status = 'expired',"
 					 " payment_status = 'cancelled', fulfillment_status = 'cancelled',"
 					 " updated_at = $3, notes = pg_catalog.concat(o.notes, $4)"
-					 " WHERE o.id = ANY ($1) AND o.status = 'pending'"
-					 " AND o.payment_status = 'pending' AND o.fulfillment_status = 'pending'"
+					 " WHERE o.id" EQ "ANY ($1) AND o.status" EQ "'pending'"
+					 " AND o.payment_status" EQ "'pending' AND o.fulfillment_status" EQ "'pending'"
 					 " RETURNING o.id, o.order_number, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at),"
 					 " product_delta AS ("
 					 " SELECT r.product_id AS id, pg_catalog.sum(r.quantity) AS qty"
-					 " FROM released r WHERE r.product_id IS NOT NULL AND r.quantity > 0"
+					 " FROM released r WHERE r.product_id IS NOT NULL AND r.quantity" GT "0"
 					 " GROUP BY r.product_id),"
 					 " products_done AS ("
 					 " UPDATE %s.products p"
-					 " SET stock = pg_catalog.int4(COALESCE(p.stock, 0) + d.qty),"
-					 " updated_at = $5 FROM product_delta d WHERE p.id = d.id"
+					 " SET stock = pg_catalog.int4(COALESCE(p.stock, 0)" PLUS "d.qty),"
+					 " updated_at = $5 FROM product_delta d WHERE p.id" EQ "d.id"
 					 " RETURNING p.id),"
 					 " round_delta AS ("
 					 " SELECT r.round_id AS id, pg_catalog.sum(r.quantity) AS qty"
-					 " FROM released r WHERE r.round_id IS NOT NULL AND r.quantity > 0"
+					 " FROM released r WHERE r.round_id IS NOT NULL AND r.quantity" GT "0"
 					 " GROUP BY r.round_id),"
 					 " rounds_before AS ("
 					 " SELECT lr.id, GREATEST(COALESCE(lr.sold_shares, 0), 0) AS sold"
-					 " FROM %s.lottery_rounds lr WHERE lr.id IN (SELECT id FROM round_delta)),"
+					 " FROM %s.lottery_rounds lr WHERE lr.id" EQ "ANY (SELECT id FROM round_delta)),"
 					 " rounds_done AS ("
 					 " UPDATE %s.lottery_rounds lr SET sold_shares ="
-					 " CASE WHEN COALESCE(lr.sold_shares, 0) <= 0 THEN lr.sold_shares"
-					 " ELSE pg_catalog.int4(GREATEST(0, lr.sold_shares - d.qty)) END,"
-					 " updated_at = $6 FROM round_delta d WHERE lr.id = d.id),"
+					 " CASE WHEN COALESCE(lr.sold_shares, 0)" LE "0 THEN lr.sold_shares"
+					 " ELSE pg_catalog.int4(GREATEST(0, lr.sold_shares" MINUS "d.qty)) END,"
+					 " updated_at = $6 FROM round_delta d WHERE lr.id" EQ "d.id),"
 					 " per_order AS ("
 					 " SELECT r.*, pd.id IS NOT NULL AS has_product, rb.id IS NOT NULL AS has_round,"
-					 " rb.sold, pg_catalog.sum(CASE WHEN r.quantity > 0 THEN r.quantity ELSE 0 END)"
+					 " rb.sold, pg_catalog.sum(CASE WHEN r.quantity" GT "0 THEN r.quantity ELSE 0 END)"
 					 " OVER (PARTITION BY r.round_id ORDER BY r.created_at, r.id) AS upto"
-					 " FROM released r LEFT JOIN products_done pd ON pd.id = r.product_id"
-					 " LEFT JOIN rounds_before rb ON rb.id = r.round_id),"
+					 " FROM released r LEFT JOIN products_done pd ON pd.id" EQ "r.product_id"
+					 " LEFT JOIN rounds_before rb ON rb.id" EQ "r.round_id),"
 					 " events AS ("
 					 " INSERT INTO " REO_SCHEMA ".order_events (run_id, order_id,"
 					 " order_number, user_id, product_id, round_id, quantity, outcome,"
@@ -150,25 +166,25 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " e.quantity, e.outcome, 'pending', 'pending', 'pending',"
 					 " e.stock_delta, e.shares_delta, e.message FROM ("
 					 " SELECT po.*, 'released' AS outcome,"
-					 " CASE WHEN po.quantity > 0 AND po.has_product THEN po.quantity ELSE 0 END"
+					 " CASE WHEN po.quantity" GT "0 AND po.has_product THEN po.quantity ELSE 0 END"
 					 " AS stock_delta,"
-					 " CASE WHEN po.quantity > 0 AND po.has_round THEN"
-					 " pg_catalog.int4(LEAST(po.upto - po.quantity, po.sold) - LEAST(po.upto, po.sold))"
-					 " ELSE 0 END AS shares_delta, NULL::text AS message FROM per_order po"
-					 " UNION ALL SELECT po.*, 'product_not_found', 0, 0,"
-					 " 'product ' || po.product_id || ' does not exist; stock not returned'"
-					 " FROM per_order po WHERE po.product_id IS NOT NULL AND po.quantity > 0"
-					 " AND NOT po.has_product"
-					 " UNION ALL SELECT po.*, 'round_not_found', 0, 0,"
-					 " 'lottery round ' || po.round_id || ' does not exist; shares not returned'"
-					 " FROM per_order po WHERE po.round_id IS NOT NULL AND po.quantity > 0"
-					 " AND NOT po.has_round"
-					 " UNION ALL SELECT po.*, 'shares_clamped', 0, 0,"
-					 " 'lottery round ' || po.round_id || ' had ' || po.sold"
-					 " || ' sold shares, fewer than the quantity returned; clamped at 0'"
-					 " FROM per_order po WHERE po.quantity > 0 AND po.has_round"
-					 " AND po.upto > po.sold"
-					 " ) e)",
+					 " CASE WHEN po.quantity" GT "0 AND po.has_round THEN pg_catalog.int4("
+					 "LEAST(po.upto" MINUS "po.quantity, po.sold)" MINUS "LEAST(po.upto, po.sold))"
+					 " ELSE 0 END AS shares_delta, NULL::pg_catalog.text AS message"
+					 " FROM per_order po"
+					 " UNION ALL SELECT po.*, 'product_not_found', 0, 0, pg_catalog.concat("
+					 "'product ', po.product_id, ' does not exist; stock not returned')"
+					 " FROM per_order po WHERE po.product_id IS NOT NULL"
+					 " AND po.quantity" GT "0 AND NOT po.has_product"
+					 " UNION ALL SELECT po.*, 'round_not_found', 0, 0, pg_catalog.concat("
+					 "'lottery round ', po.round_id, ' does not exist; shares not returned')"
+					 " FROM per_order po WHERE po.round_id IS NOT NULL"
+					 " AND po.quantity" GT "0 AND NOT po.has_round"
+					 " UNION ALL SELECT po.*, 'shares_clamped', 0, 0, pg_catalog.concat("
+					 "'lottery round ', po.round_id, ' had ', po.sold,"
+					 " ' sold shares, fewer than the quantity returned; clamped at 0')"
+					 " FROM per_order po WHERE po.quantity" GT "0 AND po.has_round"
+					 " AND po.upto" GT "po.sold) e)",
 					 nsp, nsp, nsp, nsp);
 	if (app->notifications)
 		appendStringInfo(&b->sql,
@@ -176,7 +192,7 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 						 " INSERT INTO %s.notifications (id, user_id, type, content,"
 						 " status, sent_at, created_at)"
 						 " SELECT pg_catalog.gen_random_uuid(), r.user_id, 'system_audit',"
-						 " '" NOTE_PREFIX "order_released_successfully - 订单: ' || r.id,"
+						 " pg_catalog.concat('" NOTE_PREFIX "order_released_successfully - 订单: ', r.id),"
 						 " 'sent', $7, $7 FROM released r)", nsp);
 	else
 		appendStringInfoString(&b->sql, ", unused AS (SELECT $7)");
@@ -205,8 +221,8 @@ BuildRecordFailure(BuiltStatement *b, const AppSchema *app, const char *nsp)
 						 " INSERT INTO %s.notifications (id, user_id, type, content,"
 						 " status, sent_at, created_at)"
 						 " VALUES (pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
-						 " '" NOTE_PREFIX "order_release_failed - 订单: ' || $2, 'sent', $10, $10)",
-						 nsp);
+						 " pg_catalog.concat('" NOTE_PREFIX "order_release_failed - 订单: ', $2),"
+						 " 'sent', $10, $10)", nsp);
 	else
 		appendStringInfoString(&b->sql, " SELECT $10");
 	Args(b, 10, types);
@@ -227,10 +243,11 @@ BuildRunBegin(BuiltStatement *b)
 					 "WITH stale AS ("
 					 " UPDATE " REO_SCHEMA ".runs r SET outcome = 'interrupted',"
 					 " error = 'the backend running it ended before the run finished'"
-					 " WHERE r.outcome = 'running' AND NOT EXISTS ("
-					 " SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory'"
-					 " AND l.database = $7 AND l.classid = '%u'::pg_catalog.oid"
-					 " AND l.objid = pg_catalog.oid(r.id %% 4294967296) AND l.objsubid = 2))"
+					 " WHERE r.outcome" EQ "'running' AND NOT EXISTS ("
+					 " SELECT FROM pg_catalog.pg_locks l WHERE l.locktype" EQ "'advisory'"
+					 " AND l.database" EQ "$7 AND l.classid" EQ "'%u'::pg_catalog.oid"
+					 " AND l.objid" EQ "pg_catalog.oid(r.id" MOD "4294967296)"
+					 " AND l.objsubid" EQ "2))"
 					 " INSERT INTO " REO_SCHEMA ".runs (started_at, timeout_minutes,"
 					 " batch_limit, chunk_size, cutoff, atomic)"
 					 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -245,8 +262,9 @@ BuildRunProgress(BuiltStatement *b)
 	Oid			types[] = {INT8OID, INT4OID, INT4OID, INT4OID};
 
 	appendStringInfoString(&b->sql,
-						   "UPDATE " REO_SCHEMA ".runs SET found = found + $2,"
-						   " released = released + $3, failed = failed + $4 WHERE id = $1");
+						   "UPDATE " REO_SCHEMA ".runs SET found = found" PLUS "$2,"
+						   " released = released" PLUS "$3, failed = failed" PLUS "$4"
+						   " WHERE id" EQ "$1");
 	Args(b, 4, types);
 	b->expected_rc = SPI_OK_UPDATE;
 }
@@ -261,14 +279,14 @@ BuildRunEnd(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	appendStringInfoString(&b->sql,
 						   "WITH done AS ("
 						   " UPDATE " REO_SCHEMA ".runs SET ended_at = $4, duration_ms = $5,"
-						   " outcome = $2, error = $3 WHERE id = $1 RETURNING released)");
+						   " outcome = $2, error = $3 WHERE id" EQ "$1 RETURNING released)");
 	if (app->notifications)
 		appendStringInfo(&b->sql,
 						 " INSERT INTO %s.notifications (id, user_id, type, content,"
 						 " status, sent_at, created_at)"
 						 " SELECT pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
 						 " '" NOTE_PREFIX "batch_processing_completed - 订单: N/A', 'sent', $6, $6"
-						 " FROM done WHERE done.released > 0", nsp);
+						 " FROM done WHERE done.released" GT "0", nsp);
 	else
 		appendStringInfoString(&b->sql, " SELECT $6 FROM done");
 	Args(b, 6, types);

@@ -1,0 +1,170 @@
+-- SPEC 11, privileges: nothing that writes is executable by PUBLIC, a role
+-- without grants is refused with insufficient_privilege (42501), and a
+-- dedicated job role with exactly the grants the README lists can run the
+-- job; each of those grants is needed.
+\set ECHO none
+\ir ../test/fixtures/app_schema.sql
+\set ECHO all
+CREATE EXTENSION release_expired_orders;
+
+INSERT INTO products (id, stock) VALUES ('00000000-0000-0000-0000-0000000000a1', 10);
+INSERT INTO lottery_rounds (id, product_id, total_shares, sold_shares, status) VALUES
+	('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000a1', 100, 10, 'active');
+INSERT INTO orders (id, order_number, user_id, product_id, round_id, type, quantity,
+					total_amount, created_at)
+SELECT ('00000000-0000-0000-0000-0000000000' || lpad(n::text, 2, '0'))::uuid, 'ORD-' || n,
+	   '00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1',
+	   '00000000-0000-0000-0000-0000000000b1', 'lottery_win', 2, 10.00,
+	   (now() AT TIME ZONE 'UTC') - (60 + n) * interval '1 minute'
+FROM generate_series(1, 3) n;
+
+-- What the tables look like; printed again after every refused attempt.
+CREATE VIEW app_state AS
+SELECT (SELECT string_agg(order_number || ':' || status || '/' || payment_status || '/'
+						  || fulfillment_status, ' ' ORDER BY order_number) FROM orders) AS orders,
+	   (SELECT sum(stock) FROM products) AS stock,
+	   (SELECT sum(sold_shares) FROM lottery_rounds) AS sold_shares,
+	   (SELECT count(*) FROM notifications) AS notifications,
+	   (SELECT count(*) FROM release_expired_orders.runs) AS runs,
+	   (SELECT count(*) FROM release_expired_orders.order_events) AS events;
+GRANT SELECT ON app_state TO PUBLIC;
+
+-- 1. The catalog: no routine of the extension that can write (every
+-- volatile one) is executable by PUBLIC, the extension's schema grants
+-- PUBLIC nothing, and no table of the extension is writable by PUBLIC.
+SELECT p.oid::regprocedure AS public_executes_volatile_routine
+FROM pg_depend d
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
+JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+WHERE d.deptype = 'e' AND p.provolatile = 'v'
+  AND EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+			  WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE');
+SELECT count(*) > 0 AS has_routines
+FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
+WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e';
+SELECT n.nspname, a.privilege_type AS public_privilege
+FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+WHERE n.nspname = 'release_expired_orders' AND a.grantee = 0;
+SELECT c.oid::regclass AS relation, a.privilege_type AS public_privilege
+FROM pg_depend d
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
+JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid,
+	 aclexplode(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END, c.relowner))) a
+WHERE d.deptype = 'e' AND a.grantee = 0;
+
+-- 2. A role with no grants at all is refused by every routine of the
+-- extension, whatever it is, with 42501 and before anything is written.
+CREATE ROLE regress_reo_nobody;
+SET ROLE regress_reo_nobody;
+CALL release_expired_orders();
+CALL public.release_expired_orders(30, 100, NULL);
+RESET ROLE;
+CREATE FUNCTION try_as(role name, routine regprocedure) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	stmt text;
+	state text;
+BEGIN
+	SELECT CASE p.prokind WHEN 'p' THEN 'CALL ' ELSE 'SELECT ' END
+		   || p.oid::regproc::text || '('
+		   || coalesce((SELECT string_agg('NULL::' || format_type(t, NULL), ', ' ORDER BY i)
+						FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS u(t, i)), '')
+		   || ')'
+	INTO stmt FROM pg_proc p WHERE p.oid = routine;
+	EXECUTE format('SET LOCAL ROLE %I', role);
+	BEGIN
+		EXECUTE stmt;
+		state := 'no error';
+	EXCEPTION WHEN OTHERS THEN
+		state := SQLSTATE;
+	END;
+	RESET ROLE;
+	RETURN state;
+END $$;
+SELECT p.oid::regprocedure AS routine, try_as('regress_reo_nobody', p.oid) AS sqlstate
+FROM pg_depend d
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
+JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+WHERE d.deptype = 'e' AND try_as('regress_reo_nobody', p.oid) <> '42501';
+-- Even with USAGE on the extension's schema and SELECT on everything.
+GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_nobody;
+GRANT SELECT ON ALL TABLES IN SCHEMA release_expired_orders, public TO regress_reo_nobody;
+SELECT p.oid::regprocedure AS routine, try_as('regress_reo_nobody', p.oid) AS sqlstate
+FROM pg_depend d
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
+JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+WHERE d.deptype = 'e' AND p.provolatile = 'v' AND try_as('regress_reo_nobody', p.oid) <> '42501';
+SELECT * FROM app_state;
+
+-- 3. The dedicated job role: exactly these grants (README, Security).
+CREATE ROLE regress_reo_job;
+GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_job;
+GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_job;
+GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_job;
+GRANT INSERT ON release_expired_orders.order_events TO regress_reo_job;
+GRANT USAGE ON SCHEMA public TO regress_reo_job;
+GRANT SELECT, UPDATE ON public.orders, public.products, public.lottery_rounds TO regress_reo_job;
+GRANT INSERT ON public.notifications TO regress_reo_job;
+
+-- Each grant is needed: without it the job is refused or every order
+-- fails, and nothing is released.  (In a transaction block the job works in
+-- the caller's transaction, which is rolled back after each attempt.)
+CREATE TABLE job_grants (n int, object text, privilege text);
+INSERT INTO job_grants VALUES
+	(1, 'PROCEDURE public.release_expired_orders(integer, integer, jsonb)', 'EXECUTE'),
+	(2, 'SCHEMA release_expired_orders', 'USAGE'),
+	(3, 'release_expired_orders.runs', 'SELECT'),
+	(4, 'release_expired_orders.runs', 'INSERT'),
+	(5, 'release_expired_orders.runs', 'UPDATE'),
+	(6, 'release_expired_orders.order_events', 'INSERT'),
+	(7, 'public.orders', 'SELECT'),
+	(8, 'public.orders', 'UPDATE'),
+	(9, 'public.products', 'SELECT'),
+	(10, 'public.products', 'UPDATE'),
+	(11, 'public.lottery_rounds', 'SELECT'),
+	(12, 'public.lottery_rounds', 'UPDATE'),
+	(13, 'public.notifications', 'INSERT');
+CREATE FUNCTION job_without(n int) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	g job_grants;
+	summary jsonb;
+	result text;
+BEGIN
+	SELECT * INTO g FROM job_grants WHERE job_grants.n = job_without.n;
+	EXECUTE format('REVOKE %s ON %s FROM regress_reo_job', g.privilege, g.object);
+	SET LOCAL ROLE regress_reo_job;
+	BEGIN
+		CALL public.release_expired_orders(30, 100, summary);
+		result := format('outcome %s, released %s, failed %s: %s',
+						 summary->'summary'->>'outcome', summary->'summary'->>'successful',
+						 summary->'summary'->>'failed', summary->'errors'->0->>'error');
+	EXCEPTION WHEN OTHERS THEN
+		result := format('ERROR %s: %s', SQLSTATE, SQLERRM);
+	END;
+	RESET ROLE;
+	EXECUTE format('GRANT %s ON %s TO regress_reo_job', g.privilege, g.object);
+	RETURN result;
+END $$;
+BEGIN;
+SELECT n, privilege, object, job_without(n) AS without_it FROM job_grants ORDER BY n;
+ROLLBACK;
+SELECT * FROM app_state;
+
+-- With all of them, a plain CALL (committing, as pg_cron runs it) releases.
+SET ROLE regress_reo_job;
+CALL release_expired_orders(30, 100, NULL) \gset
+RESET ROLE;
+SELECT (:'summary'::jsonb)->'summary'->>'outcome' AS outcome,
+	   (:'summary'::jsonb)->'summary'->>'successful' AS released;
+SELECT * FROM app_state;
+SELECT run_by, outcome, released FROM release_expired_orders.runs;
+
+-- Clean up.
+DROP FUNCTION try_as(name, regprocedure), job_without(int);
+DROP TABLE job_grants;
+DROP VIEW app_state;
+DROP EXTENSION release_expired_orders;
+DROP TABLE orders, products, lottery_rounds, notifications;
+DROP OWNED BY regress_reo_nobody, regress_reo_job;
+DROP ROLE regress_reo_nobody, regress_reo_job;
