@@ -89,5 +89,16 @@ CALL release_expired_orders(30, 100);
 RESET ROLE;
 DROP ROLE reo_nobody;
 
+-- A value SET before the library is loaded would only draw a warning from
+-- PostgreSQL and leave the default in force: the job refuses to run on it.
+\c
+SET release_expired_orders.timeout_minutes = 0;
+CALL release_expired_orders(NULL, 100);
+\echo :LAST_ERROR_SQLSTATE
+SET release_expired_orders.timeout_minutes = 600;
+SET release_expired_orders.write_notifications = off;
+CALL release_expired_orders(NULL, 100) \gset
+SELECT timeout_minutes, released FROM release_expired_orders.runs;
+
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;

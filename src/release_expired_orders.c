@@ -48,6 +48,54 @@ int			reo_purge_limit = 10000;
 
 void		_PG_init(void);
 
+/*
+ * A value SET before the library was loaded is a placeholder; when the
+ * library loads, PostgreSQL only warns about an invalid one and keeps the
+ * default.  We remember such a value and refuse to run until the setting
+ * is assigned again, so that a bad setting is an error, not a silent
+ * default.
+ */
+typedef enum SettingId
+{
+	S_TIMEOUT, S_BATCH, S_CHUNK, S_LOCK_TIMEOUT, S_NAIVE_TZ, S_APP_SCHEMA,
+	S_NOTIFICATIONS, S_SLOW_RUN, S_ALERT_AFTER, S_RETENTION, S_PURGE_LIMIT,
+	S_COUNT
+} SettingId;
+
+static const char *const setting_names[S_COUNT] = {
+	"release_expired_orders.timeout_minutes",
+	"release_expired_orders.batch_limit",
+	"release_expired_orders.chunk_size",
+	"release_expired_orders.lock_timeout",
+	"release_expired_orders.naive_time_zone",
+	"release_expired_orders.app_schema",
+	"release_expired_orders.write_notifications",
+	"release_expired_orders.slow_run_ms",
+	"release_expired_orders.alert_after",
+	"release_expired_orders.history_retention",
+	"release_expired_orders.purge_limit",
+};
+static char *rejected[S_COUNT];
+static bool settings_defined = false;
+
+#define ASSIGN_HOOK(fn, type, id) \
+	static void fn(type newval, void *extra) \
+	{ \
+		if (settings_defined) \
+			rejected[id] = NULL; \
+	}
+ASSIGN_HOOK(AssignTimeout, int, S_TIMEOUT)
+ASSIGN_HOOK(AssignBatch, int, S_BATCH)
+ASSIGN_HOOK(AssignChunk, int, S_CHUNK)
+ASSIGN_HOOK(AssignLockTimeout, int, S_LOCK_TIMEOUT)
+ASSIGN_HOOK(AssignNaiveTz, const char *, S_NAIVE_TZ)
+ASSIGN_HOOK(AssignAppSchema, const char *, S_APP_SCHEMA)
+ASSIGN_HOOK(AssignNotifications, bool, S_NOTIFICATIONS)
+ASSIGN_HOOK(AssignSlowRun, int, S_SLOW_RUN)
+ASSIGN_HOOK(AssignAlertAfter, int, S_ALERT_AFTER)
+ASSIGN_HOOK(AssignRetention, int, S_RETENTION)
+ASSIGN_HOOK(AssignPurgeLimit, int, S_PURGE_LIMIT)
+
 /* A zone that pg_tzset() can load, so that conversions cannot fail later. */
 static bool
 CheckNaiveTimeZone(char **newval, void **extra, GucSource source)
@@ -79,66 +127,98 @@ CheckAppSchema(char **newval, void **extra, GucSource source)
 void
 _PG_init(void)
 {
+	char	   *placeholder[S_COUNT];
+
+	for (int i = 0; i < S_COUNT; i++)
+	{
+		const char *value = GetConfigOption(setting_names[i], true, false);
+
+		placeholder[i] = value ? MemoryContextStrdup(TopMemoryContext, value) : NULL;
+	}
+
 	DefineCustomIntVariable("release_expired_orders.timeout_minutes",
 							"Minutes after which an unpaid order expires.",
 							"Used when release_expired_orders is called with timeout_minutes NULL.",
 							&reo_timeout_minutes, 30, 1, TIMEOUT_MAX,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, AssignTimeout, NULL);
 	DefineCustomIntVariable("release_expired_orders.batch_limit",
 							"Most orders one call releases.",
 							"Used when release_expired_orders is called with batch_limit NULL.",
 							&reo_batch_limit, 100, 1, BATCH_MAX,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, AssignBatch, NULL);
 	DefineCustomIntVariable("release_expired_orders.chunk_size",
 							"Orders released per transaction in a committing CALL.",
 							"Also bounds the memory of a run.",
 							&reo_chunk_size, 1000, 1, 100000,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, AssignChunk, NULL);
 	DefineCustomIntVariable("release_expired_orders.lock_timeout",
 							"Longest wait for a product or lottery round row.",
 							"Orders whose rows stay locked longer are counted failed and retried by the next run.",
 							&reo_lock_timeout_ms, 5000, 1, 3600 * 1000,
-							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_MS, NULL, AssignLockTimeout, NULL);
 	DefineCustomStringVariable("release_expired_orders.naive_time_zone",
 							   "Time zone of timestamp without time zone columns.",
 							   "The application stores UTC wall-clock time.",
 							   &reo_naive_time_zone, "UTC",
-							   PGC_USERSET, 0, CheckNaiveTimeZone, NULL, NULL);
+							   PGC_USERSET, 0, CheckNaiveTimeZone, AssignNaiveTz, NULL);
 	DefineCustomStringVariable("release_expired_orders.app_schema",
 							   "Schema of the application's tables.",
 							   NULL,
 							   &reo_app_schema, "public",
-							   PGC_USERSET, 0, CheckAppSchema, NULL, NULL);
+							   PGC_USERSET, 0, CheckAppSchema, AssignAppSchema, NULL);
 	DefineCustomBoolVariable("release_expired_orders.write_notifications",
 							 "Write the application's system_audit notifications.",
 							 "Only when the notifications table exists.",
 							 &reo_write_notifications, true,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 PGC_USERSET, 0, NULL, AssignNotifications, NULL);
 	DefineCustomIntVariable("release_expired_orders.slow_run_ms",
 							"health() warns when the last run took longer.",
 							NULL,
 							&reo_slow_run_ms, 60000, 1, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_MS, NULL, AssignSlowRun, NULL);
 	DefineCustomIntVariable("release_expired_orders.alert_after",
 							"health() is critical when no run succeeded for this long.",
 							"Twice the scheduled interval is a good value.",
 							&reo_alert_after_min, 20, 1, 525600,
-							PGC_USERSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_MIN, NULL, AssignAlertAfter, NULL);
 	DefineCustomIntVariable("release_expired_orders.history_retention",
 							"How long run and audit history is kept.",
 							"Older history is purged by the job itself.",
 							&reo_history_retention_min, 30 * 24 * 60, 1, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_MIN, NULL, AssignRetention, NULL);
 	DefineCustomIntVariable("release_expired_orders.purge_limit",
 							"Most history rows of each table one run purges.",
 							"Bounds the cost the purge adds to a run.",
 							&reo_purge_limit, 10000, 0, INT_MAX,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, AssignPurgeLimit, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("release_expired_orders");
 #else
 	EmitWarningsOnPlaceholders("release_expired_orders");
 #endif
+
+	/* Which placeholder values did PostgreSQL just reject with a warning? */
+	for (int i = 0; i < S_COUNT; i++)
+		if (placeholder[i] != NULL &&
+			set_config_option(setting_names[i], placeholder[i], PGC_USERSET,
+							  PGC_S_SESSION, GUC_ACTION_SET, false, DEBUG5,
+							  false) == 0)
+			rejected[i] = placeholder[i];
+	settings_defined = true;
+}
+
+/* Refuse to run on a default that stands in for a rejected value. */
+static void
+CheckRejectedSettings(void)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		if (rejected[i] != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for parameter \"%s\": \"%s\"",
+							setting_names[i], rejected[i]),
+					 errdetail("The value was set before the library was loaded, so PostgreSQL ignored it and kept the default."),
+					 errhint("Set the parameter again with a valid value, or RESET it.")));
 }
 
 /* Refuse an argument outside its range, before anything is written. */
@@ -277,6 +357,7 @@ release_expired_orders(PG_FUNCTION_ARGS)
 	if (fcinfo->context && IsA(fcinfo->context, CallContext))
 		atomic = castNode(CallContext, fcinfo->context)->atomic;
 
+	CheckRejectedSettings();
 	run->timeout_minutes = PG_ARGISNULL(0) ? reo_timeout_minutes : PG_GETARG_INT32(0);
 	run->batch_limit = PG_ARGISNULL(1) ? reo_batch_limit : PG_GETARG_INT32(1);
 	CheckArgument("timeout_minutes", run->timeout_minutes, TIMEOUT_MAX);

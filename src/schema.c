@@ -18,7 +18,10 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/rls.h"
 
 #include "release_expired_orders.h"
 
@@ -124,6 +127,24 @@ FindTable(Oid nsp, const char *schema, const char *table, bool missing_ok)
 }
 
 /*
+ * Row-level security that applies to the role running the job hides rows
+ * from it: the job would then release only what the policies let it see,
+ * which is rarely what the operator meant, so say so on every run.
+ */
+static void
+WarnIfRowSecurity(Oid relid, const char *schema, const char *table)
+{
+	if (check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("row-level security on \"%s.%s\" may hide rows from role \"%s\"",
+					schema, table, GetUserNameFromId(GetUserId(), false)),
+			 errdetail("Orders, products or rounds the policies hide are neither released nor counted."),
+			 errhint("Run the job as the table owner or as a role with BYPASSRLS, such as Supabase's service_role.")));
+}
+
+/*
  * Check every column a table must have; report whether its last
  * timestamp-kind columns are timestamptz through tz_flags, in rule order.
  */
@@ -182,15 +203,18 @@ ReoDiscoverSchema(AppSchema *app, bool want_notifications)
 
 	relid = FindTable(nsp, schema, "orders", false);
 	CheckColumns(relid, schema, "orders", orders_columns, tz);
+	WarnIfRowSecurity(relid, schema, "orders");
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
 
 	relid = FindTable(nsp, schema, "products", false);
 	CheckColumns(relid, schema, "products", products_columns, tz);
+	WarnIfRowSecurity(relid, schema, "products");
 	app->products_updated_tz = tz[0];
 
 	relid = FindTable(nsp, schema, "lottery_rounds", false);
 	CheckColumns(relid, schema, "lottery_rounds", rounds_columns, tz);
+	WarnIfRowSecurity(relid, schema, "lottery_rounds");
 	app->rounds_updated_tz = tz[0];
 
 	/* The notifications table is optional: without it, none are written. */
