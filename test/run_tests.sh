@@ -9,15 +9,10 @@ top=$(pwd)
 test/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 # initdb refuses root: the suites run as postgres in a copy it can write.
-work=$(mktemp -d /tmp/release_expired_orders-test.XXXXXX)
-cp -a "$top/." "$work/"
-runas=()
-if [ "$(id -u)" = 0 ]; then
-	chown -R postgres: "$work"
-	runas=(runuser -u postgres --)
-fi
-export PATH=/usr/lib/postgresql/15/bin:$PATH
-export PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+. test/lib.sh
+prepare_workdir "$top"
+work=$WORK
+runas=("${RUNAS[@]}")
 cluster_opts=(-o shared_preload_libraries=pg_cron -o cron.database_name=contrib_regression)
 
 passed=0
