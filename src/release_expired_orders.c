@@ -252,13 +252,21 @@ PushRunSettings(void)
 	return level;
 }
 
-/* End the current transaction's part of the run: commit when we may. */
+/*
+ * Commit the current transaction's part of the run, when the CALL may
+ * commit.  An async commit does not wait for the WAL flush: it is used for
+ * the run row alone, which the next synchronous commit flushes with it.
+ */
 static void
-EndTransactionPart(ReoRun *run, int level)
+CommitPart(ReoRun *run, int level, bool async)
 {
 	AtEOXact_GUC(true, level);
 	if (run->atomic)
 		return;
+	if (async)
+		(void) set_config_option("synchronous_commit", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
 	SPI_commit();
 #if PG_VERSION_NUM < 150000
 	SPI_start_transaction();
@@ -282,13 +290,28 @@ ChunkStepFn(void *arg)
 	step->found = ReoReleaseChunk(step->run, step->wanted);
 }
 
-/* Release chunks until batch_limit orders were taken or none are left. */
+/*
+ * A run that finished is "partial" when any order failed, even if none was
+ * released: "failed" is kept for a run that errored as a whole, so that
+ * one poison order does not read as a broken job (health() lists it).
+ */
+static const char *
+RunOutcome(ReoRun *run)
+{
+	return run->failed > 0 ? "partial" : "success";
+}
+
+/*
+ * Release chunks until batch_limit orders were taken or none are left, and
+ * close the run.  Every chunk but the last is committed here; the last one,
+ * with the run row's outcome, is committed by the caller with the CALL.
+ */
 static void
 ReleaseAll(ReoRun *run)
 {
 	int			remaining = run->batch_limit;
 
-	while (remaining > 0)
+	for (;;)
 	{
 		int			level = PushRunSettings();
 		ChunkStep	step = {run, Min(remaining, run->chunk_size), 0};
@@ -300,25 +323,18 @@ ReleaseAll(ReoRun *run)
 			ReoRunEnd(run, "failed", edata->message);
 			ReoLockRun(run->run_id, false);
 			run->run_id = -run->run_id;
-			EndTransactionPart(run, level);
+			CommitPart(run, level, false);
 			ReThrowError(edata);
 		}
-		EndTransactionPart(run, level);
 		remaining -= step.found;
-		if (step.found < step.wanted)
-			break;
+		if (remaining == 0 || step.found < step.wanted)
+		{
+			ReoRunEnd(run, RunOutcome(run), NULL);
+			AtEOXact_GUC(true, level);
+			return;
+		}
+		CommitPart(run, level, false);
 	}
-}
-
-/*
- * A run that finished is "partial" when any order failed, even if none was
- * released: "failed" is kept for a run that errored as a whole, so that
- * one poison order does not read as a broken job (health() lists it).
- */
-static const char *
-RunOutcome(ReoRun *run)
-{
-	return run->failed > 0 ? "partial" : "success";
 }
 
 /* Build the INOUT summary as the one-column record a procedure returns. */
@@ -414,14 +430,11 @@ release_expired_orders(PG_FUNCTION_ARGS)
 	level = PushRunSettings();
 	ReoRunBegin(run);
 	locked = true;
-	EndTransactionPart(run, level);
+	CommitPart(run, level, true);
 
 	PG_TRY();
 	{
 		ReleaseAll(run);
-		level = PushRunSettings();
-		ReoRunEnd(run, RunOutcome(run), NULL);
-		AtEOXact_GUC(true, level);
 		ReoLockRun(run->run_id, false);
 		locked = false;
 	}

@@ -68,7 +68,6 @@ typedef enum ReoStatement
 
 extern void ReoUseSchema(const AppSchema *app);
 extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
-extern const AppSchema *ReoCurrentSchema(void);
 
 /*
  * Everything one call of the procedure knows and accumulates.  Lives in a

@@ -350,13 +350,6 @@ ReoUseSchema(const AppSchema *app)
 	plans_schema_set = true;
 }
 
-const AppSchema *
-ReoCurrentSchema(void)
-{
-	Assert(plans_schema_set);
-	return &plans_schema;
-}
-
 /*
  * Run one of the statements, preparing and keeping its plan on first use.
  * Errors unless SPI reports the outcome the statement is built for; the
