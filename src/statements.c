@@ -46,6 +46,7 @@ typedef struct BuiltStatement
 	int			nargs;
 	Oid			argtypes[MAX_ARGS];
 	int			expected_rc;
+	bool		custom_plan;	/* plan for each execution's values */
 } BuiltStatement;
 
 static SPIPlanPtr plans[STMT_COUNT];
@@ -88,6 +89,13 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " FOR UPDATE OF o SKIP LOCKED", nsp);
 	Args(b, 4, types);
 	b->expected_rc = SPI_OK_SELECT;
+
+	/*
+	 * A generic plan cannot know how many candidates lie after the keyset
+	 * position and may sort them all; with the values, the planner walks
+	 * the (created_at, id) index from that position and stops at LIMIT.
+	 */
+	b->custom_plan = true;
 }
 
 /* Lock product or round rows in id order, so that runs never deadlock. */
@@ -109,6 +117,11 @@ BuildLock(BuiltStatement *b, const char *nsp, const char *table)
  * product and round from what was actually updated, the audit rows and the
  * application's notifications.  Returns the number of orders released.
  *
+ * The pending statuses are checked again with texteq() calls rather than
+ * the = operator on purpose: the planner then cannot match them to the
+ * recommended partial index, whose entries for already released orders it
+ * would otherwise read for every chunk, and finds the orders by primary key.
+ *
  * A round's sold_shares drops by the returned quantity but not below 0, and
  * one that is already 0, negative or NULL is left alone; each order's share
  * of the decrement is apportioned oldest first, and an order that could not
@@ -126,8 +139,10 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " UPDATE %s.orders o SET status = 'expired',"
 					 " payment_status = 'cancelled', fulfillment_status = 'cancelled',"
 					 " updated_at = $3, notes = pg_catalog.concat(o.notes, $4)"
-					 " WHERE o.id" EQ "ANY ($1) AND o.status" EQ "'pending'"
-					 " AND o.payment_status" EQ "'pending' AND o.fulfillment_status" EQ "'pending'"
+					 " WHERE o.id" EQ "ANY ($1)"
+					 " AND pg_catalog.texteq(o.status, 'pending')"
+					 " AND pg_catalog.texteq(o.payment_status, 'pending')"
+					 " AND pg_catalog.texteq(o.fulfillment_status, 'pending')"
 					 " RETURNING o.id, o.order_number, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at),"
 					 " product_delta AS ("
@@ -199,6 +214,8 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	appendStringInfoString(&b->sql, " SELECT pg_catalog.count(*) FROM released");
 	Args(b, 7, types);
 	b->expected_rc = SPI_OK_SELECT;
+	/* Planned for the chunk's ids, so that orders are found by primary key. */
+	b->custom_plan = true;
 }
 
 /* One failed order: its audit row and the application's notification. */
@@ -300,6 +317,7 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 	const char *nsp = quote_identifier(app->schema);
 
 	initStringInfo(&b->sql);
+	b->custom_plan = false;
 	switch (stmt)
 	{
 		case STMT_CANDIDATES:
@@ -371,7 +389,8 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 		BuildStatement(stmt, &b);
 		/* The source is UTF-8; the notification texts are not ASCII. */
 		sql = pg_any_to_server(b.sql.data, b.sql.len, PG_UTF8);
-		plan = SPI_prepare(sql, b.nargs, b.argtypes);
+		plan = SPI_prepare_cursor(sql, b.nargs, b.argtypes,
+								  b.custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for statement %d: %s",
 				 (int) stmt, SPI_result_code_string(SPI_result));
