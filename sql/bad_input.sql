@@ -3,7 +3,10 @@
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all
+-- (without pg_cron, CREATE EXTENSION says how to schedule the job: not shown)
+SET client_min_messages = warning;
 CREATE EXTENSION release_expired_orders;
+RESET client_min_messages;
 LOAD 'release_expired_orders';
 INSERT INTO products (id, stock) VALUES ('00000000-0000-0000-0000-0000000000a1', 1);
 INSERT INTO orders (id, order_number, user_id, product_id, type, total_amount, created_at)

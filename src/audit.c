@@ -113,6 +113,34 @@ ReoRunEnd(ReoRun *run, const char *outcome, const char *error)
 	ReoExecute(STMT_RUN_END, values, nulls);
 }
 
+static void
+PurgeFn(void *arg)
+{
+	ReoExecute(STMT_PURGE, NULL, NULL);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Trim history older than release_expired_orders.history_retention, a
+ * bounded amount per run.  A failure to purge must not cost the release
+ * its chunk: it is rolled back on its own and reported as a warning.
+ */
+void
+ReoPurgeHistory(void)
+{
+	ErrorData  *edata = ReoInSubtransaction(PurgeFn, NULL);
+
+	if (edata == NULL)
+		return;
+	if (ReoRethrowable(edata))
+		ReThrowError(edata);
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("release_expired_orders could not purge old history: %s",
+					edata->message),
+			 errhint("Grant EXECUTE on release_expired_orders.purge_history() to the role that runs the job.")));
+}
+
 /*
  * Audit one order whose release failed, and remember it for the summary.
  * order holds id, order_number, user_id, product_id, round_id, quantity.

@@ -329,6 +329,7 @@ ReleaseAll(ReoRun *run)
 		remaining -= step.found;
 		if (remaining == 0 || step.found < step.wanted)
 		{
+			ReoPurgeHistory();
 			ReoRunEnd(run, RunOutcome(run), NULL);
 			AtEOXact_GUC(true, level);
 			return;

@@ -63,6 +63,7 @@ typedef enum ReoStatement
 	STMT_RUN_BEGIN,
 	STMT_RUN_PROGRESS,
 	STMT_RUN_END,
+	STMT_PURGE,
 	STMT_COUNT
 } ReoStatement;
 
@@ -118,6 +119,7 @@ extern void ReoRecordFailure(ReoRun *run, Datum *order, const char *nulls,
 extern char *ReoSummaryJson(ReoRun *run, const char *outcome,
 							const char *message, int64 elapsed_ms);
 extern void ReoLockRun(int64 run_id, bool lock);
+extern void ReoPurgeHistory(void);
 extern char *ReoIsoUtc(TimestampTz t);
 
 #endif							/* RELEASE_EXPIRED_ORDERS_H */

@@ -310,6 +310,16 @@ BuildRunEnd(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	b->expected_rc = app->notifications ? SPI_OK_INSERT : SPI_OK_SELECT;
 }
 
+/* Trim old history, bounded by release_expired_orders.purge_limit. */
+static void
+BuildPurge(BuiltStatement *b)
+{
+	appendStringInfoString(&b->sql,
+						   "SELECT " REO_SCHEMA ".purge_history()");
+	b->nargs = 0;
+	b->expected_rc = SPI_OK_SELECT;
+}
+
 static void
 BuildStatement(ReoStatement stmt, BuiltStatement *b)
 {
@@ -343,6 +353,9 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			break;
 		case STMT_RUN_END:
 			BuildRunEnd(b, app, nsp);
+			break;
+		case STMT_PURGE:
+			BuildPurge(b);
 			break;
 		case STMT_COUNT:
 			elog(ERROR, "invalid statement %d", (int) stmt);
