@@ -3,8 +3,8 @@
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all
--- (without pg_cron, CREATE EXTENSION says how to schedule the job: not shown)
-SET client_min_messages = warning;
+-- (without pg_cron, CREATE EXTENSION warns how to schedule the job: not shown)
+SET client_min_messages = error;
 CREATE EXTENSION release_expired_orders;
 RESET client_min_messages;
 LOAD 'release_expired_orders';

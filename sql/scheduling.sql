@@ -1,0 +1,132 @@
+--
+-- Scheduling with pg_cron (SPEC 8): CREATE EXTENSION schedules the job when
+-- pg_cron is in the database and says how to otherwise; schedule() and
+-- unschedule() are idempotent and never leave two jobs; a bad cron
+-- expression or a missing pg_cron is a clear error; the job's one
+-- statement is a CALL of the procedure in the extension's schema.
+-- Everything with pg_cron happens in a transaction that is rolled back, so
+-- that pg_cron never runs a job of this test, and each such transaction
+-- has a session of its own (pg_cron keeps the OID of its job table for the
+-- life of a backend).
+--
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE SCHEMA sched_app;
+SET search_path = sched_app;
+\set ECHO none
+\i test/fixtures/app_schema.sql
+\set ECHO all
+RESET search_path;
+RESET client_min_messages;
+ALTER DATABASE contrib_regression SET release_expired_orders.app_schema = sched_app;
+
+-- Without pg_cron: a warning that says how to schedule the job (a NOTICE
+-- would be hidden: CREATE EXTENSION shows its script's warnings only).
+CREATE EXTENSION release_expired_orders;
+SELECT release_expired_orders.schedule();
+\echo :LAST_ERROR_SQLSTATE
+SELECT release_expired_orders.unschedule();
+DROP EXTENSION release_expired_orders;
+
+\c -
+\set SHOW_CONTEXT never
+BEGIN;
+SET LOCAL client_min_messages = warning;
+CREATE EXTENSION pg_cron;
+RESET client_min_messages;
+CREATE VIEW pg_temp.jobs AS
+SELECT jobname, schedule, command, active, username = current_user AS mine,
+	   database = current_database() AS here
+  FROM cron.job ORDER BY jobid;
+
+-- With pg_cron: CREATE EXTENSION schedules the job, every 10 minutes.
+CREATE EXTENSION release_expired_orders;
+SELECT * FROM pg_temp.jobs;
+SELECT jobid AS first_jobid FROM cron.job \gset
+-- Again and again: still one job, the same.
+SELECT release_expired_orders.schedule() = :first_jobid AS same_job;
+DROP EXTENSION release_expired_orders;
+CREATE EXTENSION release_expired_orders;
+SELECT count(*) AS jobs, min(jobid) = :first_jobid AS same_job FROM cron.job;
+
+-- The job's one statement runs as it is.
+SELECT command FROM cron.job \gset
+:command \gset
+SELECT :'summary'::jsonb ->> 'success' AS job_command_ran;
+
+-- Another schedule and arguments: the same job, changed.
+SELECT release_expired_orders.schedule('*/5 * * * *', 15, 500) = :first_jobid AS same_job;
+SELECT * FROM pg_temp.jobs;
+SELECT release_expired_orders.schedule('0 * * * *', batch_limit => 1000) = :first_jobid AS same_job;
+SELECT schedule, command FROM pg_temp.jobs;
+SELECT release_expired_orders.schedule() = :first_jobid AS same_job;
+SELECT schedule, command FROM pg_temp.jobs;
+
+-- Bad input: a clear error, and the job unchanged.  pg_cron 1.4 takes the
+-- cron syntax only.
+SAVEPOINT s;
+SELECT release_expired_orders.schedule('30 seconds');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO s;
+SELECT release_expired_orders.schedule('61 * * * *');
+ROLLBACK TO s;
+SELECT release_expired_orders.schedule(NULL);
+ROLLBACK TO s;
+SELECT release_expired_orders.schedule('*/10 * * * *', 0);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO s;
+SELECT release_expired_orders.schedule('*/10 * * * *', NULL, 1000001);
+ROLLBACK TO s;
+SELECT schedule, command, active FROM pg_temp.jobs;
+
+-- An inactive job is started again.
+SELECT cron.alter_job(jobid, active => false) FROM cron.job;
+SELECT release_expired_orders.schedule() IS NOT NULL AS scheduled;
+SELECT schedule, active FROM pg_temp.jobs;
+
+-- The job runs as the role that scheduled it: once unscheduled, another
+-- role may take it over.
+CREATE ROLE regress_reo_scheduler;
+GRANT USAGE ON SCHEMA cron, release_expired_orders TO regress_reo_scheduler;
+GRANT EXECUTE ON FUNCTION release_expired_orders.schedule(text, integer, integer),
+	release_expired_orders.unschedule() TO regress_reo_scheduler;
+SELECT release_expired_orders.unschedule();
+SET ROLE regress_reo_scheduler;
+SELECT release_expired_orders.schedule() IS NOT NULL AS scheduled;
+RESET ROLE;
+SELECT jobname, username FROM cron.job;
+-- A job of the same name by another role would run alongside: refused.
+SAVEPOINT s;
+SELECT release_expired_orders.schedule();
+ROLLBACK TO s;
+-- A superuser's unschedule() removes it too, and a second one is a no-op.
+SELECT release_expired_orders.unschedule();
+SELECT release_expired_orders.unschedule();
+SELECT count(*) AS jobs FROM cron.job;
+
+-- Installing again with a job left over keeps that job as it is.
+SELECT release_expired_orders.schedule('0 3 * * *') IS NOT NULL AS scheduled;
+DROP EXTENSION release_expired_orders;
+-- Forgetting to unschedule before DROP EXTENSION: the job fails, loudly.
+SELECT command FROM cron.job \gset
+SAVEPOINT s;
+:command;
+ROLLBACK TO s;
+CREATE EXTENSION release_expired_orders;
+SELECT schedule, command FROM pg_temp.jobs;
+ROLLBACK;
+
+-- The command follows the schema the procedure lives in.
+\c -
+BEGIN;
+SET LOCAL client_min_messages = warning;
+CREATE EXTENSION pg_cron;
+CREATE SCHEMA "Ops Jobs";
+CREATE EXTENSION release_expired_orders SCHEMA "Ops Jobs";
+RESET client_min_messages;
+SELECT command FROM cron.job;
+ROLLBACK;
+
+ALTER DATABASE contrib_regression RESET release_expired_orders.app_schema;
+SET client_min_messages = warning;
+DROP SCHEMA sched_app CASCADE;
