@@ -42,7 +42,7 @@ CREATE TABLE release_expired_orders.order_events (
 	run_id bigint,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	order_id uuid NOT NULL,
-	order_number varchar(50),
+	order_number text,
 	user_id uuid,
 	product_id uuid,
 	round_id uuid,
@@ -380,8 +380,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	retention interval := coalesce(older_than, pg_catalog.make_interval(mins =>
-		release_expired_orders.setting_int('release_expired_orders.history_retention', 'min', 43200)::integer));
-	max_rows bigint := release_expired_orders.setting_int('release_expired_orders.purge_limit', NULL, 10000);
+		release_expired_orders.setting_int('release_expired_orders.history_retention', 'min', 43200::bigint)::integer));
+	max_rows bigint := release_expired_orders.setting_int('release_expired_orders.purge_limit', NULL::text, 10000::bigint);
 	horizon timestamptz;
 	n bigint;
 	total bigint := 0;
@@ -694,7 +694,8 @@ BEGIN
 					   WHERE l.locktype = 'advisory' AND l.database = d.oid
 						 AND l.classid = 1919250176::pg_catalog.oid
 						 AND l.objid = (r.id % 4294967296)::pg_catalog.oid
-						 AND l.objsubid = 2) AS gone
+						 AND l.objsubid = 2 AND l.pid = r.backend_pid
+						 AND l.granted) AS gone
 			FROM release_expired_orders.runs r,
 				 (SELECT oid FROM pg_catalog.pg_database
 				  WHERE datname = pg_catalog.current_database()) d
@@ -988,6 +989,44 @@ REVOKE ALL ON FUNCTION release_expired_orders.schedule(text, integer, integer) F
 REVOKE ALL ON FUNCTION release_expired_orders.unschedule() FROM PUBLIC;
 REVOKE ALL ON FUNCTION release_expired_orders.purge_history(interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION release_expired_orders.restore_order(uuid) FROM PUBLIC;
+
+-- Default privileges of the installing role (Supabase grants ALL on new
+-- functions in public to anon, authenticated and service_role; other
+-- setups grant new schemas, tables or functions to other roles) must not
+-- open the job or its schema to anyone: take back every grant they made on
+-- the extension's objects.  The README lists the grants to give.
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN
+		SELECT pg_catalog.format('%s %s',
+				   CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+				   p.oid::pg_catalog.regprocedure) AS object, a.grantee
+		FROM pg_catalog.pg_depend d
+		JOIN pg_catalog.pg_proc p ON p.oid = d.objid,
+			 pg_catalog.aclexplode(p.proacl) a
+		WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+		  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+		  AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+							WHERE e.extname = 'release_expired_orders')
+		  AND d.deptype = 'e' AND a.grantee <> 0 AND a.grantee <> p.proowner
+		UNION
+		SELECT pg_catalog.format('%s %s', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+								 c.oid::pg_catalog.regclass), a.grantee
+		FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+		WHERE c.relnamespace = 'release_expired_orders'::pg_catalog.regnamespace
+		  AND a.grantee <> 0 AND a.grantee <> c.relowner
+		UNION
+		SELECT 'SCHEMA release_expired_orders', a.grantee
+		FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+		WHERE n.nspname = 'release_expired_orders' AND a.grantee <> 0 AND a.grantee <> n.nspowner
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %I', g.object,
+								  pg_catalog.pg_get_userbyid(g.grantee));
+	END LOOP;
+END
+$$;
 
 ----------------------------------------------------------------------------
 -- Schedule the job now when pg_cron is here

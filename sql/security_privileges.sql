@@ -3,9 +3,11 @@
 -- dedicated job role with exactly the grants the README lists can run the
 -- job; each of those grants is needed.
 \set ECHO none
-\ir ../test/fixtures/app_schema.sql
+\i test/fixtures/app_schema.sql
 \set ECHO all
+SET client_min_messages = error;
 CREATE EXTENSION release_expired_orders;
+RESET client_min_messages;
 
 INSERT INTO products (id, stock) VALUES ('00000000-0000-0000-0000-0000000000a1', 10);
 INSERT INTO lottery_rounds (id, product_id, total_shares, sold_shares, status) VALUES
@@ -49,7 +51,7 @@ SELECT c.oid::regclass AS relation, a.privilege_type AS public_privilege
 FROM pg_depend d
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
 JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid,
-	 aclexplode(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END, c.relowner))) a
+	 aclexplode(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
 WHERE d.deptype = 'e' AND a.grantee = 0;
 
 -- 2. A role with no grants at all is refused by every routine of the
@@ -102,13 +104,16 @@ GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb
 GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_job;
 GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_job;
 GRANT INSERT ON release_expired_orders.order_events TO regress_reo_job;
+GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO regress_reo_job;
 GRANT USAGE ON SCHEMA public TO regress_reo_job;
 GRANT SELECT, UPDATE ON public.orders, public.products, public.lottery_rounds TO regress_reo_job;
 GRANT INSERT ON public.notifications TO regress_reo_job;
 
--- Each grant is needed: without it the job is refused or every order
--- fails, and nothing is released.  (In a transaction block the job works in
--- the caller's transaction, which is rolled back after each attempt.)
+-- Each grant is needed: without it the job is refused and nothing is
+-- released; without purge_history the job releases but warns that it
+-- could not trim its history.  (In a transaction block
+-- the job works in the caller's transaction, which is rolled back after
+-- each attempt.)
 CREATE TABLE job_grants (n int, object text, privilege text);
 INSERT INTO job_grants VALUES
 	(1, 'PROCEDURE public.release_expired_orders(integer, integer, jsonb)', 'EXECUTE'),
@@ -123,7 +128,8 @@ INSERT INTO job_grants VALUES
 	(10, 'public.products', 'UPDATE'),
 	(11, 'public.lottery_rounds', 'SELECT'),
 	(12, 'public.lottery_rounds', 'UPDATE'),
-	(13, 'public.notifications', 'INSERT');
+	(13, 'public.notifications', 'INSERT'),
+	(14, 'FUNCTION release_expired_orders.purge_history(interval)', 'EXECUTE');
 CREATE FUNCTION job_without(n int) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -160,11 +166,41 @@ SELECT (:'summary'::jsonb)->'summary'->>'outcome' AS outcome,
 SELECT * FROM app_state;
 SELECT run_by, outcome, released FROM release_expired_orders.runs;
 
+-- 4. The tightest form: column privileges on the application's tables.
+CREATE ROLE regress_reo_coljob;
+GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_coljob;
+GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_coljob;
+GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_coljob;
+GRANT INSERT ON release_expired_orders.order_events TO regress_reo_coljob;
+GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO regress_reo_coljob;
+GRANT USAGE ON SCHEMA public TO regress_reo_coljob;
+GRANT SELECT (id, order_number, user_id, product_id, round_id, quantity, status, payment_status,
+			  fulfillment_status, notes, created_at),
+	  UPDATE (status, payment_status, fulfillment_status, notes, updated_at)
+	  ON public.orders TO regress_reo_coljob;
+GRANT SELECT (id, stock), UPDATE (stock, updated_at) ON public.products TO regress_reo_coljob;
+GRANT SELECT (id, sold_shares), UPDATE (sold_shares, updated_at) ON public.lottery_rounds TO regress_reo_coljob;
+GRANT INSERT (id, user_id, type, content, status, sent_at, created_at) ON public.notifications
+	TO regress_reo_coljob;
+INSERT INTO orders (id, order_number, user_id, product_id, round_id, type, quantity,
+					total_amount, created_at)
+SELECT ('00000000-0000-0000-0000-0000000000' || lpad(n::text, 2, '0'))::uuid, 'ORD-' || n,
+	   '00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1',
+	   '00000000-0000-0000-0000-0000000000b1', 'lottery_win', 1, 10.00,
+	   (now() AT TIME ZONE 'UTC') - (60 + n) * interval '1 minute'
+FROM generate_series(4, 5) n;
+SET ROLE regress_reo_coljob;
+CALL release_expired_orders(30, 100, NULL) \gset
+RESET ROLE;
+SELECT (:'summary'::jsonb)->'summary'->>'outcome' AS outcome,
+	   (:'summary'::jsonb)->'summary'->>'successful' AS released;
+SELECT * FROM app_state;
+
 -- Clean up.
 DROP FUNCTION try_as(name, regprocedure), job_without(int);
 DROP TABLE job_grants;
 DROP VIEW app_state;
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
-DROP OWNED BY regress_reo_nobody, regress_reo_job;
-DROP ROLE regress_reo_nobody, regress_reo_job;
+DROP OWNED BY regress_reo_nobody, regress_reo_job, regress_reo_coljob;
+DROP ROLE regress_reo_nobody, regress_reo_job, regress_reo_coljob;

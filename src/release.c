@@ -90,6 +90,20 @@ ReoRethrowable(ErrorData *edata)
 }
 
 /*
+ * Errors that end the run from inside a chunk: those above, and a missing
+ * privilege or object (SQLSTATE class 42, such as no UPDATE on products).
+ * Every order would fail the same way, so failing them one by one would
+ * only list each as a poison order with a notification of its own.
+ */
+static bool
+EndsRun(ErrorData *edata)
+{
+	return ReoRethrowable(edata) ||
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
+		ERRCODE_TO_CATEGORY(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION);
+}
+
+/*
  * Run fn(arg) in an internal subtransaction.  Returns NULL when it
  * succeeded, or the error, copied into the caller's memory context, after
  * rolling the subtransaction back.  Memory context and resource owner are
@@ -298,7 +312,7 @@ ReleaseOneByOne(Chunk *chunk)
 				released += chunk->released;
 				continue;
 			}
-			if (ReoRethrowable(edata))
+			if (EndsRun(edata))
 				ReThrowError(edata);
 			if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 			{
@@ -340,7 +354,7 @@ ReoReleaseChunk(ReoRun *run, int wanted)
 	edata = ReoInSubtransaction(ReleasePart, &chunk);
 	if (edata != NULL)
 	{
-		if (ReoRethrowable(edata))
+		if (EndsRun(edata))
 			ReThrowError(edata);
 		ereport(DEBUG1,
 				(errmsg_internal("release_expired_orders: chunk of %d failed (%s), retrying order by order",

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -22,6 +23,7 @@
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
+#include "utils/syscache.h"
 
 #include "release_expired_orders.h"
 
@@ -128,20 +130,58 @@ FindTable(Oid nsp, const char *schema, const char *table, bool missing_ok)
 
 /*
  * Row-level security that applies to the role running the job hides rows
- * from it: the job would then release only what the policies let it see,
- * which is rarely what the operator meant, so say so on every run.
+ * from it.  Hidden orders would be neither released nor counted, and a
+ * hidden product or round would take an order's stock or shares with it
+ * (recorded as "not found" although it exists), so the job refuses to run.
  */
 static void
-WarnIfRowSecurity(Oid relid, const char *schema, const char *table)
+RefuseRowSecurity(Oid relid, const char *schema, const char *table)
 {
 	if (check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
 		return;
-	ereport(WARNING,
+	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("row-level security on \"%s.%s\" may hide rows from role \"%s\"",
+			 errmsg("row-level security on \"%s.%s\" applies to role \"%s\"",
 					schema, table, GetUserNameFromId(GetUserId(), false)),
-			 errdetail("Orders, products or rounds the policies hide are neither released nor counted."),
+			 errdetail("Orders the policies hide would stay pending uncounted, and the stock and shares of hidden products and rounds would never be returned."),
 			 errhint("Run the job as the table owner or as a role with BYPASSRLS, such as Supabase's service_role.")));
+}
+
+/*
+ * A table the job writes must belong to the owner of orders (or to a
+ * superuser): a table that anyone else created in the application's schema,
+ * for example a notifications table the application never had, would run
+ * its owner's triggers, defaults and constraints as the role running the job.
+ */
+static Oid
+RelOwner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+static void
+RefuseForeignOwner(Oid relid, Oid orders_owner, const char *schema, const char *table)
+{
+	Oid			owner = RelOwner(relid);
+
+	if (owner == orders_owner || superuser_arg(owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("relation \"%s.%s\" is owned by role \"%s\", not by \"%s\", the owner of \"%s.orders\"",
+					schema, table, GetUserNameFromId(owner, false),
+					GetUserNameFromId(orders_owner, false), schema),
+			 errdetail("Its triggers, column defaults and constraints would run as the role running the job."),
+			 errhint("If the table is the application's, make the owner of orders own it (ALTER TABLE ... OWNER TO); otherwise drop it%s.",
+					 strcmp(table, "notifications") == 0 ?
+					 ", or set release_expired_orders.write_notifications to off" : "")));
 }
 
 /*
@@ -190,6 +230,7 @@ ReoDiscoverSchema(AppSchema *app, bool want_notifications)
 	const char *schema = reo_app_schema;
 	Oid			nsp = get_namespace_oid(schema, true);
 	Oid			relid;
+	Oid			orders_owner;
 	bool		tz[2];
 
 	if (!OidIsValid(nsp))
@@ -203,18 +244,21 @@ ReoDiscoverSchema(AppSchema *app, bool want_notifications)
 
 	relid = FindTable(nsp, schema, "orders", false);
 	CheckColumns(relid, schema, "orders", orders_columns, tz);
-	WarnIfRowSecurity(relid, schema, "orders");
+	RefuseRowSecurity(relid, schema, "orders");
+	orders_owner = RelOwner(relid);
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
 
 	relid = FindTable(nsp, schema, "products", false);
 	CheckColumns(relid, schema, "products", products_columns, tz);
-	WarnIfRowSecurity(relid, schema, "products");
+	RefuseForeignOwner(relid, orders_owner, schema, "products");
+	RefuseRowSecurity(relid, schema, "products");
 	app->products_updated_tz = tz[0];
 
 	relid = FindTable(nsp, schema, "lottery_rounds", false);
 	CheckColumns(relid, schema, "lottery_rounds", rounds_columns, tz);
-	WarnIfRowSecurity(relid, schema, "lottery_rounds");
+	RefuseForeignOwner(relid, orders_owner, schema, "lottery_rounds");
+	RefuseRowSecurity(relid, schema, "lottery_rounds");
 	app->rounds_updated_tz = tz[0];
 
 	/* The notifications table is optional: without it, none are written. */
@@ -223,6 +267,7 @@ ReoDiscoverSchema(AppSchema *app, bool want_notifications)
 	if (OidIsValid(relid))
 	{
 		CheckColumns(relid, schema, "notifications", notifications_columns, tz);
+		RefuseForeignOwner(relid, orders_owner, schema, "notifications");
 		if (tz[0] != tz[1])
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),

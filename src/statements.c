@@ -264,7 +264,7 @@ BuildRunBegin(BuiltStatement *b)
 					 " SELECT FROM pg_catalog.pg_locks l WHERE l.locktype" EQ "'advisory'"
 					 " AND l.database" EQ "$7 AND l.classid" EQ "'%u'::pg_catalog.oid"
 					 " AND l.objid" EQ "pg_catalog.oid(r.id" MOD "4294967296)"
-					 " AND l.objsubid" EQ "2))"
+					 " AND l.objsubid" EQ "2 AND l.pid" EQ "r.backend_pid AND l.granted))"
 					 " INSERT INTO " REO_SCHEMA ".runs (started_at, timeout_minutes,"
 					 " batch_limit, chunk_size, cutoff, atomic)"
 					 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
