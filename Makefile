@@ -27,5 +27,6 @@ include $(PGXS)
 # that may run initdb (not root).
 .PHONY: tap
 tap:
+	rm -rf '$(CURDIR)'/tmp_check
 	PATH="$(bindir):$$PATH" PG_REGRESS='$(pgxsdir)/src/test/regress/pg_regress' \
 		prove -I '$(pgxsdir)/src/test/perl' -I test/t test/t/*.pl

@@ -138,7 +138,8 @@ ReoPurgeHistory(void)
 			(errcode(edata->sqlerrcode),
 			 errmsg("release_expired_orders could not purge old history: %s",
 					edata->message),
-			 errhint("Grant EXECUTE on FUNCTION release_expired_orders.purge_history(interval) to the role that runs the job.")));
+			 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
+			 errhint("Grant EXECUTE on FUNCTION release_expired_orders.purge_history(interval) to the role that runs the job.") : 0));
 }
 
 /*

@@ -1,0 +1,62 @@
+-- The invariants, one row each: what was checked and how many violations.
+SELECT 'products: initial stock = stock + quantity of non-expired orders' AS invariant,
+	count(*) AS checked,
+	count(*) FILTER (WHERE s.initial_stock <> p.stock + coalesce(x.qty, 0)) AS violations
+  FROM soak_products s JOIN products p ON p.id = s.product_id
+  LEFT JOIN (SELECT product_id, sum(quantity) AS qty FROM orders
+              WHERE status <> 'expired' GROUP BY product_id) x ON x.product_id = s.product_id
+UNION ALL
+SELECT 'rounds: sold_shares = greatest(0, initial + quantity of non-expired orders)',
+	count(*),
+	count(*) FILTER (WHERE r.sold_shares <> greatest(0, s.initial_sold + coalesce(x.qty, 0)))
+  FROM soak_products s JOIN lottery_rounds r ON r.id = s.round_id
+  LEFT JOIN (SELECT round_id, sum(quantity) AS qty FROM orders
+              WHERE status <> 'expired' GROUP BY round_id) x ON x.round_id = s.round_id
+UNION ALL
+SELECT 'orders: never both paid and expired', count(*),
+	count(*) FILTER (WHERE payment_status = 'paid' AND status = 'expired')
+  FROM orders
+UNION ALL
+SELECT 'orders: expired exactly when cancelled (no half release)', count(*),
+	count(*) FILTER (WHERE (status = 'expired') <> (payment_status = 'cancelled'
+	                    AND fulfillment_status = 'cancelled'))
+  FROM orders
+UNION ALL
+SELECT 'expired orders: exactly one released audit row', count(*),
+	count(*) FILTER (WHERE coalesce(e.n, 0) <> 1)
+  FROM orders o LEFT JOIN (SELECT order_id, count(*) AS n
+                             FROM release_expired_orders.order_events
+                            WHERE outcome = 'released' GROUP BY order_id) e ON e.order_id = o.id
+ WHERE o.status = 'expired'
+UNION ALL
+SELECT 'released audit rows: only for expired orders', count(*),
+	count(*) FILTER (WHERE o.status IS DISTINCT FROM 'expired')
+  FROM release_expired_orders.order_events e LEFT JOIN orders o ON o.id = e.order_id
+ WHERE e.outcome = 'released'
+UNION ALL
+SELECT 'payments that succeeded: order paid, not expired', count(*),
+	count(*) FILTER (WHERE o.payment_status IS DISTINCT FROM 'paid' OR o.status = 'expired')
+  FROM soak_payments sp LEFT JOIN orders o ON o.id = sp.order_id
+ WHERE sp.paid
+UNION ALL
+-- (later in time, not by run id: a run that started earlier may release it)
+SELECT 'failed orders: rolled back, then pending or released later',
+	count(*),
+	count(*) FILTER (WHERE NOT (o.status = 'pending' OR EXISTS (
+		SELECT FROM release_expired_orders.order_events r
+		 WHERE r.order_id = f.order_id AND r.outcome = 'released' AND r.id > f.id)))
+  FROM release_expired_orders.order_events f JOIN orders o ON o.id = f.order_id
+ WHERE f.outcome = 'failed'
+UNION ALL
+SELECT 'runs: released counts add up to the expired orders', count(*),
+	CASE WHEN coalesce(sum(released), 0) =
+	          (SELECT count(*) FROM orders WHERE status = 'expired') THEN 0 ELSE 1 END
+  FROM release_expired_orders.runs
+UNION ALL
+SELECT 'runs: none failed as a whole or left running', count(*),
+	count(*) FILTER (WHERE outcome NOT IN ('success', 'partial'))
+  FROM release_expired_orders.runs
+UNION ALL
+SELECT 'rounds: no shares clamped at 0 (no round went below 0)', count(*),
+	count(*) FILTER (WHERE outcome = 'shares_clamped')
+  FROM release_expired_orders.order_events;
