@@ -267,10 +267,18 @@ CommitPart(ReoRun *run, int level, bool async)
 		(void) set_config_option("synchronous_commit", "off",
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 								 true, 0, false);
+
+	/*
+	 * Ending and starting a transaction leaves a little garbage in the
+	 * current memory context; the chunk context is reset before the next
+	 * chunk, so a long run's memory does not grow with each commit.
+	 */
+	MemoryContextSwitchTo(run->chunk_cxt);
 	SPI_commit();
 #if PG_VERSION_NUM < 150000
 	SPI_start_transaction();
 #endif
+	MemoryContextSwitchTo(run->cxt);
 }
 
 typedef struct ChunkStep

@@ -384,12 +384,14 @@ ReoUseSchema(const AppSchema *app)
 /*
  * Run one of the statements, preparing and keeping its plan on first use.
  * Errors unless SPI reports the outcome the statement is built for; the
- * rows, if any, are left in SPI_tuptable for the caller.
+ * rows, if any, are left in SPI_tuptable for the caller, and the caller's
+ * memory context is current again.
  */
 uint64
 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 {
 	static int	expected_rc[STMT_COUNT];
+	MemoryContext caller = CurrentMemoryContext;
 	int			rc;
 
 	Assert(plans_schema_set);
@@ -415,6 +417,13 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 	}
 
 	rc = SPI_execute_plan(plans[stmt], values, nulls, false, 0);
+
+	/*
+	 * SPI leaves the procedure context current; go back to the caller's, so
+	 * that what a chunk allocates is freed with the chunk, whatever the
+	 * number of chunks in a run.
+	 */
+	MemoryContextSwitchTo(caller);
 	if (rc != expected_rc[stmt])
 		elog(ERROR, "statement %d of release_expired_orders returned %s, expected %s",
 			 (int) stmt, SPI_result_code_string(rc),
