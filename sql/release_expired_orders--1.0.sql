@@ -108,14 +108,10 @@ RETURNS bigint LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	kind text;
 	raw text;
 BEGIN
-	SELECT s.vartype, s.setting INTO kind, raw
-	FROM pg_catalog.pg_settings s WHERE s.name = setting_int.name;
-	IF kind = 'integer' THEN
-		RETURN raw::bigint;
-	END IF;
+	-- current_setting() rather than pg_settings, which builds every setting
+	-- of the server on each read: this runs at the end of every run.
 	raw := pg_catalog.btrim(pg_catalog.current_setting(setting_int.name, true));
 	IF raw IS NULL OR raw = '' THEN
 		RETURN default_value;

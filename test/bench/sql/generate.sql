@@ -20,7 +20,7 @@ ALTER TABLE orders DROP CONSTRAINT orders_pkey, DROP CONSTRAINT orders_order_num
 DROP INDEX orders_status_created_at_idx;
 ALTER TABLE notifications DROP CONSTRAINT notifications_pkey;
 
-SELECT setseed(0.42);
+SELECT setseed(0.42) \gset
 CREATE TEMP TABLE gen_now AS SELECT (now() AT TIME ZONE 'UTC')::timestamp(3) AS ts;
 
 INSERT INTO products (id, name, price, stock, status, created_at, updated_at)
@@ -93,6 +93,9 @@ ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (id),
 CREATE INDEX orders_status_created_at_idx ON orders (status, created_at);
 ALTER TABLE notifications ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
 
+-- (its warning that pg_cron is not installed here is expected)
+SET client_min_messages = error;
 CREATE EXTENSION IF NOT EXISTS release_expired_orders;
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_prewarm;
 VACUUM (FREEZE, ANALYZE);
