@@ -1,11 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *	  The run history and per-order audit trail, and the summary returned to
- *	  the caller.
+ *	  The run history and the per-order audit trail.
  *
  * A run row is written when a run starts and closed when it ends; between
- * the two it carries a session advisory lock, so that a run whose backend
+ * the two the run is marked alive (monitor.c), so that a run whose backend
  * died is recognisable as interrupted rather than "running" for ever.
  * Released orders are audited by the release statement itself (statements.c);
  * failures are audited here, one row each, after their writes were rolled
@@ -17,32 +16,10 @@
 
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/json.h"
 
 #include "release_expired_orders.h"
-
-/* How many failed orders the returned summary lists at most. */
-#define MAX_LISTED_ERRORS 100
-
-/*
- * Take or drop the session advisory lock that tells pg_locks this run's
- * backend is alive.  It is keyed on the run id, so each run has its own.
- */
-void
-ReoLockRun(int64 run_id, bool lock)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) REO_RUN_LOCK_KEY,
-						 (uint32) (run_id % UINT64CONST(4294967296)), 2);
-	if (lock)
-		(void) LockAcquire(&tag, ExclusiveLock, true, false);
-	else
-		(void) LockRelease(&tag, ExclusiveLock, true);
-}
 
 /* Format a time as ISO 8601 in UTC with milliseconds, as JavaScript does. */
 char *
@@ -154,7 +131,6 @@ ReoRecordFailure(ReoRun *run, Datum *order, const char *nulls,
 	char		n[10];
 	const char *sqlstate = unpack_sql_state(edata->sqlerrcode);
 	const char *message = edata->message ? edata->message : "unknown error";
-	MemoryContext old;
 
 	memcpy(values + 1, order, 6 * sizeof(Datum));
 	memcpy(n + 1, nulls, 6);
@@ -168,50 +144,7 @@ ReoRecordFailure(ReoRun *run, Datum *order, const char *nulls,
 	n[9] = ' ';
 	ReoExecute(STMT_RECORD_FAILURE, values, n);
 
-	if (run->errors_listed >= MAX_LISTED_ERRORS)
-		return;
-	old = MemoryContextSwitchTo(run->cxt);
-	if (run->errors_listed > 0)
-		appendStringInfoChar(&run->errors, ',');
-	appendStringInfoString(&run->errors, "{\"orderId\": ");
-	escape_json(&run->errors, DatumGetCString(DirectFunctionCall1(uuid_out, order[0])));
-	appendStringInfoString(&run->errors, ", \"orderNumber\": ");
-	escape_json(&run->errors, TextDatumGetCString(order[1]));
-	appendStringInfoString(&run->errors, ", \"error\": ");
-	escape_json(&run->errors, psprintf("%s (SQLSTATE %s)", message, sqlstate));
-	appendStringInfoChar(&run->errors, '}');
-	run->errors_listed++;
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * The summary in the shape of the old serverless function's response, so
- * that existing dashboards keep working; "outcome" is new.
- */
-char *
-ReoSummaryJson(ReoRun *run, const char *outcome, const char *message,
-			   int64 elapsed_ms)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"success\": %s, \"message\": ",
-					 strcmp(outcome, "failed") == 0 ? "false" : "true");
-	escape_json(&buf, message);
-	appendStringInfo(&buf, ", \"summary\": {\"totalFound\": " INT64_FORMAT
-					 ", \"processed\": " INT64_FORMAT
-					 ", \"successful\": " INT64_FORMAT
-					 ", \"failed\": " INT64_FORMAT
-					 ", \"processingTimeMs\": " INT64_FORMAT
-					 ", \"timestamp\": \"%s\", \"timeoutMinutes\": %d, \"runId\": ",
-					 run->found, run->released + run->failed, run->released,
-					 run->failed, elapsed_ms, ReoIsoUtc(run->started),
-					 run->timeout_minutes);
-	if (run->run_id > 0)
-		appendStringInfo(&buf, INT64_FORMAT, run->run_id);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfo(&buf, ", \"outcome\": \"%s\"}, \"errors\": [%s]}",
-					 outcome, run->errors.data ? run->errors.data : "");
-	return buf.data;
+	ReoListError(run, DatumGetCString(DirectFunctionCall1(uuid_out, order[0])),
+				 TextDatumGetCString(order[1]),
+				 psprintf("%s (SQLSTATE %s)", message, sqlstate));
 }

@@ -116,10 +116,14 @@ extern void ReoRunProgress(ReoRun *run, int found, int released, int failed);
 extern void ReoRunEnd(ReoRun *run, const char *outcome, const char *error);
 extern void ReoRecordFailure(ReoRun *run, Datum *order, const char *nulls,
 							 ErrorData *edata);
-extern char *ReoSummaryJson(ReoRun *run, const char *outcome,
-							const char *message, int64 elapsed_ms);
-extern void ReoLockRun(int64 run_id, bool lock);
 extern void ReoPurgeHistory(void);
 extern char *ReoIsoUtc(TimestampTz t);
+
+/* monitor.c */
+extern void ReoLockRun(int64 run_id, bool lock);
+extern void ReoListError(ReoRun *run, const char *order_id,
+						 const char *order_number, const char *error);
+extern char *ReoSummaryJson(ReoRun *run, const char *outcome,
+							const char *message, int64 elapsed_ms);
 
 #endif							/* RELEASE_EXPIRED_ORDERS_H */
