@@ -60,3 +60,5 @@ SELECT outcome, count(*), sum(stock_delta) AS stock_returned, -sum(shares_delta)
 FROM release_expired_orders.order_events GROUP BY outcome ORDER BY outcome;
 SELECT order_number, status, notes FROM orders WHERE status = 'expired' ORDER BY created_at LIMIT 3;
 SELECT type, count(*) FROM notifications GROUP BY type;
+\echo '== What an operator watches: SELECT * FROM release_expired_orders.health()'
+SELECT "check", status, detail FROM release_expired_orders.health();
