@@ -6,10 +6,11 @@
 use strict;
 use warnings;
 
-use FindBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+use AppFixture;
 
 my $orders = 60;
 my $chunk = 5;
@@ -19,13 +20,7 @@ $node->init;
 $node->start;
 
 # The application's tables, with timestamptz this time.
-$node->command_ok(
-	[
-		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', 'app_ts=timestamptz',
-		'-d', $node->connstr('postgres'),
-		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
-	],
-	'application tables created');
+create_app_tables($node, app_ts => 'timestamptz');
 $node->safe_psql(
 	'postgres', qq{
 	SET client_min_messages = warning;

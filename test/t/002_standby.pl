@@ -3,21 +3,16 @@
 use strict;
 use warnings;
 
-use FindBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use AppFixture;
+
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
 $primary->start;
-$primary->command_ok(
-	[
-		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-		'-d', $primary->connstr('postgres'),
-		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
-	],
-	'application tables created');
+create_app_tables($primary);
 $primary->safe_psql(
 	'postgres', q{
 	SET client_min_messages = warning;

@@ -11,10 +11,11 @@
 use strict;
 use warnings;
 
-use FindBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+use AppFixture;
 
 my $o1 = '33333333-0000-0000-0000-000000000001';
 my $p1 = '11111111-0000-0000-0000-000000000001';
@@ -23,13 +24,7 @@ my $p2 = '11111111-0000-0000-0000-000000000002';
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
 $node->start;
-$node->command_ok(
-	[
-		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-		'-d', $node->connstr('postgres'),
-		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
-	],
-	'application tables created');
+create_app_tables($node);
 $node->safe_psql(
 	'postgres', qq{
 	SET client_min_messages = warning;

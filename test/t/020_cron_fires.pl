@@ -7,10 +7,11 @@
 use strict;
 use warnings;
 
-use FindBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+use AppFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('cron');
 $node->init;
@@ -23,13 +24,7 @@ cron.host = '@{[ $node->host ]}'
 });
 $node->start;
 
-$node->command_ok(
-	[
-		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-		'-d', $node->connstr('postgres'),
-		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
-	],
-	'application tables created');
+create_app_tables($node);
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CREATE EXTENSION release_expired_orders');
