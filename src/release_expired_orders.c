@@ -439,10 +439,10 @@ release_expired_orders(PG_FUNCTION_ARGS)
 	level = PushRunSettings();
 	ReoRunBegin(run);
 	locked = true;
-	CommitPart(run, level, true);
 
 	PG_TRY();
 	{
+		CommitPart(run, level, true);
 		ReleaseAll(run);
 		ReoLockRun(run->run_id, false);
 		locked = false;
