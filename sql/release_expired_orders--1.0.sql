@@ -663,7 +663,6 @@ AS $$
 DECLARE
 	job_name constant text := 'release-expired-orders_invoke';
 	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
-	zone text := release_expired_orders.setting_text('release_expired_orders.naive_time_zone', 'UTC');
 	timeout integer;
 	slow_ms bigint;
 	alert_min bigint;
@@ -671,7 +670,6 @@ DECLARE
 	n bigint;
 	latest_error text;
 	names text;
-	tz boolean;
 	orders_rel oid;
 	roles text[];
 	ddl text;
@@ -811,16 +809,11 @@ BEGIN
 	BEGIN
 		timeout := release_expired_orders.setting_int('release_expired_orders.timeout_minutes', NULL, 30)::integer;
 		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
-		tz := release_expired_orders.app_column_is_tz(app, 'orders', 'created_at');
-		EXECUTE pg_catalog.format(
-			'SELECT pg_catalog.count(*) AS waiting, pg_catalog.min(%s) AS oldest FROM %I.orders o'
-			' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
-			' AND o.fulfillment_status = ''pending'' AND o.created_at < %s',
-			CASE WHEN tz THEN 'o.created_at' ELSE 'pg_catalog.timezone($2, o.created_at)' END,
-			app,
-			CASE WHEN tz THEN '$1' ELSE 'pg_catalog.timezone($2, $1)' END)
-			INTO rec
-			USING pg_catalog.now() - pg_catalog.make_interval(mins => timeout), zone;
+		-- preview() holds the one SQL definition of a candidate; counted up
+		-- to its largest batch_limit.
+		SELECT pg_catalog.count(*) AS waiting, pg_catalog.min(p.created_at) AS oldest
+		INTO rec
+		FROM release_expired_orders.preview(timeout, 1000000) p;
 		IF rec.waiting = 0 THEN
 			status := 'ok';
 			detail := pg_catalog.format('no order older than %s min waiting', timeout);
