@@ -22,6 +22,6 @@ fi
 
 export PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 make -s clean >/dev/null
-make -s ASSERTS=1
+make -s ASSERTS=1 WERROR=1
 $sudo_ make -s install >/dev/null
 echo "setup: release_expired_orders built and installed into $($PG_CONFIG --pkglibdir)"

@@ -1,0 +1,1059 @@
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION release_expired_orders" to load this file. \quit
+
+-- The extension's own objects live in their own schema; only the procedure
+-- goes into the schema the extension is created in (default public).
+CREATE SCHEMA release_expired_orders;
+REVOKE ALL ON SCHEMA release_expired_orders FROM PUBLIC;
+
+----------------------------------------------------------------------------
+-- Run history and audit
+----------------------------------------------------------------------------
+
+-- One row per run of the job.
+CREATE TABLE release_expired_orders.runs (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	started_at timestamptz NOT NULL,
+	ended_at timestamptz,
+	duration_ms double precision,
+	timeout_minutes integer NOT NULL,
+	batch_limit integer NOT NULL,
+	chunk_size integer NOT NULL,
+	cutoff timestamptz NOT NULL,
+	atomic boolean NOT NULL,
+	found integer NOT NULL DEFAULT 0,
+	released integer NOT NULL DEFAULT 0,
+	failed integer NOT NULL DEFAULT 0,
+	outcome text NOT NULL DEFAULT 'running'
+		CHECK (outcome IN ('running', 'success', 'partial', 'failed', 'interrupted')),
+	error text,
+	run_by name NOT NULL DEFAULT current_user,
+	backend_pid integer NOT NULL DEFAULT pg_backend_pid()
+);
+CREATE INDEX runs_started_at_idx ON release_expired_orders.runs (started_at);
+CREATE INDEX runs_running_idx ON release_expired_orders.runs (id) WHERE outcome = 'running';
+COMMENT ON TABLE release_expired_orders.runs IS
+	'One row per run of release_expired_orders: arguments, counts, outcome';
+
+-- One row per order outcome: released, failed, restored, and the anomalies
+-- product_not_found, round_not_found and shares_clamped.
+CREATE TABLE release_expired_orders.order_events (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	run_id bigint,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	order_id uuid NOT NULL,
+	order_number text,
+	user_id uuid,
+	product_id uuid,
+	round_id uuid,
+	quantity integer,
+	outcome text NOT NULL
+		CHECK (outcome IN ('released', 'failed', 'product_not_found',
+						   'round_not_found', 'shares_clamped', 'restored')),
+	prev_status varchar(20),
+	prev_payment_status varchar(20),
+	prev_fulfillment_status varchar(20),
+	stock_delta integer NOT NULL DEFAULT 0,
+	shares_delta integer NOT NULL DEFAULT 0,
+	sqlstate char(5),
+	message text
+);
+CREATE INDEX order_events_order_id_idx ON release_expired_orders.order_events (order_id);
+CREATE INDEX order_events_run_id_idx ON release_expired_orders.order_events USING brin (run_id);
+CREATE INDEX order_events_created_at_idx ON release_expired_orders.order_events USING brin (created_at);
+COMMENT ON TABLE release_expired_orders.order_events IS
+	'One row per order outcome of release_expired_orders, with the stock and share deltas applied';
+
+----------------------------------------------------------------------------
+-- The job
+----------------------------------------------------------------------------
+
+CREATE PROCEDURE release_expired_orders(
+	timeout_minutes integer DEFAULT NULL,
+	batch_limit integer DEFAULT NULL,
+	INOUT summary jsonb DEFAULT NULL)
+LANGUAGE C AS 'MODULE_PATHNAME', 'release_expired_orders';
+COMMENT ON PROCEDURE release_expired_orders(integer, integer, jsonb) IS
+	'Release orders unpaid for timeout_minutes: at most batch_limit, oldest first';
+
+-- Nothing that writes is executable by PUBLIC (see README, Security).
+REVOKE ALL ON PROCEDURE release_expired_orders(integer, integer, jsonb) FROM PUBLIC;
+
+----------------------------------------------------------------------------
+-- Operations: scheduling, monitoring, history, dry run and undo
+----------------------------------------------------------------------------
+
+-- Everything below is created, and every function below runs, with
+-- search_path "pg_catalog, pg_temp", and names the extension's and the
+-- application's objects with their schema, so that nothing planted in
+-- another schema (public, the extension's) is ever resolved.  CREATE
+-- EXTENSION restores search_path when the script ends.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- health() looks for orders that keep failing; failures are rare, so this
+-- index stays small while order_events grows.
+CREATE INDEX order_events_failed_idx ON release_expired_orders.order_events (order_id, run_id)
+	WHERE outcome = 'failed';
+
+----------------------------------------------------------------------------
+-- Helpers
+----------------------------------------------------------------------------
+
+-- An integer setting in its base unit (ms or min).  The settings are
+-- defined when the library is loaded, which a session that has not called
+-- the procedure yet has not done: then the raw text of a placeholder (from
+-- postgresql.conf, ALTER ROLE or SET) is parsed, or the default is used.
+CREATE FUNCTION release_expired_orders.setting_int(name text, unit text, default_value bigint)
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	raw text;
+BEGIN
+	-- current_setting() rather than pg_settings, which builds every setting
+	-- of the server on each read: this runs at the end of every run.
+	raw := pg_catalog.btrim(pg_catalog.current_setting(setting_int.name, true));
+	IF raw IS NULL OR raw = '' THEN
+		RETURN default_value;
+	END IF;
+	IF raw ~ '^[0-9]+$' THEN
+		RETURN raw::bigint;
+	END IF;
+	IF unit IS NOT NULL AND raw ~ '^[0-9]+ *(ms|s|min|h|d)$' THEN
+		-- PostgreSQL's units for these settings are also interval units
+		RETURN pg_catalog.round(pg_catalog.date_part('epoch', raw::interval)
+			* CASE unit WHEN 'ms' THEN 1000.0 ELSE 1.0 / 60 END);
+	END IF;
+	RAISE EXCEPTION 'invalid value for parameter "%": "%"', name, raw
+		USING ERRCODE = 'invalid_parameter_value',
+			  HINT = CASE WHEN unit IS NULL THEN 'Use an integer.'
+					 ELSE pg_catalog.format('Use an integer number of %s, or a number with one of the units ms, s, min, h, d.', unit) END;
+END
+$$;
+
+-- A text setting, or its default when the library is not loaded yet.
+CREATE FUNCTION release_expired_orders.setting_text(name text, default_value text)
+RETURNS text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(nullif(pg_catalog.current_setting(name, true), ''), default_value);
+
+-- The same argument check, message and SQLSTATE as the procedure's.
+CREATE FUNCTION release_expired_orders.check_argument(name text, value integer, max integer)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL OR value < 1 OR value > max THEN
+		RAISE EXCEPTION '% must be between 1 and %', name, max
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('The value given was %s.', coalesce(value::text, 'NULL')),
+				  HINT = pg_catalog.format('Pass NULL to use the setting release_expired_orders.%s.', name);
+	END IF;
+END
+$$;
+
+-- Whether a timestamp column of an application table is timestamptz; an
+-- error naming the table and column, as the procedure's, when it cannot
+-- be used.
+CREATE FUNCTION release_expired_orders.app_column_is_tz(app_schema text, table_name text, column_name text)
+RETURNS boolean LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel oid;
+	typ oid;
+BEGIN
+	SELECT c.oid INTO rel
+	FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = app_schema AND c.relname = table_name AND c.relkind IN ('r', 'p');
+	IF rel IS NULL THEN
+		RAISE EXCEPTION 'relation "%.%" does not exist', app_schema, table_name
+			USING ERRCODE = 'undefined_table',
+				  HINT = 'Create the table, or set release_expired_orders.app_schema to the schema that holds it.';
+	END IF;
+	SELECT a.atttypid INTO typ FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+	IF typ IS NULL THEN
+		RAISE EXCEPTION 'column "%" of relation "%.%" does not exist', column_name, app_schema, table_name
+			USING ERRCODE = 'undefined_column',
+				  HINT = pg_catalog.format('release_expired_orders expects %s.%s of type timestamp or timestamptz.', table_name, column_name);
+	END IF;
+	IF typ NOT IN ('pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype) THEN
+		RAISE EXCEPTION 'column "%" of relation "%.%" has type %', column_name, app_schema, table_name,
+			pg_catalog.format_type(typ, NULL)
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = pg_catalog.format('release_expired_orders expects %s.%s of type timestamp or timestamptz.', table_name, column_name);
+	END IF;
+	RETURN typ = 'pg_catalog.timestamptz'::pg_catalog.regtype;
+END
+$$;
+
+-- The SQL that stores "now" in a timestamp column of either convention:
+-- timestamptz as is, timestamp as wall-clock time in naive_time_zone.
+CREATE FUNCTION release_expired_orders.now_in(tz boolean, zone text)
+RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN tz THEN 'pg_catalog.now()'
+	ELSE pg_catalog.format('pg_catalog.timezone(%L, pg_catalog.now())', zone) END;
+
+----------------------------------------------------------------------------
+-- Scheduling with pg_cron
+----------------------------------------------------------------------------
+
+-- The pg_cron job of this database named release-expired-orders_invoke,
+-- with its latest run.  SECURITY DEFINER because pg_cron's row-level
+-- security shows each role only its own jobs, and health() must see the
+-- job whoever asks; it shows nothing but this job.
+CREATE FUNCTION release_expired_orders.job_status()
+RETURNS TABLE (jobid bigint, schedule text, command text, active boolean, username text,
+			   last_status text, last_message text, last_start timestamptz, last_end timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+		SELECT j.jobid, j.schedule, j.command, j.active, j.username::text,
+			   d.status, d.return_message, d.start_time, d.end_time
+		FROM cron.job j
+		LEFT JOIN LATERAL (
+			SELECT r.status, r.return_message, r.start_time, r.end_time
+			FROM cron.job_run_details r WHERE r.jobid = j.jobid
+			ORDER BY r.runid DESC LIMIT 1) d ON true
+		WHERE j.jobname = 'release-expired-orders_invoke'
+		  AND j.database = pg_catalog.current_database()
+		ORDER BY j.jobid;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.job_status() IS
+	'The pg_cron job release-expired-orders_invoke of this database and its latest run';
+
+-- The job's one statement: CALL of the procedure, found through the
+-- extension's catalog entry so that it follows the schema it lives in.
+CREATE FUNCTION release_expired_orders.job_command(timeout_minutes integer, batch_limit integer)
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	proc_schema text;
+	args text[] := '{}';
+BEGIN
+	PERFORM release_expired_orders.check_argument('timeout_minutes',
+		coalesce(timeout_minutes, 1), 525600);
+	PERFORM release_expired_orders.check_argument('batch_limit',
+		coalesce(batch_limit, 1), 1000000);
+	SELECT n.nspname INTO proc_schema
+	FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+	WHERE e.extname = 'release_expired_orders';
+	IF timeout_minutes IS NOT NULL THEN
+		args := args || pg_catalog.format('timeout_minutes => %s', timeout_minutes);
+	END IF;
+	IF batch_limit IS NOT NULL THEN
+		args := args || pg_catalog.format('batch_limit => %s', batch_limit);
+	END IF;
+	RETURN pg_catalog.format('CALL %I.release_expired_orders(%s)', proc_schema,
+							 pg_catalog.array_to_string(args, ', '));
+END
+$$;
+
+-- Schedule the job for the current role (pg_cron runs a job as the role
+-- that scheduled it).  Idempotent: pg_cron upserts a job by name and role;
+-- an inactive job is replaced so that scheduling always leaves it running.
+CREATE FUNCTION release_expired_orders.schedule(
+	cron text DEFAULT '*/10 * * * *',
+	timeout_minutes integer DEFAULT NULL,
+	batch_limit integer DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job_name constant text := 'release-expired-orders_invoke';
+	command text := release_expired_orders.job_command(timeout_minutes, batch_limit);
+	job bigint;
+	old_job bigint;
+	old_active boolean;
+	other_roles text;
+	message text;
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+		RAISE EXCEPTION 'pg_cron is not installed in database "%"', pg_catalog.current_database()
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = pg_catalog.format('Add pg_cron to shared_preload_libraries, set cron.database_name = %L and run CREATE EXTENSION pg_cron; if pg_cron lives in another database, schedule from there: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
+					pg_catalog.current_database(), job_name, coalesce(cron, '*/10 * * * *'),
+					command, pg_catalog.current_database());
+	END IF;
+	IF cron IS NULL OR pg_catalog.btrim(cron) = '' THEN
+		RAISE EXCEPTION 'cron must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give a five-field cron schedule in GMT, for example ''*/10 * * * *''.';
+	END IF;
+
+	-- pg_cron keys jobs by name and role: a job of the same name scheduled
+	-- by another role would run alongside this one.
+	SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(j.username), ', ') INTO other_roles
+	FROM release_expired_orders.job_status() j WHERE j.username <> current_user;
+	IF other_roles IS NOT NULL THEN
+		RAISE EXCEPTION 'pg_cron job % is already scheduled in database "%" by role %',
+			job_name, pg_catalog.current_database(), other_roles
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Run SELECT release_expired_orders.unschedule(); as that role or a superuser, then schedule again as the role that should run the job.';
+	END IF;
+
+	SELECT j.jobid, j.active INTO old_job, old_active FROM cron.job j
+	WHERE j.jobname = job_name AND j.username = current_user
+	  AND j.database = pg_catalog.current_database();
+	IF old_job IS NOT NULL AND NOT old_active THEN
+		-- pg_cron's upsert keeps a job inactive; start it afresh instead
+		PERFORM cron.unschedule(old_job);
+	END IF;
+
+	BEGIN
+		job := cron.schedule(job_name, cron, command);
+	EXCEPTION WHEN invalid_parameter_value THEN
+		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+		RAISE EXCEPTION 'invalid cron schedule "%"', cron
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('pg_cron said: %s.', message),
+				  HINT = 'pg_cron 1.4 accepts the five-field cron syntax only (minute hour day-of-month month day-of-week, in GMT), for example ''*/10 * * * *''; intervals such as ''30 seconds'' need pg_cron 1.5 or later.';
+	END;
+	RETURN job;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.schedule(text, integer, integer) IS
+	'Schedule CALL release_expired_orders() with pg_cron as the current role (job release-expired-orders_invoke)';
+
+-- Remove the job of this database (every role's, when the caller may see
+-- them, as a superuser does).  Idempotent: false when there was none.
+CREATE FUNCTION release_expired_orders.unschedule()
+RETURNS boolean LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job bigint;
+	found_one boolean := false;
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+		RAISE NOTICE 'pg_cron is not installed in database "%": nothing to unschedule',
+			pg_catalog.current_database();
+		RETURN false;
+	END IF;
+	FOR job IN
+		SELECT j.jobid FROM cron.job j
+		WHERE j.jobname = 'release-expired-orders_invoke'
+		  AND j.database = pg_catalog.current_database()
+		ORDER BY j.jobid
+	LOOP
+		PERFORM cron.unschedule(job);
+		found_one := true;
+	END LOOP;
+	IF NOT found_one THEN
+		RAISE NOTICE 'no pg_cron job release-expired-orders_invoke in database "%"',
+			pg_catalog.current_database();
+	END IF;
+	RETURN found_one;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.unschedule() IS
+	'Remove the pg_cron job release-expired-orders_invoke of this database; run it before DROP EXTENSION';
+
+----------------------------------------------------------------------------
+-- History
+----------------------------------------------------------------------------
+
+-- Delete history older than older_than (default: the setting
+-- release_expired_orders.history_retention), at most purge_limit rows per
+-- table and call, oldest first: finished runs, audit rows, and this job's
+-- rows in cron.job_run_details.  The job calls it at the end of every run,
+-- so its cost is bounded and the history stays trimmed.  SECURITY DEFINER
+-- so that the job's role needs only EXECUTE on it, not DELETE on the
+-- tables (and pg_cron's history of other roles' runs of the job is
+-- trimmed too).
+CREATE FUNCTION release_expired_orders.purge_history(older_than interval DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	retention interval := coalesce(older_than, pg_catalog.make_interval(mins =>
+		release_expired_orders.setting_int('release_expired_orders.history_retention', 'min', 43200::bigint)::integer));
+	max_rows bigint := release_expired_orders.setting_int('release_expired_orders.purge_limit', NULL::text, 10000::bigint);
+	horizon timestamptz;
+	n bigint;
+	total bigint := 0;
+BEGIN
+	IF retention < '0'::interval THEN
+		RAISE EXCEPTION 'older_than must not be negative'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('The value given was %s.', retention),
+				  HINT = 'Pass NULL to use the setting release_expired_orders.history_retention.';
+	END IF;
+	IF max_rows <= 0 THEN
+		RETURN 0;
+	END IF;
+	horizon := pg_catalog.now() - retention;
+
+	-- A run still running (or whose end health() has not seen yet) stays.
+	DELETE FROM release_expired_orders.runs r
+	WHERE r.id IN (SELECT o.id FROM release_expired_orders.runs o
+				   WHERE o.started_at < horizon AND o.outcome <> 'running'
+				   ORDER BY o.started_at, o.id LIMIT max_rows);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	total := total + n;
+
+	-- Audit rows are appended in time order: when the oldest is recent,
+	-- there is nothing to do, and a scan for old rows would read them all.
+	IF (SELECT o.created_at FROM release_expired_orders.order_events o
+		ORDER BY o.id LIMIT 1) < horizon THEN
+		DELETE FROM release_expired_orders.order_events e
+		WHERE e.id IN (SELECT o.id FROM release_expired_orders.order_events o
+					   WHERE o.created_at < horizon
+					   ORDER BY o.id LIMIT max_rows);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+	END IF;
+
+	-- pg_cron keeps a row per run of every job for ever; trim this job's:
+	-- the runs of the job by name, and of earlier jobs that called the
+	-- procedure in this database (a job unscheduled and scheduled again
+	-- gets a new id).
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+		DELETE FROM cron.job_run_details d
+		WHERE d.runid IN (
+			SELECT o.runid FROM cron.job_run_details o
+			WHERE o.end_time < horizon
+			  AND o.database = pg_catalog.current_database()
+			  AND (o.jobid IN (SELECT j.jobid FROM cron.job j
+							   WHERE j.jobname = 'release-expired-orders_invoke')
+				   OR o.command ~* '^\s*CALL\s+("?[^"]+"?\.)?release_expired_orders\s*\(')
+			ORDER BY o.runid LIMIT max_rows);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+	END IF;
+	RETURN total;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.purge_history(interval) IS
+	'Delete run, audit and pg_cron history older than older_than (default history_retention), at most purge_limit rows per table';
+
+----------------------------------------------------------------------------
+-- Dry run and undo
+----------------------------------------------------------------------------
+
+-- The orders the next call would release, oldest first, with their age:
+-- the selection of the procedure's candidate scan, without its locks (so
+-- it also lists orders a payment holds at this moment, which the call
+-- would skip) and without writing anything.
+CREATE FUNCTION release_expired_orders.preview(
+	timeout_minutes integer DEFAULT NULL,
+	batch_limit integer DEFAULT NULL)
+RETURNS TABLE (order_id uuid, order_number varchar, user_id uuid, product_id uuid,
+			   round_id uuid, quantity integer, created_at timestamptz, age interval)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	timeout integer := coalesce(preview.timeout_minutes,
+		release_expired_orders.setting_int('release_expired_orders.timeout_minutes', NULL, 30)::integer);
+	max_orders integer := coalesce(preview.batch_limit,
+		release_expired_orders.setting_int('release_expired_orders.batch_limit', NULL, 100)::integer);
+	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
+	zone text := release_expired_orders.setting_text('release_expired_orders.naive_time_zone', 'UTC');
+	tz boolean;
+BEGIN
+	PERFORM release_expired_orders.check_argument('timeout_minutes', timeout, 525600);
+	PERFORM release_expired_orders.check_argument('batch_limit', max_orders, 1000000);
+	tz := release_expired_orders.app_column_is_tz(app, 'orders', 'created_at');
+	-- $1 is the cutoff as timestamptz; a naive created_at is compared with
+	-- the cutoff's wall-clock time in naive_time_zone, as the procedure does.
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT o.id, o.order_number::pg_catalog.varchar, o.user_id, o.product_id,'
+		' o.round_id, o.quantity, c.at, pg_catalog.now() - c.at'
+		' FROM %I.orders o CROSS JOIN LATERAL (SELECT %s AS at) c'
+		' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
+		' AND o.fulfillment_status = ''pending'' AND o.created_at < %s'
+		' ORDER BY o.created_at, o.id LIMIT $2',
+		app,
+		CASE WHEN tz THEN 'o.created_at' ELSE 'pg_catalog.timezone($3, o.created_at)' END,
+		CASE WHEN tz THEN '$1' ELSE 'pg_catalog.timezone($3, $1)' END)
+	USING pg_catalog.now() - pg_catalog.make_interval(mins => timeout), max_orders, zone;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
+	'Dry run: the orders the next CALL release_expired_orders() would release, with their age; no locks, no writes';
+
+-- Undo one release made by the procedure, from its audit row: the order
+-- gets back the statuses it had, the stock returned is taken again and the
+-- shares given back are counted again, or nothing changes and an error
+-- says why.  Rows are locked in a fixed order (order, product, round) so
+-- that two restores, or a restore and the job, cannot deadlock.
+CREATE FUNCTION release_expired_orders.restore_order(
+	order_id uuid,
+	OUT order_number varchar, OUT status varchar, OUT payment_status varchar,
+	OUT fulfillment_status varchar, OUT stock_taken integer, OUT shares_counted integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
+	zone text := release_expired_orders.setting_text('release_expired_orders.naive_time_zone', 'UTC');
+	ev release_expired_orders.order_events;
+	cur record;
+	stock integer;
+	rnd record;
+	note text;
+	n bigint;
+BEGIN
+	IF order_id IS NULL THEN
+		RAISE EXCEPTION 'order_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	-- The order row first: a second restore of the same order waits here
+	-- and then sees the first one's audit row.
+	EXECUTE pg_catalog.format(
+		'SELECT o.status, o.payment_status, o.fulfillment_status FROM %I.orders o'
+		' WHERE o.id = $1 FOR UPDATE OF o', app)
+		INTO cur USING order_id;
+	GET DIAGNOSTICS n = ROW_COUNT;	-- EXECUTE does not set FOUND
+	IF n = 0 THEN
+		RAISE EXCEPTION 'order % does not exist', order_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = pg_catalog.format('release_expired_orders.app_schema is %L.', app);
+	END IF;
+
+	SELECT e.* INTO ev FROM release_expired_orders.order_events e
+	WHERE e.order_id = restore_order.order_id AND e.outcome IN ('released', 'restored')
+	ORDER BY e.id DESC LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % was not released by release_expired_orders', order_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Only a release recorded in release_expired_orders.order_events can be undone (history older than release_expired_orders.history_retention is purged).';
+	END IF;
+	IF ev.outcome = 'restored' THEN
+		RAISE EXCEPTION 'order % was already restored', order_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Its latest audit row is a restore; a release can be undone once.';
+	END IF;
+	IF cur.status IS DISTINCT FROM 'expired' OR cur.payment_status IS DISTINCT FROM 'cancelled'
+	   OR cur.fulfillment_status IS DISTINCT FROM 'cancelled' THEN
+		RAISE EXCEPTION 'order % is no longer as the release left it', order_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = pg_catalog.format('Its statuses are %s/%s/%s, not expired/cancelled/cancelled.',
+					cur.status, cur.payment_status, cur.fulfillment_status),
+				  HINT = 'Something changed the order after it was released; restore it by hand if at all.';
+	END IF;
+
+	-- Then the product: the stock returned by the release must still be
+	-- there to be taken again.
+	IF ev.stock_delta > 0 THEN
+		EXECUTE pg_catalog.format('SELECT p.stock FROM %I.products p WHERE p.id = $1 FOR UPDATE OF p', app)
+			INTO stock USING ev.product_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			RAISE EXCEPTION 'cannot restore order %: product % no longer exists', order_id, ev.product_id
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		IF stock IS NULL OR stock < ev.stock_delta THEN
+			RAISE EXCEPTION 'cannot restore order %: product % has % in stock, % needed',
+				order_id, ev.product_id, coalesce(stock, 0), ev.stock_delta
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'The stock the release returned was sold again; nothing was changed.';
+		END IF;
+	END IF;
+
+	-- Then the round: the shares given back must still be free in an
+	-- active round.
+	IF ev.shares_delta <> 0 THEN
+		EXECUTE pg_catalog.format(
+			'SELECT r.status, r.sold_shares, r.total_shares FROM %I.lottery_rounds r'
+			' WHERE r.id = $1 FOR UPDATE OF r', app)
+			INTO rnd USING ev.round_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			RAISE EXCEPTION 'cannot restore order %: lottery round % no longer exists', order_id, ev.round_id
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		IF rnd.status IS DISTINCT FROM 'active' THEN
+			RAISE EXCEPTION 'cannot restore order %: lottery round % is %, not active',
+				order_id, ev.round_id, coalesce(rnd.status, 'NULL')
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'Shares can be counted again only in an active round; nothing was changed.';
+		END IF;
+		IF coalesce(rnd.sold_shares, 0) + pg_catalog.abs(ev.shares_delta) > rnd.total_shares THEN
+			RAISE EXCEPTION 'cannot restore order %: lottery round % has % of % shares sold, no room for % more',
+				order_id, ev.round_id, coalesce(rnd.sold_shares, 0), rnd.total_shares,
+				pg_catalog.abs(ev.shares_delta)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'The shares the release gave back were sold again; nothing was changed.';
+		END IF;
+	END IF;
+
+	note := pg_catalog.format(E'\n[系统] 订单已恢复 - %s',
+		pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+	EXECUTE pg_catalog.format(
+		'UPDATE %I.orders o SET status = $2, payment_status = $3, fulfillment_status = $4,'
+		' updated_at = %s, notes = pg_catalog.concat(o.notes, $5) WHERE o.id = $1',
+		app, release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'orders', 'updated_at'), zone))
+		USING order_id, ev.prev_status, ev.prev_payment_status, ev.prev_fulfillment_status, note;
+	IF ev.stock_delta > 0 THEN
+		EXECUTE pg_catalog.format(
+			'UPDATE %I.products p SET stock = p.stock - $2, updated_at = %s WHERE p.id = $1',
+			app, release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'products', 'updated_at'), zone))
+			USING ev.product_id, ev.stock_delta;
+	END IF;
+	IF ev.shares_delta <> 0 THEN
+		EXECUTE pg_catalog.format(
+			'UPDATE %I.lottery_rounds r SET sold_shares = coalesce(r.sold_shares, 0) + $2,'
+			' updated_at = %s WHERE r.id = $1',
+			app, release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'lottery_rounds', 'updated_at'), zone))
+			USING ev.round_id, pg_catalog.abs(ev.shares_delta);
+	END IF;
+
+	INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id,
+		product_id, round_id, quantity, outcome, prev_status, prev_payment_status,
+		prev_fulfillment_status, stock_delta, shares_delta, message)
+	VALUES (NULL, ev.order_id, ev.order_number, ev.user_id, ev.product_id, ev.round_id,
+		ev.quantity, 'restored', cur.status, cur.payment_status, cur.fulfillment_status,
+		-ev.stock_delta, pg_catalog.abs(ev.shares_delta),
+		pg_catalog.format('release of run %s undone by %s', ev.run_id, current_user));
+
+	order_number := ev.order_number;
+	status := ev.prev_status;
+	payment_status := ev.prev_payment_status;
+	fulfillment_status := ev.prev_fulfillment_status;
+	stock_taken := greatest(ev.stock_delta, 0);
+	shares_counted := pg_catalog.abs(ev.shares_delta);
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.restore_order(uuid) IS
+	'Undo one release: statuses back, stock taken and shares counted again, or an error and nothing changed';
+
+----------------------------------------------------------------------------
+-- Monitoring
+----------------------------------------------------------------------------
+
+-- Runs per hour and per day (in the session's TimeZone): how often the job
+-- ran, what it released and failed, and how long it took.
+CREATE VIEW release_expired_orders.stats AS
+SELECT p.period, p.period_start,
+	   pg_catalog.count(*) AS runs,
+	   pg_catalog.count(*) FILTER (WHERE r.outcome IN ('failed', 'interrupted')) AS failed_runs,
+	   pg_catalog.sum(r.found) AS found,
+	   pg_catalog.sum(r.released) AS released,
+	   pg_catalog.sum(r.failed) AS failed,
+	   pg_catalog.round(pg_catalog.avg(r.duration_ms)::numeric, 1) AS avg_duration_ms,
+	   pg_catalog.round((pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY r.duration_ms))::numeric, 1)
+		   AS p95_duration_ms,
+	   pg_catalog.round(pg_catalog.max(r.duration_ms)::numeric, 1) AS max_duration_ms
+FROM release_expired_orders.runs r
+CROSS JOIN LATERAL (VALUES ('hour', pg_catalog.date_trunc('hour', r.started_at)),
+						   ('day', pg_catalog.date_trunc('day', r.started_at))) p (period, period_start)
+GROUP BY p.period, p.period_start;
+COMMENT ON VIEW release_expired_orders.stats IS
+	'Runs per hour and per day: runs, failed runs, orders found, released and failed, avg/p95/max duration in ms';
+
+-- One row per check of SPEC 10, each ok, warning or critical.  A check
+-- that cannot run (a missing table, a missing privilege) says so as
+-- critical instead of hiding the others.
+CREATE FUNCTION release_expired_orders.health()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job_name constant text := 'release-expired-orders_invoke';
+	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
+	timeout integer;
+	slow_ms bigint;
+	alert_min bigint;
+	rec record;
+	n bigint;
+	latest_error text;
+	names text;
+	orders_rel oid;
+	roles text[];
+	ddl text;
+BEGIN
+	-- Consecutive failed runs, newest first: failed and interrupted runs,
+	-- and runs still marked running whose backend is gone (a live run holds
+	-- a session advisory lock keyed on its id; see ReoLockRun).
+	"check" := 'consecutive_failed_runs';
+	BEGIN
+		n := 0;
+		latest_error := NULL;
+		FOR rec IN
+			SELECT r.id, r.outcome, r.error,
+				   r.outcome = 'running' AND NOT EXISTS (
+					   SELECT FROM pg_catalog.pg_locks l
+					   WHERE l.locktype = 'advisory' AND l.database = d.oid
+						 AND l.classid = 1919250176::pg_catalog.oid
+						 AND l.objid = (r.id % 4294967296)::pg_catalog.oid
+						 AND l.objsubid = 2 AND l.pid = r.backend_pid
+						 AND l.granted) AS gone
+			FROM release_expired_orders.runs r,
+				 (SELECT oid FROM pg_catalog.pg_database
+				  WHERE datname = pg_catalog.current_database()) d
+			ORDER BY r.id DESC LIMIT 1000
+		LOOP
+			CONTINUE WHEN rec.outcome = 'running' AND NOT rec.gone;
+			EXIT WHEN rec.outcome IN ('success', 'partial');
+			n := n + 1;
+			latest_error := coalesce(latest_error,
+				CASE WHEN rec.gone THEN 'the backend running it ended before the run finished'
+				ELSE coalesce(rec.error, 'no error recorded') END);
+		END LOOP;
+		status := CASE WHEN n >= 3 THEN 'critical' WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN n = 0 THEN 'no failed run since the last successful one'
+				  ELSE pg_catalog.format('%s consecutive failed or interrupted run%s; the latest: %s',
+						n, CASE WHEN n > 1 THEN 's' END, latest_error) END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Poison orders: still pending, and failed in each of their last three
+	-- or more attempts (a release or a restore starts the count afresh).
+	"check" := 'poison_orders';
+	BEGIN
+		EXECUTE pg_catalog.format(
+			'WITH suspects AS ('
+			' SELECT f.order_id FROM release_expired_orders.order_events f'
+			' WHERE f.outcome = ''failed'' GROUP BY f.order_id'
+			' HAVING pg_catalog.count(DISTINCT f.run_id) >= 3),'
+			' streaks AS ('
+			' SELECT s.order_id, pg_catalog.count(DISTINCT e.run_id) AS runs,'
+			' pg_catalog.max(e.order_number) AS order_number'
+			' FROM suspects s JOIN release_expired_orders.order_events e'
+			' ON e.order_id = s.order_id AND e.outcome = ''failed'''
+			' AND e.id > coalesce((SELECT pg_catalog.max(x.id)'
+			' FROM release_expired_orders.order_events x WHERE x.order_id = s.order_id'
+			' AND x.outcome IN (''released'', ''restored'')), 0)'
+			' GROUP BY s.order_id HAVING pg_catalog.count(DISTINCT e.run_id) >= 3)'
+			' SELECT pg_catalog.count(*), pg_catalog.string_agg(pg_catalog.format(''%%s (%%s runs)'','
+			' t.order_number, t.runs), '', '' ORDER BY t.order_number) FILTER (WHERE t.rank <= 20)'
+			' FROM (SELECT s.*, pg_catalog.row_number() OVER (ORDER BY s.order_number) AS rank'
+			' FROM streaks s JOIN %I.orders o ON o.id = s.order_id'
+			' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
+			' AND o.fulfillment_status = ''pending'') t', app)
+			INTO n, names;
+		status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN n = 0 THEN 'no order failed in 3 or more consecutive runs'
+				  ELSE pg_catalog.format('%s order%s failed in 3 or more consecutive runs: %s%s', n,
+						CASE WHEN n > 1 THEN 's' END, names,
+						CASE WHEN n > 20 THEN pg_catalog.format(' and %s more', n - 20) END)
+					   || '; see release_expired_orders.order_events for their errors' END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The last finished run against release_expired_orders.slow_run_ms.
+	"check" := 'slow_run';
+	BEGIN
+		slow_ms := release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000);
+		SELECT r.id, r.duration_ms INTO rec FROM release_expired_orders.runs r
+		WHERE r.ended_at IS NOT NULL AND r.duration_ms IS NOT NULL
+		ORDER BY r.id DESC LIMIT 1;
+		IF NOT FOUND THEN
+			status := 'ok';
+			detail := 'no finished run yet';
+		ELSIF rec.duration_ms > slow_ms THEN
+			status := 'warning';
+			detail := pg_catalog.format('the last run (%s) took %s ms, more than release_expired_orders.slow_run_ms (%s ms)',
+				rec.id, pg_catalog.round(rec.duration_ms::numeric), slow_ms);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the last run took %s ms (release_expired_orders.slow_run_ms is %s ms)',
+				pg_catalog.round(rec.duration_ms::numeric), slow_ms);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- A successful (or partial) run within release_expired_orders.alert_after.
+	"check" := 'last_success';
+	BEGIN
+		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
+		SELECT pg_catalog.max(r.ended_at) AS ended, pg_catalog.count(*) AS runs INTO rec
+		FROM release_expired_orders.runs r;
+		SELECT pg_catalog.max(r.ended_at) AS ended, rec.runs AS runs INTO rec
+		FROM release_expired_orders.runs r WHERE r.outcome IN ('success', 'partial');
+		IF rec.runs = 0 THEN
+			status := 'warning';
+			detail := 'no run recorded yet: is the job scheduled?';
+		ELSIF rec.ended IS NULL THEN
+			status := 'critical';
+			detail := pg_catalog.format('no run has succeeded yet (%s recorded)', rec.runs);
+		ELSIF rec.ended < pg_catalog.now() - pg_catalog.make_interval(mins => alert_min::integer) THEN
+			status := 'critical';
+			detail := pg_catalog.format('no successful run for %s min (release_expired_orders.alert_after is %s min)',
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.ended) / 60), alert_min);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('a run succeeded within release_expired_orders.alert_after (%s min)', alert_min);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Expired orders still waiting, with the default timeout; a backlog is
+	-- normal until the next run, so it warns only once the oldest has waited
+	-- past its expiry for longer than alert_after.
+	"check" := 'backlog';
+	BEGIN
+		timeout := release_expired_orders.setting_int('release_expired_orders.timeout_minutes', NULL, 30)::integer;
+		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
+		-- preview() holds the one SQL definition of a candidate; counted up
+		-- to its largest batch_limit.
+		SELECT pg_catalog.count(*) AS waiting, pg_catalog.min(p.created_at) AS oldest
+		INTO rec
+		FROM release_expired_orders.preview(timeout, 1000000) p;
+		IF rec.waiting = 0 THEN
+			status := 'ok';
+			detail := pg_catalog.format('no order older than %s min waiting', timeout);
+		ELSE
+			status := CASE WHEN rec.oldest < pg_catalog.now()
+							   - pg_catalog.make_interval(mins => timeout + alert_min::integer)
+					  THEN 'warning' ELSE 'ok' END;
+			detail := pg_catalog.format('%s expired order%s waiting; the oldest was created %s min ago, %s min past the %s min timeout',
+				rec.waiting, CASE WHEN rec.waiting > 1 THEN 's' END,
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.oldest) / 60),
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.oldest) / 60) - timeout,
+				timeout);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The pg_cron job: there, active, and its latest run not failed.
+	"check" := 'cron_job';
+	BEGIN
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+			status := 'warning';
+			detail := pg_catalog.format('pg_cron is not installed in database %I: the job runs only if something else calls the procedure; see release_expired_orders.schedule()',
+				pg_catalog.current_database());
+		ELSE
+			SELECT pg_catalog.count(*) AS jobs,
+				   pg_catalog.count(*) FILTER (WHERE j.active) AS active,
+				   pg_catalog.string_agg(pg_catalog.format('%s as %s', j.jobid, j.username), ', ' ORDER BY j.jobid) AS list,
+				   (pg_catalog.array_agg(j.last_message ORDER BY j.last_start DESC NULLS LAST)
+					   FILTER (WHERE j.last_status = 'failed'))[1] AS failure,
+				   pg_catalog.min(j.schedule) AS schedule
+			INTO rec FROM release_expired_orders.job_status() j;
+			IF rec.jobs = 0 THEN
+				status := 'critical';
+				detail := pg_catalog.format('no pg_cron job %s in database %I: run SELECT release_expired_orders.schedule()',
+					job_name, pg_catalog.current_database());
+			ELSIF rec.active = 0 THEN
+				status := 'critical';
+				detail := pg_catalog.format('pg_cron job %s (%s) is inactive: run SELECT release_expired_orders.schedule()',
+					job_name, rec.list);
+			ELSIF rec.failure IS NOT NULL THEN
+				status := 'warning';
+				detail := pg_catalog.format('the latest run of pg_cron job %s failed: %s', job_name, rec.failure);
+			ELSIF rec.jobs > 1 THEN
+				status := 'warning';
+				detail := pg_catalog.format('%s pg_cron jobs %s (%s): keep one, unschedule the others',
+					rec.jobs, job_name, rec.list);
+			ELSE
+				status := 'ok';
+				detail := pg_catalog.format('pg_cron job %s runs at "%s" (GMT)', job_name, rec.schedule);
+			END IF;
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- An index that lets the candidate scan skip paid and cancelled orders:
+	-- created_at first and a predicate on the three statuses, or the three
+	-- statuses (in any order) then created_at.  The application's
+	-- (status, created_at) index is not one: a paid order keeps status
+	-- 'pending'.
+	"check" := 'candidate_index';
+	BEGIN
+		SELECT c.oid INTO orders_rel
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+		WHERE s.nspname = app AND c.relname = 'orders' AND c.relkind IN ('r', 'p');
+		IF orders_rel IS NULL THEN
+			RAISE EXCEPTION 'relation "%.orders" does not exist', app;
+		END IF;
+		ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+			app);
+		SELECT i.indexrelid::pg_catalog.regclass::text AS name, i.indisvalid AND i.indisready AS usable INTO rec
+		FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+		CROSS JOIN LATERAL (
+			SELECT pg_catalog.array_agg(a.attname ORDER BY k.pos) AS cols
+			FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k (attnum, pos)
+			LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			WHERE k.pos <= i.indnkeyatts) k
+		CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS pred) p
+		WHERE i.indrelid = orders_rel AND am.amname = 'btree'
+		  AND ((k.cols[1] = 'created_at'
+				AND p.pred ~ '\mstatus\M\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ '\mpayment_status\M\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ '\mfulfillment_status\M\)?(::[a-z ]+)? = ''pending''')
+			   OR (k.cols[1:3] @> '{status,payment_status,fulfillment_status}'::name[]
+				   AND k.cols[4] = 'created_at'))
+		ORDER BY i.indisvalid AND i.indisready DESC, ic.relname LIMIT 1;
+		IF NOT FOUND THEN
+			status := 'warning';
+			detail := pg_catalog.format('no index lets the candidate scan skip paid orders, so every run reads all old orders; create one: %s',
+				ddl);
+		ELSIF NOT rec.usable THEN
+			status := 'warning';
+			detail := pg_catalog.format('index %s is invalid (a CREATE INDEX CONCURRENTLY that failed): DROP INDEX CONCURRENTLY %s; then %s',
+				rec.name, rec.name, ddl);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the candidate scan can use index %s', rec.name);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Row-level security that applies to the role running the job (the
+	-- pg_cron job's role, else the current one) would hide orders from it,
+	-- or hide the product or round whose stock or shares it must give back.
+	"check" := 'row_level_security';
+	BEGIN
+		SELECT pg_catalog.array_agg(DISTINCT j.username) INTO roles
+		FROM release_expired_orders.job_status() j;
+		IF roles IS NULL THEN
+			roles := ARRAY[current_user::text];
+		END IF;
+		SELECT pg_catalog.string_agg(pg_catalog.format('role %s on %s', t.rolname, t.tables), '; '
+									 ORDER BY t.rolname) INTO names
+		FROM (SELECT r.rolname,
+					 pg_catalog.string_agg(pg_catalog.format('%I.%I', app, c.relname), ', '
+										   ORDER BY c.relname) AS tables
+			  FROM pg_catalog.pg_class c
+			  JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+			  JOIN pg_catalog.pg_roles r ON r.rolname = ANY (roles)
+			  WHERE s.nspname = app
+				AND c.relname IN ('orders', 'products', 'lottery_rounds', 'notifications')
+				AND c.relkind IN ('r', 'p')
+				AND c.relrowsecurity
+				AND NOT r.rolsuper AND NOT r.rolbypassrls
+				AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(r.oid, c.relowner, 'USAGE'))
+			  GROUP BY r.rolname) t;
+		IF names IS NULL THEN
+			status := 'ok';
+			detail := pg_catalog.format('no row-level security applies to %s on the application''s tables',
+				pg_catalog.array_to_string(roles, ', '));
+		ELSE
+			status := 'critical';
+			detail := pg_catalog.format('row-level security applies to the role running the job (%s): rows its policies hide are never released and their stock or shares never returned; give the role BYPASSRLS, or policies that show it every row',
+				names);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health() IS
+	'One row per check (consecutive failed runs, poison orders, slow run, last success, backlog, pg_cron job, candidate index, row-level security): ok, warning or critical';
+
+----------------------------------------------------------------------------
+-- Privileges
+----------------------------------------------------------------------------
+
+-- Nothing that writes is executable by PUBLIC (see README, Security).
+REVOKE ALL ON FUNCTION release_expired_orders.schedule(text, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION release_expired_orders.unschedule() FROM PUBLIC;
+REVOKE ALL ON FUNCTION release_expired_orders.purge_history(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION release_expired_orders.restore_order(uuid) FROM PUBLIC;
+
+-- Default privileges of the installing role (Supabase grants ALL on new
+-- functions in public to anon, authenticated and service_role; other
+-- setups grant new schemas, tables or functions to other roles) must not
+-- open the job or its schema to anyone: take back every grant they made on
+-- the extension's objects.  The README lists the grants to give.
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN
+		SELECT pg_catalog.format('%s %s',
+				   CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+				   p.oid::pg_catalog.regprocedure) AS object, a.grantee
+		FROM pg_catalog.pg_depend d
+		JOIN pg_catalog.pg_proc p ON p.oid = d.objid,
+			 pg_catalog.aclexplode(p.proacl) a
+		WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+		  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+		  AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+							WHERE e.extname = 'release_expired_orders')
+		  AND d.deptype = 'e' AND a.grantee <> 0 AND a.grantee <> p.proowner
+		UNION
+		SELECT pg_catalog.format('%s %s', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+								 c.oid::pg_catalog.regclass), a.grantee
+		FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+		WHERE c.relnamespace = 'release_expired_orders'::pg_catalog.regnamespace
+		  AND a.grantee <> 0 AND a.grantee <> c.relowner
+		UNION
+		SELECT 'SCHEMA release_expired_orders', a.grantee
+		FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+		WHERE n.nspname = 'release_expired_orders' AND a.grantee <> 0 AND a.grantee <> n.nspowner
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %I', g.object,
+								  pg_catalog.pg_get_userbyid(g.grantee));
+	END LOOP;
+END
+$$;
+
+----------------------------------------------------------------------------
+-- Schedule the job now when pg_cron is here
+----------------------------------------------------------------------------
+
+-- A job left from an earlier installation (or scheduled by another role)
+-- is kept as it is, so that installing again never duplicates it.
+DO $$
+DECLARE
+	job record;
+	command text := release_expired_orders.job_command(NULL, NULL);
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+		-- A WARNING, not a NOTICE: CREATE EXTENSION hides the notices of
+		-- the script it runs, and this one asks the user to act.
+		RAISE WARNING 'release_expired_orders is not scheduled: pg_cron is not installed in database "%"',
+			pg_catalog.current_database()
+			USING HINT = pg_catalog.format('With pg_cron in this database (shared_preload_libraries = ''pg_cron'', cron.database_name = %L, CREATE EXTENSION pg_cron), run: SELECT release_expired_orders.schedule(); with pg_cron in another database, run there: SELECT cron.schedule_in_database(''release-expired-orders_invoke'', ''*/10 * * * *'', %L, %L); or run %s every 10 minutes from any scheduler.',
+				pg_catalog.current_database(), command, pg_catalog.current_database(), command);
+		RETURN;
+	END IF;
+	SELECT j.jobid, j.username, j.schedule INTO job FROM cron.job j
+	WHERE j.jobname = 'release-expired-orders_invoke'
+	  AND j.database = pg_catalog.current_database()
+	ORDER BY j.jobid LIMIT 1;
+	IF FOUND THEN
+		RAISE NOTICE 'pg_cron job release-expired-orders_invoke is already scheduled (as role %, at "%"); left unchanged',
+			job.username, job.schedule;
+		RETURN;
+	END IF;
+	BEGIN
+		PERFORM release_expired_orders.schedule();
+		RAISE NOTICE 'scheduled pg_cron job release-expired-orders_invoke at "*/10 * * * *" as role %: %',
+			current_user, command;
+	EXCEPTION WHEN OTHERS THEN
+		-- The extension is still usable; say how to finish the job by hand.
+		RAISE WARNING 'could not schedule release_expired_orders with pg_cron: %', SQLERRM
+			USING HINT = 'Run SELECT release_expired_orders.schedule(); as the role that should run the job.';
+	END;
+END
+$$;
