@@ -13,6 +13,9 @@ CREATE SCHEMA faults;
 SET search_path = faults, public;
 \i test/fixtures/app_schema.sql
 RESET client_min_messages;
+-- Retry a failed order at every run (the default backoff is tested in
+-- retry_backoff).
+SET release_expired_orders.retry_backoff = 0;
 SET release_expired_orders.app_schema = faults;
 
 INSERT INTO products (id, name, stock) VALUES

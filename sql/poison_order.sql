@@ -8,6 +8,9 @@
 SET client_min_messages = error;
 CREATE EXTENSION release_expired_orders;
 RESET client_min_messages;
+-- Retry a failed order at every run (the default backoff is tested in
+-- retry_backoff).
+SET release_expired_orders.retry_backoff = 0;
 
 INSERT INTO products (id, stock) VALUES
 	('00000000-0000-0000-0000-0000000000a1', 10),

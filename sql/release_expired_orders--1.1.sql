@@ -28,7 +28,11 @@ CREATE TABLE release_expired_orders.runs (
 		CHECK (outcome IN ('running', 'success', 'partial', 'failed', 'interrupted')),
 	error text,
 	run_by name NOT NULL DEFAULT current_user,
-	backend_pid integer NOT NULL DEFAULT pg_backend_pid()
+	backend_pid integer NOT NULL DEFAULT pg_backend_pid(),
+	-- with backend_pid, what identifies the backend of a live run
+	backend_start timestamptz,
+	vetoed integer NOT NULL DEFAULT 0,
+	warnings text
 );
 CREATE INDEX runs_started_at_idx ON release_expired_orders.runs (started_at);
 CREATE INDEX runs_running_idx ON release_expired_orders.runs (id) WHERE outcome = 'running';
@@ -48,8 +52,10 @@ CREATE TABLE release_expired_orders.order_events (
 	round_id uuid,
 	quantity integer,
 	outcome text NOT NULL
-		CHECK (outcome IN ('released', 'failed', 'product_not_found',
-						   'round_not_found', 'shares_clamped', 'restored')),
+		CONSTRAINT order_events_outcome_check
+		CHECK (outcome IN ('released', 'failed', 'vetoed', 'product_not_found',
+						   'round_not_found', 'shares_clamped', 'stock_skipped',
+						   'shares_skipped', 'restored')),
 	prev_status varchar(20),
 	prev_payment_status varchar(20),
 	prev_fulfillment_status varchar(20),
@@ -63,6 +69,23 @@ CREATE INDEX order_events_run_id_idx ON release_expired_orders.order_events USIN
 CREATE INDEX order_events_created_at_idx ON release_expired_orders.order_events USING brin (created_at);
 COMMENT ON TABLE release_expired_orders.order_events IS
 	'One row per order outcome of release_expired_orders, with the stock and share deltas applied';
+
+-- Orders that failed or that the application vetoed, left alone until
+-- next_attempt: the backoff doubles with each attempt (from
+-- release_expired_orders.retry_backoff, up to a day), so that they never
+-- use up every run's batch_limit.  A release removes the order's row.
+CREATE TABLE release_expired_orders.retries (
+	order_id uuid PRIMARY KEY,
+	attempts integer NOT NULL,
+	first_at timestamptz NOT NULL,
+	last_at timestamptz NOT NULL,
+	next_attempt timestamptz NOT NULL,
+	outcome text NOT NULL CHECK (outcome IN ('failed', 'vetoed')),
+	sqlstate char(5),
+	message text
+);
+COMMENT ON TABLE release_expired_orders.retries IS
+	'Orders that failed or were vetoed, with their retry backoff';
 
 ----------------------------------------------------------------------------
 -- The job
@@ -96,105 +119,57 @@ CREATE INDEX order_events_failed_idx ON release_expired_orders.order_events (ord
 	WHERE outcome = 'failed';
 
 ----------------------------------------------------------------------------
--- Helpers
+-- Rules the C code owns, for the SQL side (one definition each)
 ----------------------------------------------------------------------------
 
--- An integer setting in its base unit (ms or min).  The settings are
--- defined when the library is loaded, which a session that has not called
--- the procedure yet has not done: then the raw text of a placeholder (from
--- postgresql.conf, ALTER ROLE or SET) is parsed, or the default is used.
-CREATE FUNCTION release_expired_orders.setting_int(name text, unit text, default_value bigint)
-RETURNS bigint LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	raw text;
-BEGIN
-	-- current_setting() rather than pg_settings, which builds every setting
-	-- of the server on each read: this runs at the end of every run.
-	raw := pg_catalog.btrim(pg_catalog.current_setting(setting_int.name, true));
-	IF raw IS NULL OR raw = '' THEN
-		RETURN default_value;
-	END IF;
-	IF raw ~ '^[0-9]+$' THEN
-		RETURN raw::bigint;
-	END IF;
-	IF unit IS NOT NULL AND raw ~ '^[0-9]+ *(ms|s|min|h|d)$' THEN
-		-- PostgreSQL's units for these settings are also interval units
-		RETURN pg_catalog.round(pg_catalog.date_part('epoch', raw::interval)
-			* CASE unit WHEN 'ms' THEN 1000.0 ELSE 1.0 / 60 END);
-	END IF;
-	RAISE EXCEPTION 'invalid value for parameter "%": "%"', name, raw
-		USING ERRCODE = 'invalid_parameter_value',
-			  HINT = CASE WHEN unit IS NULL THEN 'Use an integer.'
-					 ELSE pg_catalog.format('Use an integer number of %s, or a number with one of the units ms, s, min, h, d.', unit) END;
-END
-$$;
+-- release_expired_orders.NAME as text, integers in their base unit (ms,
+-- s or min); calling it loads the library, which defines the settings.
+CREATE FUNCTION release_expired_orders.setting(name text)
+RETURNS text LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_setting';
 
--- A text setting, or its default when the library is not loaded yet.
-CREATE FUNCTION release_expired_orders.setting_text(name text, default_value text)
-RETURNS text LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-RETURN coalesce(nullif(pg_catalog.current_setting(name, true), ''), default_value);
+-- The procedure's argument check: SQLSTATE 22023 outside the setting's range.
+CREATE FUNCTION release_expired_orders.check_argument(name text, value integer)
+RETURNS void LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_check_argument';
 
--- The same argument check, message and SQLSTATE as the procedure's.
-CREATE FUNCTION release_expired_orders.check_argument(name text, value integer, max integer)
-RETURNS void LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF value IS NULL OR value < 1 OR value > max THEN
-		RAISE EXCEPTION '% must be between 1 and %', name, max
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = pg_catalog.format('The value given was %s.', coalesce(value::text, 'NULL')),
-				  HINT = pg_catalog.format('Pass NULL to use the setting release_expired_orders.%s.', name);
-	END IF;
-END
-$$;
-
--- Whether a timestamp column of an application table is timestamptz; an
--- error naming the table and column, as the procedure's, when it cannot
--- be used.
+-- Whether a timestamp column of an application table is timestamptz; the
+-- release's error naming the table and column when it cannot be used.
 CREATE FUNCTION release_expired_orders.app_column_is_tz(app_schema text, table_name text, column_name text)
-RETURNS boolean LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	rel oid;
-	typ oid;
-BEGIN
-	SELECT c.oid INTO rel
-	FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	WHERE n.nspname = app_schema AND c.relname = table_name AND c.relkind IN ('r', 'p');
-	IF rel IS NULL THEN
-		RAISE EXCEPTION 'relation "%.%" does not exist', app_schema, table_name
-			USING ERRCODE = 'undefined_table',
-				  HINT = 'Create the table, or set release_expired_orders.app_schema to the schema that holds it.';
-	END IF;
-	SELECT a.atttypid INTO typ FROM pg_catalog.pg_attribute a
-	WHERE a.attrelid = rel AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
-	IF typ IS NULL THEN
-		RAISE EXCEPTION 'column "%" of relation "%.%" does not exist', column_name, app_schema, table_name
-			USING ERRCODE = 'undefined_column',
-				  HINT = pg_catalog.format('release_expired_orders expects %s.%s of type timestamp or timestamptz.', table_name, column_name);
-	END IF;
-	IF typ NOT IN ('pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype) THEN
-		RAISE EXCEPTION 'column "%" of relation "%.%" has type %', column_name, app_schema, table_name,
-			pg_catalog.format_type(typ, NULL)
-			USING ERRCODE = 'datatype_mismatch',
-				  HINT = pg_catalog.format('release_expired_orders expects %s.%s of type timestamp or timestamptz.', table_name, column_name);
-	END IF;
-	RETURN typ = 'pg_catalog.timestamptz'::pg_catalog.regtype;
-END
-$$;
+RETURNS boolean LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_app_column_is_tz';
 
--- The SQL that stores "now" in a timestamp column of either convention:
--- timestamptz as is, timestamp as wall-clock time in naive_time_zone.
+-- t as wall-clock time in zone, by the zone's full rules (never a fixed
+-- abbreviation offset), as the release stores a timestamp column.
+CREATE FUNCTION release_expired_orders.wall_clock(t timestamptz, zone text)
+RETURNS timestamp LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_wall_clock';
+
+-- The SQL that stores "now" in a timestamp column of either convention.
 CREATE FUNCTION release_expired_orders.now_in(tz boolean, zone text)
 RETURNS text LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN tz THEN 'pg_catalog.now()'
-	ELSE pg_catalog.format('pg_catalog.timezone(%L, pg_catalog.now())', zone) END;
+	ELSE pg_catalog.format('release_expired_orders.wall_clock(pg_catalog.now(), %L)', zone) END;
+
+-- Whether the backend that started a run (pid and start time) still exists.
+CREATE FUNCTION release_expired_orders.run_is_alive(backend_pid integer, backend_start timestamptz)
+RETURNS boolean LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_run_is_alive';
+
+-- The application's tables on which row-level security applies to role,
+-- or NULL: the rule by which the job refuses to run.
+CREATE FUNCTION release_expired_orders.row_security_problem(role name)
+RETURNS text LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_row_security_problem';
+
+-- Why the job skips the application's notifications, or NULL.
+CREATE FUNCTION release_expired_orders.notifications_problem()
+RETURNS text LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_notifications_problem';
+
+-- Shims for code not yet moved to setting(); the defaults are not used.
+CREATE FUNCTION release_expired_orders.setting_int(name text, unit text, default_value bigint)
+RETURNS bigint LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN release_expired_orders.setting(pg_catalog.substr(name, 24))::bigint;
+CREATE FUNCTION release_expired_orders.setting_text(name text, default_value text)
+RETURNS text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN release_expired_orders.setting(pg_catalog.substr(name, 24));
 
 ----------------------------------------------------------------------------
 -- Scheduling with pg_cron
@@ -241,9 +216,9 @@ DECLARE
 	args text[] := '{}';
 BEGIN
 	PERFORM release_expired_orders.check_argument('timeout_minutes',
-		coalesce(timeout_minutes, 1), 525600);
+		coalesce(timeout_minutes, 1));
 	PERFORM release_expired_orders.check_argument('batch_limit',
-		coalesce(batch_limit, 1), 1000000);
+		coalesce(batch_limit, 1));
 	SELECT n.nspname INTO proc_schema
 	FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
 	WHERE e.extname = 'release_expired_orders';
@@ -441,44 +416,15 @@ COMMENT ON FUNCTION release_expired_orders.purge_history(interval) IS
 ----------------------------------------------------------------------------
 
 -- The orders the next call would release, oldest first, with their age:
--- the selection of the procedure's candidate scan, without its locks (so
--- it also lists orders a payment holds at this moment, which the call
--- would skip) and without writing anything.
+-- the procedure's own candidate statement without its locks (so it also
+-- lists orders a payment holds at this moment, which the call would skip)
+-- and without writing anything.
 CREATE FUNCTION release_expired_orders.preview(
 	timeout_minutes integer DEFAULT NULL,
 	batch_limit integer DEFAULT NULL)
 RETURNS TABLE (order_id uuid, order_number varchar, user_id uuid, product_id uuid,
 			   round_id uuid, quantity integer, created_at timestamptz, age interval)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	timeout integer := coalesce(preview.timeout_minutes,
-		release_expired_orders.setting_int('release_expired_orders.timeout_minutes', NULL, 30)::integer);
-	max_orders integer := coalesce(preview.batch_limit,
-		release_expired_orders.setting_int('release_expired_orders.batch_limit', NULL, 100)::integer);
-	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
-	zone text := release_expired_orders.setting_text('release_expired_orders.naive_time_zone', 'UTC');
-	tz boolean;
-BEGIN
-	PERFORM release_expired_orders.check_argument('timeout_minutes', timeout, 525600);
-	PERFORM release_expired_orders.check_argument('batch_limit', max_orders, 1000000);
-	tz := release_expired_orders.app_column_is_tz(app, 'orders', 'created_at');
-	-- $1 is the cutoff as timestamptz; a naive created_at is compared with
-	-- the cutoff's wall-clock time in naive_time_zone, as the procedure does.
-	RETURN QUERY EXECUTE pg_catalog.format(
-		'SELECT o.id, o.order_number::pg_catalog.varchar, o.user_id, o.product_id,'
-		' o.round_id, o.quantity, c.at, pg_catalog.now() - c.at'
-		' FROM %I.orders o CROSS JOIN LATERAL (SELECT %s AS at) c'
-		' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
-		' AND o.fulfillment_status = ''pending'' AND o.created_at < %s'
-		' ORDER BY o.created_at, o.id LIMIT $2',
-		app,
-		CASE WHEN tz THEN 'o.created_at' ELSE 'pg_catalog.timezone($3, o.created_at)' END,
-		CASE WHEN tz THEN '$1' ELSE 'pg_catalog.timezone($3, $1)' END)
-	USING pg_catalog.now() - pg_catalog.make_interval(mins => timeout), max_orders, zone;
-END
-$$;
+LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_preview';
 COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
 	'Dry run: the orders the next CALL release_expired_orders() would release, with their age; no locks, no writes';
 
@@ -673,26 +619,19 @@ DECLARE
 	orders_rel oid;
 	roles text[];
 	ddl text;
+	oldest timestamptz;
 BEGIN
 	-- Consecutive failed runs, newest first: failed and interrupted runs,
-	-- and runs still marked running whose backend is gone (a live run holds
-	-- a session advisory lock keyed on its id; see ReoLockRun).
+	-- and runs still marked running whose backend is gone.
 	"check" := 'consecutive_failed_runs';
 	BEGIN
 		n := 0;
 		latest_error := NULL;
 		FOR rec IN
 			SELECT r.id, r.outcome, r.error,
-				   r.outcome = 'running' AND NOT EXISTS (
-					   SELECT FROM pg_catalog.pg_locks l
-					   WHERE l.locktype = 'advisory' AND l.database = d.oid
-						 AND l.classid = 1919250176::pg_catalog.oid
-						 AND l.objid = (r.id % 4294967296)::pg_catalog.oid
-						 AND l.objsubid = 2 AND l.pid = r.backend_pid
-						 AND l.granted) AS gone
-			FROM release_expired_orders.runs r,
-				 (SELECT oid FROM pg_catalog.pg_database
-				  WHERE datname = pg_catalog.current_database()) d
+				   r.outcome = 'running' AND NOT coalesce(
+					   release_expired_orders.run_is_alive(r.backend_pid, r.backend_start), false) AS gone
+			FROM release_expired_orders.runs r
 			ORDER BY r.id DESC LIMIT 1000
 		LOOP
 			CONTINUE WHEN rec.outcome = 'running' AND NOT rec.gone;
@@ -712,37 +651,53 @@ BEGIN
 	END;
 	RETURN NEXT;
 
-	-- Poison orders: still pending, and failed in each of their last three
-	-- or more attempts (a release or a restore starts the count afresh).
+	-- Poison orders: still pending, and failed or vetoed in their last three
+	-- or more attempts (release_expired_orders.retries; a release ends the
+	-- count).  Critical once one has held its stock or shares past
+	-- alert_after since it first failed: the job alone will not release it.
 	"check" := 'poison_orders';
 	BEGIN
+		alert_min := release_expired_orders.setting('alert_after')::bigint;
 		EXECUTE pg_catalog.format(
-			'WITH suspects AS ('
-			' SELECT f.order_id FROM release_expired_orders.order_events f'
-			' WHERE f.outcome = ''failed'' GROUP BY f.order_id'
-			' HAVING pg_catalog.count(DISTINCT f.run_id) >= 3),'
-			' streaks AS ('
-			' SELECT s.order_id, pg_catalog.count(DISTINCT e.run_id) AS runs,'
-			' pg_catalog.max(e.order_number) AS order_number'
-			' FROM suspects s JOIN release_expired_orders.order_events e'
-			' ON e.order_id = s.order_id AND e.outcome = ''failed'''
-			' AND e.id > coalesce((SELECT pg_catalog.max(x.id)'
-			' FROM release_expired_orders.order_events x WHERE x.order_id = s.order_id'
-			' AND x.outcome IN (''released'', ''restored'')), 0)'
-			' GROUP BY s.order_id HAVING pg_catalog.count(DISTINCT e.run_id) >= 3)'
-			' SELECT pg_catalog.count(*), pg_catalog.string_agg(pg_catalog.format(''%%s (%%s runs)'','
-			' t.order_number, t.runs), '', '' ORDER BY t.order_number) FILTER (WHERE t.rank <= 20)'
-			' FROM (SELECT s.*, pg_catalog.row_number() OVER (ORDER BY s.order_number) AS rank'
-			' FROM streaks s JOIN %I.orders o ON o.id = s.order_id'
+			'SELECT pg_catalog.count(*) FILTER (WHERE t.attempts >= 3),'
+			' pg_catalog.string_agg(pg_catalog.format(''%%s (%%s %%s)'', t.order_number,'
+			' t.attempts, t.outcome), '', '' ORDER BY t.order_number)'
+			' FILTER (WHERE t.attempts >= 3 AND t.rank <= 20),'
+			' pg_catalog.min(t.first_at)'
+			' FROM (SELECT b.attempts, b.outcome, b.first_at, o.order_number,'
+			' pg_catalog.row_number() OVER (ORDER BY b.attempts >= 3 DESC, o.order_number) AS rank'
+			' FROM release_expired_orders.retries b JOIN %I.orders o ON o.id = b.order_id'
 			' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
 			' AND o.fulfillment_status = ''pending'') t', app)
-			INTO n, names;
-		status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-		detail := CASE WHEN n = 0 THEN 'no order failed in 3 or more consecutive runs'
-				  ELSE pg_catalog.format('%s order%s failed in 3 or more consecutive runs: %s%s', n,
-						CASE WHEN n > 1 THEN 's' END, names,
+			INTO n, names, oldest;
+		status := CASE WHEN oldest < pg_catalog.now() - pg_catalog.make_interval(mins => alert_min::integer)
+					   THEN 'critical' WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN status = 'ok' THEN 'no order failed in 3 or more consecutive attempts'
+				  ELSE pg_catalog.format('%s order%s failed or vetoed in 3 or more consecutive attempts%s%s', n,
+						CASE WHEN n <> 1 THEN 's' END, ': ' || names,
 						CASE WHEN n > 20 THEN pg_catalog.format(' and %s more', n - 20) END)
-					   || '; see release_expired_orders.order_events for their errors' END;
+					   || CASE WHEN status = 'critical' THEN pg_catalog.format(
+							'; the oldest failing order first failed %s min ago, longer than release_expired_orders.alert_after (%s min)',
+							pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - oldest) / 60), alert_min)
+						  ELSE '' END
+					   || '; see release_expired_orders.retries and order_events for their errors' END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The application's notifications: the job skips them, with a WARNING,
+	-- when they cannot be written.
+	"check" := 'notifications';
+	BEGIN
+		names := release_expired_orders.notifications_problem();
+		SELECT r.warnings INTO latest_error FROM release_expired_orders.runs r
+		WHERE r.ended_at IS NOT NULL ORDER BY r.id DESC LIMIT 1;
+		status := CASE WHEN coalesce(names, latest_error) IS NULL THEN 'ok' ELSE 'warning' END;
+		detail := coalesce('the job skips the application''s notifications: ' || names,
+						   'the last run: ' || latest_error,
+						   'the application''s notifications are written, or switched off');
 	EXCEPTION WHEN OTHERS THEN
 		status := 'critical';
 		detail := 'check failed: ' || SQLERRM;
@@ -935,21 +890,11 @@ BEGIN
 		IF roles IS NULL THEN
 			roles := ARRAY[current_user::text];
 		END IF;
-		SELECT pg_catalog.string_agg(pg_catalog.format('role %s on %s', t.rolname, t.tables), '; '
-									 ORDER BY t.rolname) INTO names
-		FROM (SELECT r.rolname,
-					 pg_catalog.string_agg(pg_catalog.format('%I.%I', app, c.relname), ', '
-										   ORDER BY c.relname) AS tables
-			  FROM pg_catalog.pg_class c
-			  JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
-			  JOIN pg_catalog.pg_roles r ON r.rolname = ANY (roles)
-			  WHERE s.nspname = app
-				AND c.relname IN ('orders', 'products', 'lottery_rounds', 'notifications')
-				AND c.relkind IN ('r', 'p')
-				AND c.relrowsecurity
-				AND NOT r.rolsuper AND NOT r.rolbypassrls
-				AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(r.oid, c.relowner, 'USAGE'))
-			  GROUP BY r.rolname) t;
+		SELECT pg_catalog.string_agg(pg_catalog.format('role %s on %s', r.role, r.tables), '; '
+									 ORDER BY r.role) INTO names
+		FROM (SELECT u.role, release_expired_orders.row_security_problem(u.role::name) AS tables
+			  FROM pg_catalog.unnest(roles) u (role)) r
+		WHERE r.tables IS NOT NULL;
 		IF names IS NULL THEN
 			status := 'ok';
 			detail := pg_catalog.format('no row-level security applies to %s on the application''s tables',
@@ -967,7 +912,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.health() IS
-	'One row per check (consecutive failed runs, poison orders, slow run, last success, backlog, pg_cron job, candidate index, row-level security): ok, warning or critical';
+	'One row per check (consecutive failed runs, poison orders, notifications, slow run, last success, backlog, pg_cron job, candidate index, row-level security): ok, warning or critical';
 
 ----------------------------------------------------------------------------
 -- Privileges

@@ -1,349 +1,53 @@
 /*-------------------------------------------------------------------------
  *
  * release_expired_orders.c
- *	  Entry point and settings: CALL release_expired_orders(timeout_minutes,
- *	  batch_limit, INOUT summary).
+ *	  _PG_init and the SQL entry points, nothing else.
  *
- * The procedure checks its arguments and the application's tables before it
- * writes anything, records a run row, then releases chunk after chunk.  In a
- * plain CALL (non-atomic, as pg_cron runs it) it commits after every chunk;
- * inside a transaction block it works in the caller's transaction.  Each
- * chunk runs in a subtransaction so that an error which ends the run can
- * still be written to the run row before it is raised again.
+ * CALL release_expired_orders(timeout_minutes, batch_limit, INOUT summary)
+ * checks its arguments and the application's tables before it writes
+ * anything, then hands over to run.c.  The small functions below expose
+ * to SQL the rules the C code owns, so that the PL/pgSQL side of the
+ * extension never writes them again: what a candidate is (preview), whether
+ * a run is alive, the settings and argument ranges, the column conventions,
+ * the row-level security rule and the notifications rule.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "pgtime.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
-#include "release_expired_orders.h"
+#include "app_schema.h"
+#include "run.h"
+#include "settings.h"
+#include "sql.h"
+#include "summary.h"
+#include "util.h"
 
 PG_MODULE_MAGIC;
 
-#define TIMEOUT_MAX 525600		/* one year of minutes */
-#define BATCH_MAX 1000000
-
-int			reo_timeout_minutes = 30;
-int			reo_batch_limit = 100;
-int			reo_chunk_size = 1000;
-int			reo_lock_timeout_ms = 5000;
-char	   *reo_naive_time_zone = NULL;
-char	   *reo_app_schema = NULL;
-bool		reo_write_notifications = true;
-int			reo_slow_run_ms = 60000;
-int			reo_alert_after_min = 20;
-int			reo_history_retention_min = 30 * 24 * 60;
-int			reo_purge_limit = 10000;
-
 void		_PG_init(void);
-
-/*
- * A value SET before the library was loaded is a placeholder; when the
- * library loads, PostgreSQL only warns about an invalid one and keeps the
- * default.  We remember such a value and refuse to run until the setting
- * is assigned again, so that a bad setting is an error, not a silent
- * default.
- */
-typedef enum SettingId
-{
-	S_TIMEOUT, S_BATCH, S_CHUNK, S_LOCK_TIMEOUT, S_NAIVE_TZ, S_APP_SCHEMA,
-	S_NOTIFICATIONS, S_SLOW_RUN, S_ALERT_AFTER, S_RETENTION, S_PURGE_LIMIT,
-	S_COUNT
-} SettingId;
-
-static const char *const setting_names[S_COUNT] = {
-	"release_expired_orders.timeout_minutes",
-	"release_expired_orders.batch_limit",
-	"release_expired_orders.chunk_size",
-	"release_expired_orders.lock_timeout",
-	"release_expired_orders.naive_time_zone",
-	"release_expired_orders.app_schema",
-	"release_expired_orders.write_notifications",
-	"release_expired_orders.slow_run_ms",
-	"release_expired_orders.alert_after",
-	"release_expired_orders.history_retention",
-	"release_expired_orders.purge_limit",
-};
-static char *rejected[S_COUNT];
-static bool settings_defined = false;
-
-#define ASSIGN_HOOK(fn, type, id) \
-	static void fn(type newval, void *extra) \
-	{ \
-		if (settings_defined) \
-			rejected[id] = NULL; \
-	}
-ASSIGN_HOOK(AssignTimeout, int, S_TIMEOUT)
-ASSIGN_HOOK(AssignBatch, int, S_BATCH)
-ASSIGN_HOOK(AssignChunk, int, S_CHUNK)
-ASSIGN_HOOK(AssignLockTimeout, int, S_LOCK_TIMEOUT)
-ASSIGN_HOOK(AssignNaiveTz, const char *, S_NAIVE_TZ)
-ASSIGN_HOOK(AssignAppSchema, const char *, S_APP_SCHEMA)
-ASSIGN_HOOK(AssignNotifications, bool, S_NOTIFICATIONS)
-ASSIGN_HOOK(AssignSlowRun, int, S_SLOW_RUN)
-ASSIGN_HOOK(AssignAlertAfter, int, S_ALERT_AFTER)
-ASSIGN_HOOK(AssignRetention, int, S_RETENTION)
-ASSIGN_HOOK(AssignPurgeLimit, int, S_PURGE_LIMIT)
-
-/* A zone that pg_tzset() can load, so that conversions cannot fail later. */
-static bool
-CheckNaiveTimeZone(char **newval, void **extra, GucSource source)
-{
-	if (*newval == NULL || **newval == '\0' || pg_tzset(*newval) == NULL)
-	{
-		GUC_check_errdetail("Time zone \"%s\" is not recognized.",
-							*newval ? *newval : "");
-		GUC_check_errhint("Use a name from pg_timezone_names, such as \"UTC\".");
-		return false;
-	}
-	return true;
-}
-
-/* A schema name the catalogs could hold; existence is checked per run. */
-static bool
-CheckAppSchema(char **newval, void **extra, GucSource source)
-{
-	if (*newval == NULL || **newval == '\0' || strlen(*newval) >= NAMEDATALEN)
-	{
-		GUC_check_errdetail("The schema name must have 1 to %d bytes.",
-							NAMEDATALEN - 1);
-		GUC_check_errhint("Set it to the schema that holds the application's orders table.");
-		return false;
-	}
-	return true;
-}
 
 void
 _PG_init(void)
 {
-	char	   *placeholder[S_COUNT];
-
-	for (int i = 0; i < S_COUNT; i++)
-	{
-		const char *value = GetConfigOption(setting_names[i], true, false);
-
-		placeholder[i] = value ? MemoryContextStrdup(TopMemoryContext, value) : NULL;
-	}
-
-	DefineCustomIntVariable("release_expired_orders.timeout_minutes",
-							"Minutes after which an unpaid order expires.",
-							"Used when release_expired_orders is called with timeout_minutes NULL.",
-							&reo_timeout_minutes, 30, 1, TIMEOUT_MAX,
-							PGC_USERSET, 0, NULL, AssignTimeout, NULL);
-	DefineCustomIntVariable("release_expired_orders.batch_limit",
-							"Most orders one call releases.",
-							"Used when release_expired_orders is called with batch_limit NULL.",
-							&reo_batch_limit, 100, 1, BATCH_MAX,
-							PGC_USERSET, 0, NULL, AssignBatch, NULL);
-	DefineCustomIntVariable("release_expired_orders.chunk_size",
-							"Orders released per transaction in a committing CALL.",
-							"Also bounds the memory of a run.",
-							&reo_chunk_size, 1000, 1, 100000,
-							PGC_USERSET, 0, NULL, AssignChunk, NULL);
-	DefineCustomIntVariable("release_expired_orders.lock_timeout",
-							"Longest wait for a product or lottery round row.",
-							"Orders whose rows stay locked longer are counted failed and retried by the next run.",
-							&reo_lock_timeout_ms, 5000, 1, 3600 * 1000,
-							PGC_USERSET, GUC_UNIT_MS, NULL, AssignLockTimeout, NULL);
-	DefineCustomStringVariable("release_expired_orders.naive_time_zone",
-							   "Time zone of timestamp without time zone columns.",
-							   "The application stores UTC wall-clock time.",
-							   &reo_naive_time_zone, "UTC",
-							   PGC_USERSET, 0, CheckNaiveTimeZone, AssignNaiveTz, NULL);
-	DefineCustomStringVariable("release_expired_orders.app_schema",
-							   "Schema of the application's tables.",
-							   NULL,
-							   &reo_app_schema, "public",
-							   PGC_USERSET, 0, CheckAppSchema, AssignAppSchema, NULL);
-	DefineCustomBoolVariable("release_expired_orders.write_notifications",
-							 "Write the application's system_audit notifications.",
-							 "Only when the notifications table exists.",
-							 &reo_write_notifications, true,
-							 PGC_USERSET, 0, NULL, AssignNotifications, NULL);
-	DefineCustomIntVariable("release_expired_orders.slow_run_ms",
-							"health() warns when the last run took longer.",
-							NULL,
-							&reo_slow_run_ms, 60000, 1, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MS, NULL, AssignSlowRun, NULL);
-	DefineCustomIntVariable("release_expired_orders.alert_after",
-							"health() is critical when no run succeeded for this long.",
-							"Twice the scheduled interval is a good value.",
-							&reo_alert_after_min, 20, 1, 525600,
-							PGC_USERSET, GUC_UNIT_MIN, NULL, AssignAlertAfter, NULL);
-	DefineCustomIntVariable("release_expired_orders.history_retention",
-							"How long run and audit history is kept.",
-							"Older history is purged by the job itself.",
-							&reo_history_retention_min, 30 * 24 * 60, 1, INT_MAX,
-							PGC_USERSET, GUC_UNIT_MIN, NULL, AssignRetention, NULL);
-	DefineCustomIntVariable("release_expired_orders.purge_limit",
-							"Most history rows of each table one run purges.",
-							"Bounds the cost the purge adds to a run.",
-							&reo_purge_limit, 10000, 0, INT_MAX,
-							PGC_USERSET, 0, NULL, AssignPurgeLimit, NULL);
-#if PG_VERSION_NUM >= 150000
-	MarkGUCPrefixReserved("release_expired_orders");
-#else
-	EmitWarningsOnPlaceholders("release_expired_orders");
-#endif
-
-	/* Which placeholder values did PostgreSQL just reject with a warning? */
-	for (int i = 0; i < S_COUNT; i++)
-		if (placeholder[i] != NULL &&
-			set_config_option(setting_names[i], placeholder[i], PGC_USERSET,
-							  PGC_S_SESSION, GUC_ACTION_SET, false, DEBUG5,
-							  false) == 0)
-			rejected[i] = placeholder[i];
-	settings_defined = true;
-}
-
-/* Refuse to run on a default that stands in for a rejected value. */
-static void
-CheckRejectedSettings(void)
-{
-	for (int i = 0; i < S_COUNT; i++)
-		if (rejected[i] != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for parameter \"%s\": \"%s\"",
-							setting_names[i], rejected[i]),
-					 errdetail("The value was set before the library was loaded, so PostgreSQL ignored it and kept the default."),
-					 errhint("Set the parameter again with a valid value, or RESET it.")));
-}
-
-/* Refuse an argument outside its range, before anything is written. */
-static void
-CheckArgument(const char *name, int value, int max)
-{
-	if (value < 1 || value > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between 1 and %d", name, max),
-				 errdetail("The value given was %d.", value),
-				 errhint("Pass NULL to use the setting release_expired_orders.%s.",
-						 name)));
-}
-
-/*
- * Settings for the statements of one transaction: the bounded wait for
- * product and round rows.  Undone by AtEOXact_GUC() before the transaction
- * ends, so that the caller's own setting is back when the CALL returns.
- */
-static int
-PushRunSettings(void)
-{
-	int			level = NewGUCNestLevel();
-	char		buf[32];
-
-	snprintf(buf, sizeof(buf), "%dms", reo_lock_timeout_ms);
-	(void) set_config_option("lock_timeout", buf,
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	return level;
-}
-
-/*
- * Commit the current transaction's part of the run, when the CALL may
- * commit.  An async commit does not wait for the WAL flush: it is used for
- * the run row alone, which the next synchronous commit flushes with it.
- */
-static void
-CommitPart(ReoRun *run, int level, bool async)
-{
-	AtEOXact_GUC(true, level);
-	if (run->atomic)
-		return;
-	if (async)
-		(void) set_config_option("synchronous_commit", "off",
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-								 true, 0, false);
-
-	/*
-	 * Ending and starting a transaction leaves a little garbage in the
-	 * current memory context; the chunk context is reset before the next
-	 * chunk, so a long run's memory does not grow with each commit.
-	 */
-	MemoryContextSwitchTo(run->chunk_cxt);
-	SPI_commit();
-#if PG_VERSION_NUM < 150000
-	SPI_start_transaction();
-#endif
-	MemoryContextSwitchTo(run->cxt);
-}
-
-typedef struct ChunkStep
-{
-	ReoRun	   *run;
-	int			wanted;
-	int			found;
-} ChunkStep;
-
-static void
-ChunkStepFn(void *arg)
-{
-	ChunkStep  *step = (ChunkStep *) arg;
-
-	MemoryContextReset(step->run->chunk_cxt);
-	MemoryContextSwitchTo(step->run->chunk_cxt);
-	step->found = ReoReleaseChunk(step->run, step->wanted);
-}
-
-/*
- * A run that finished is "partial" when any order failed, even if none was
- * released: "failed" is kept for a run that errored as a whole, so that
- * one poison order does not read as a broken job (health() lists it).
- */
-static const char *
-RunOutcome(ReoRun *run)
-{
-	return run->failed > 0 ? "partial" : "success";
-}
-
-/*
- * Release chunks until batch_limit orders were taken or none are left, and
- * close the run.  Every chunk but the last is committed here; the last one,
- * with the run row's outcome, is committed by the caller with the CALL.
- */
-static void
-ReleaseAll(ReoRun *run)
-{
-	int			remaining = run->batch_limit;
-
-	for (;;)
-	{
-		int			level = PushRunSettings();
-		ChunkStep	step = {run, Min(remaining, run->chunk_size), 0};
-		ErrorData  *edata = ReoInSubtransaction(ChunkStepFn, &step);
-
-		if (edata != NULL)
-		{
-			/* The run fails as a whole: say so in its row, then raise. */
-			ReoRunEnd(run, "failed", edata->message);
-			ReoLockRun(run->run_id, false);
-			run->run_id = -run->run_id;
-			CommitPart(run, level, false);
-			ReThrowError(edata);
-		}
-		remaining -= step.found;
-		if (remaining == 0 || step.found < step.wanted)
-		{
-			ReoPurgeHistory();
-			ReoRunEnd(run, RunOutcome(run), NULL);
-			AtEOXact_GUC(true, level);
-			return;
-		}
-		CommitPart(run, level, false);
-	}
+	ReoDefineSettings();
 }
 
 /* Build the INOUT summary as the one-column record a procedure returns. */
@@ -361,6 +65,24 @@ SummaryResult(FunctionCallInfo fcinfo, const char *json)
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, &value, &isnull));
 }
 
+/* The arguments, or the settings for NULL, checked against their ranges. */
+static void
+ArgumentsOrSettings(FunctionCallInfo fcinfo, int *timeout_minutes, int *batch_limit)
+{
+	ReoCheckSettings();
+	*timeout_minutes = PG_ARGISNULL(0) ? reo_timeout_minutes : PG_GETARG_INT32(0);
+	*batch_limit = PG_ARGISNULL(1) ? reo_batch_limit : PG_GETARG_INT32(1);
+	ReoCheckArgument("timeout_minutes", *timeout_minutes);
+	ReoCheckArgument("batch_limit", *batch_limit);
+}
+
+/* The cutoff for created_at in its own convention. */
+static int64
+CutoffValue(TimestampTz cutoff, const AppSchema *app)
+{
+	return app->orders_created_tz ? cutoff : ReoWallClock(cutoff, reo_naive_time_zone);
+}
+
 PG_FUNCTION_INFO_V1(release_expired_orders);
 
 /*
@@ -371,26 +93,20 @@ release_expired_orders(PG_FUNCTION_ARGS)
 {
 	ReoRun		runbuf = {0};
 	ReoRun	   *run = &runbuf;
-	MemoryContext run_cxt;
-	bool		atomic = true;
-	int			level;
+	ReoSummary	summary = {0};
+	char	   *notifications_problem;
 	char	   *json;
-	char	   *message;
-	int64		elapsed_ms;
-	volatile bool locked = false;
 
+	run->atomic = true;
 	if (fcinfo->context && IsA(fcinfo->context, CallContext))
-		atomic = castNode(CallContext, fcinfo->context)->atomic;
-
-	CheckRejectedSettings();
-	run->timeout_minutes = PG_ARGISNULL(0) ? reo_timeout_minutes : PG_GETARG_INT32(0);
-	run->batch_limit = PG_ARGISNULL(1) ? reo_batch_limit : PG_GETARG_INT32(1);
-	CheckArgument("timeout_minutes", run->timeout_minutes, TIMEOUT_MAX);
-	CheckArgument("batch_limit", run->batch_limit, BATCH_MAX);
+		run->atomic = castNode(CallContext, fcinfo->context)->atomic;
+	ArgumentsOrSettings(fcinfo, &run->timeout_minutes, &run->batch_limit);
 	run->chunk_size = reo_chunk_size;
-	run->atomic = atomic;
-	run->naive_time_zone = pstrdup(reo_naive_time_zone);
+	run->retry_backoff_s = reo_retry_backoff_s;
+	run->lock_timeout_ms = reo_lock_timeout_ms;
 	run->started = GetCurrentTimestamp();
+	summary.started = run->started;
+	summary.timeout_minutes = run->timeout_minutes;
 
 	if (RecoveryInProgress())
 	{
@@ -398,73 +114,268 @@ release_expired_orders(PG_FUNCTION_ARGS)
 				(errmsg("release_expired_orders skipped: the server is a standby"),
 				 errdetail("A server in recovery cannot release orders."),
 				 errhint("Run the job on the primary.")));
-		json = ReoSummaryJson(run, "skipped",
-							  "skipped: the server is in recovery", 0);
-		PG_RETURN_DATUM(SummaryResult(fcinfo, json));
+		summary.outcome = "skipped";
+		summary.message = "skipped: the server is in recovery";
+		PG_RETURN_DATUM(SummaryResult(fcinfo, ReoSummaryJson(&summary, NULL)));
 	}
 
 	/* Every check that can refuse the run happens before any write. */
-	ReoDiscoverSchema(&run->app, reo_write_notifications);
+	ReoDiscoverSchema(&run->app, reo_app_schema, reo_write_notifications,
+					  &notifications_problem);
+	if (notifications_problem)
+		ereport(WARNING,
+				(errmsg("release_expired_orders does not write the application's notifications: %s",
+						notifications_problem),
+				 errhint("Give the column a default, or set release_expired_orders.write_notifications to off.")));
+	run->write_notifications = run->app.notifications;
+	run->warnings = notifications_problem ?
+		psprintf("notifications skipped: %s", notifications_problem) : NULL;
 
 	/*
 	 * The cutoff is fixed once, from the first transaction's now(): created_at
-	 * without time zone is UTC wall-clock time (naive_time_zone), whatever the
+	 * without time zone is wall-clock time in naive_time_zone, whatever the
 	 * session's TimeZone.
 	 */
 	run->cutoff = GetCurrentTransactionStartTimestamp() -
 		(TimestampTz) run->timeout_minutes * SECS_PER_MINUTE * USECS_PER_SEC;
-	run->cutoff_value = run->app.orders_created_tz ?
-		TimestampTzGetDatum(run->cutoff) :
-		DirectFunctionCall2(timestamptz_zone,
-							CStringGetTextDatum(run->naive_time_zone),
-							TimestampTzGetDatum(run->cutoff));
-	run->after_created = TimestampGetDatum(DT_NOBEGIN);
+	run->cutoff_value = CutoffValue(run->cutoff, &run->app);
+	run->after_created = DT_NOBEGIN;
 
-	if (SPI_connect_ext(atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+	if (SPI_connect_ext(run->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
 	/* SPI's procedure context survives the commits between chunks. */
-	run_cxt = AllocSetContextCreate(CurrentMemoryContext,
-									"release_expired_orders run",
-									ALLOCSET_DEFAULT_SIZES);
-	run->cxt = run_cxt;
-	run->chunk_cxt = AllocSetContextCreate(run_cxt,
+	run->cxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "release_expired_orders run",
+									 ALLOCSET_DEFAULT_SIZES);
+	run->chunk_cxt = AllocSetContextCreate(run->cxt,
 										   "release_expired_orders chunk",
 										   ALLOCSET_DEFAULT_SIZES);
-	run->naive_time_zone = MemoryContextStrdup(run_cxt, run->naive_time_zone);
-	MemoryContextSwitchTo(run_cxt);
-	initStringInfo(&run->errors);
-
+	run->naive_time_zone = MemoryContextStrdup(run->cxt, reo_naive_time_zone);
+	if (run->warnings)
+		run->warnings = MemoryContextStrdup(run->cxt, run->warnings);
+	MemoryContextSwitchTo(run->cxt);
+	ReoInitErrorList(&run->errors, run->cxt);
 	ReoUseSchema(&run->app);
-	level = PushRunSettings();
-	ReoRunBegin(run);
-	locked = true;
 
-	PG_TRY();
-	{
-		CommitPart(run, level, true);
-		ReleaseAll(run);
-		ReoLockRun(run->run_id, false);
-		locked = false;
-	}
-	PG_CATCH();
-	{
-		if (locked && run->run_id > 0)
-			ReoLockRun(run->run_id, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	elapsed_ms = (GetCurrentTimestamp() - run->started) / 1000;
+	summary.outcome = ReoRunExecute(run);
+	summary.run_id = run->run_id;
+	summary.found = run->found;
+	summary.released = run->released;
+	summary.failed = run->failed;
+	summary.vetoed = run->vetoed;
+	summary.elapsed_ms = (GetCurrentTimestamp() - run->started) / 1000;
 	if (run->found == 0)
-		message = pstrdup("no expired orders to release");
+		summary.message = "no expired orders to release";
 	else
-		message = psprintf("released " INT64_FORMAT " of " INT64_FORMAT
-						   " expired orders, " INT64_FORMAT " failed",
-						   run->released, run->found, run->failed);
-	json = ReoSummaryJson(run, RunOutcome(run), message, elapsed_ms);
+		summary.message = psprintf("released " INT64_FORMAT " of " INT64_FORMAT
+								   " expired orders, " INT64_FORMAT " failed%s",
+								   run->released, run->found, run->failed,
+								   run->vetoed > 0 ?
+								   psprintf(", " INT64_FORMAT " vetoed", run->vetoed) : "");
+	json = ReoSummaryJson(&summary, &run->errors);
 	json = strcpy(SPI_palloc(strlen(json) + 1), json);	/* outlives SPI */
 
 	SPI_finish();
 	PG_RETURN_DATUM(SummaryResult(fcinfo, json));
+}
+
+/* A tuplestore for a set-returning function in materialize mode. */
+static Tuplestorestate *
+MaterializedResult(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	*tupdesc = CreateTupleDescCopy(*tupdesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = *tupdesc;
+	return store;
+}
+
+PG_FUNCTION_INFO_V1(reo_preview);
+
+/*
+ * preview(timeout_minutes, batch_limit): the orders the next call would
+ * release, oldest first, by the job's own candidate statement without its
+ * locks; created_at as timestamptz and the age.
+ */
+Datum
+reo_preview(PG_FUNCTION_ARGS)
+{
+	int			timeout_minutes;
+	int			batch_limit;
+	AppSchema	app;
+	char	   *notifications_problem;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	Datum		args[5];
+	pg_uuid_t	nil = {{0}};
+	SPITupleTable *tt;
+	uint64		n;
+
+	ArgumentsOrSettings(fcinfo, &timeout_minutes, &batch_limit);
+	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
+	store = MaterializedResult(fcinfo, &tupdesc);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ReoUseSchema(&app);
+	args[0] = TimestampGetDatum(CutoffValue(now - (TimestampTz) timeout_minutes *
+											SECS_PER_MINUTE * USECS_PER_SEC, &app));
+	args[1] = TimestampGetDatum(DT_NOBEGIN);
+	args[2] = UUIDPGetDatum(&nil);
+	args[3] = Int32GetDatum(batch_limit);
+	args[4] = TimestampTzGetDatum(now);
+	n = ReoExecute(STMT_PREVIEW, args, NULL);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8];
+		TimestampTz created;
+
+		for (int col = 0; col < 7; col++)
+			values[col] = SPI_getbinval(tt->vals[i], tt->tupdesc, col + 1, &nulls[col]);
+		created = DatumGetTimestampTz(values[6]);
+		if (!app.orders_created_tz)
+			created = ReoFromWallClock(created, reo_naive_time_zone);
+		values[6] = TimestampTzGetDatum(created);
+		values[7] = DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(now), values[6]);
+		nulls[7] = false;
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(reo_run_is_alive);
+
+/*
+ * run_is_alive(backend_pid, backend_start): whether the backend that
+ * started a run still exists.  The pid alone could have been reused; the
+ * pair cannot, and no other session can hold or fake it.
+ */
+Datum
+reo_run_is_alive(PG_FUNCTION_ARGS)
+{
+	int			pid = PG_GETARG_INT32(0);
+	TimestampTz started = PG_GETARG_TIMESTAMPTZ(1);
+	int			n = pgstat_fetch_stat_numbackends();
+
+	for (int i = 1; i <= n; i++)
+	{
+		/* 16 renamed the lookup by position; 15 and 14 have the old name. */
+#if PG_VERSION_NUM >= 160000
+		LocalPgBackendStatus *local = pgstat_get_local_beentry_by_index(i);
+#else
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+#endif
+
+		if (local != NULL && local->backendStatus.st_procpid == pid &&
+			local->backendStatus.st_proc_start_timestamp == started)
+			PG_RETURN_BOOL(true);
+	}
+	PG_RETURN_BOOL(false);
+}
+
+PG_FUNCTION_INFO_V1(reo_setting);
+
+/* setting(name): release_expired_orders.NAME, integers in their base unit. */
+Datum
+reo_setting(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(ReoSettingValue(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}
+
+PG_FUNCTION_INFO_V1(reo_check_argument);
+
+/* check_argument(name, value): the procedure's own argument check. */
+Datum
+reo_check_argument(PG_FUNCTION_ARGS)
+{
+	const char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be null here", name),
+				 errhint("Pass NULL to the procedure itself to use the setting release_expired_orders.%s.",
+						 name)));
+	ReoCheckArgument(name, PG_GETARG_INT32(1));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(reo_app_column_is_tz);
+
+/* app_column_is_tz(schema, table, column), by the release's column rule. */
+Datum
+reo_app_column_is_tz(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ReoColumnIsTz(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								 text_to_cstring(PG_GETARG_TEXT_PP(1)),
+								 text_to_cstring(PG_GETARG_TEXT_PP(2))));
+}
+
+PG_FUNCTION_INFO_V1(reo_wall_clock);
+
+/* wall_clock(t, zone): t as wall-clock time in zone, by its full rules. */
+Datum
+reo_wall_clock(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMP(ReoWallClock(PG_GETARG_TIMESTAMPTZ(0),
+									 text_to_cstring(PG_GETARG_TEXT_PP(1))));
+}
+
+PG_FUNCTION_INFO_V1(reo_row_security_problem);
+
+/*
+ * row_security_problem(role): the application's tables on which
+ * row-level security applies to role, or NULL.
+ */
+Datum
+reo_row_security_problem(PG_FUNCTION_ARGS)
+{
+	char	   *problem;
+
+	ReoCheckSettings();
+	problem = ReoRowSecurityProblem(reo_app_schema,
+									get_role_oid(NameStr(*PG_GETARG_NAME(0)), false));
+	if (problem == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+PG_FUNCTION_INFO_V1(reo_notifications_problem);
+
+/*
+ * notifications_problem(): why the job would skip the application's
+ * notifications, or NULL when it writes them (or there is no such table).
+ */
+Datum
+reo_notifications_problem(PG_FUNCTION_ARGS)
+{
+	AppSchema	app;
+	char	   *problem;
+
+	ReoCheckSettings();
+	if (!reo_write_notifications)
+		PG_RETURN_NULL();
+	ReoDiscoverSchema(&app, reo_app_schema, true, &problem);
+	if (problem == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }

@@ -1,14 +1,14 @@
 /*-------------------------------------------------------------------------
  *
- * schema.c
+ * app_schema.c
  *	  Discovery of the application's tables: which exist, which columns they
  *	  have and in which convention their timestamps are kept.
  *
  * The extension does not own the application's tables, so it checks them
  * against what it needs before every run and refuses, with an error naming
- * the table and column, anything it could not work with.  The answers that
- * change the SQL it runs (timestamp conventions, whether notifications are
- * written) are returned in an AppSchema.
+ * the table and column, anything it could not work with.  Guarantees: the
+ * column rules, the ownership rule and the row-level security rule are
+ * written here once; SQL-side code asks through the functions below.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,16 +16,18 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "utils/builtins.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
-#include "release_expired_orders.h"
+#include "app_schema.h"
 
 typedef enum ColumnKind
 {
@@ -129,25 +131,6 @@ FindTable(Oid nsp, const char *schema, const char *table, bool missing_ok)
 }
 
 /*
- * Row-level security that applies to the role running the job hides rows
- * from it.  Hidden orders would be neither released nor counted, and a
- * hidden product or round would take an order's stock or shares with it
- * (recorded as "not found" although it exists), so the job refuses to run.
- */
-static void
-RefuseRowSecurity(Oid relid, const char *schema, const char *table)
-{
-	if (check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("row-level security on \"%s.%s\" applies to role \"%s\"",
-					schema, table, GetUserNameFromId(GetUserId(), false)),
-			 errdetail("Orders the policies hide would stay pending uncounted, and the stock and shares of hidden products and rounds would never be returned."),
-			 errhint("Run the job as the table owner or as a role with BYPASSRLS, such as Supabase's service_role.")));
-}
-
-/*
  * A table the job writes must belong to the owner of orders (or to a
  * superuser): a table that anyone else created in the application's schema,
  * for example a notifications table the application never had, would run
@@ -220,19 +203,95 @@ CheckColumns(Oid relid, const char *schema, const char *table,
 }
 
 /*
- * Look the application's tables up in release_expired_orders.app_schema and
- * fill *app.  Errors, before anything is written, when a table or column
- * the release needs is missing or of a type it cannot use.
+ * Row-level security that applies to roleid on the table hides rows from
+ * it.  Hidden orders would be neither released nor counted, and a hidden
+ * product or round would keep an order's stock or shares.
+ */
+static bool
+RowSecurityApplies(Oid relid, Oid roleid)
+{
+	return check_enable_rls(relid, roleid, true) == RLS_ENABLED;
+}
+
+static void
+RefuseRowSecurity(Oid relid, const char *schema, const char *table)
+{
+	if (!RowSecurityApplies(relid, InvalidOid))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("row-level security on \"%s.%s\" applies to role \"%s\"",
+					schema, table, GetUserNameFromId(GetUserId(), false)),
+			 errdetail("Orders the policies hide would stay pending uncounted, and the stock and shares of hidden products and rounds would never be returned."),
+			 errhint("Run the job as the table owner or as a role with BYPASSRLS, such as Supabase's service_role.")));
+}
+
+/* The columns of notifications the job writes; any other must fill itself. */
+static const char *const notifications_written[] = {
+	"id", "user_id", "type", "content", "status", "sent_at", "created_at", NULL
+};
+
+/*
+ * A NOT NULL column of notifications without a default that the job does
+ * not write would make every insert fail.  The notifications are a courtesy
+ * to old dashboards and never block a release: describe the problem so
+ * that the run skips them with a WARNING.
+ */
+static char *
+NotificationsProblem(Oid relid, const char *schema)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int			natts;
+	StringInfoData cols;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	natts = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
+	ReleaseSysCache(tuple);
+
+	initStringInfo(&cols);
+	for (AttrNumber attnum = 1; attnum <= natts; attnum++)
+	{
+		HeapTuple	atup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
+										   Int16GetDatum(attnum));
+		Form_pg_attribute att;
+		bool		written = false;
+
+		if (!HeapTupleIsValid(atup))
+			continue;
+		att = (Form_pg_attribute) GETSTRUCT(atup);
+		for (const char *const *w = notifications_written; *w; w++)
+			written |= strcmp(NameStr(att->attname), *w) == 0;
+		if (!att->attisdropped && att->attnotnull && !att->atthasdef &&
+			att->attidentity == '\0' && att->attgenerated == '\0' && !written)
+			appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+		ReleaseSysCache(atup);
+	}
+	if (cols.len == 0)
+		return NULL;
+	return psprintf("column%s %s of relation \"%s.notifications\" %s NOT NULL without a default, and release_expired_orders does not write %s",
+					strchr(cols.data, ',') ? "s" : "", cols.data, schema,
+					strchr(cols.data, ',') ? "are" : "is",
+					strchr(cols.data, ',') ? "them" : "it");
+}
+
+/*
+ * Look the application's tables up in schema and fill *app.  Errors,
+ * before anything is written, when a table or column the release needs is
+ * missing or of a type it cannot use.  Notifications that cannot be
+ * written are switched off, and *notifications_problem says why.
  */
 void
-ReoDiscoverSchema(AppSchema *app, bool want_notifications)
+ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
+				  char **notifications_problem)
 {
-	const char *schema = reo_app_schema;
 	Oid			nsp = get_namespace_oid(schema, true);
 	Oid			relid;
 	Oid			orders_owner;
 	bool		tz[2];
 
+	*notifications_problem = NULL;
 	if (!OidIsValid(nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
@@ -274,7 +333,56 @@ ReoDiscoverSchema(AppSchema *app, bool want_notifications)
 					 errmsg("columns \"sent_at\" and \"created_at\" of relation \"%s.notifications\" differ in time zone convention",
 							schema),
 					 errhint("Make both timestamp or both timestamptz, or set release_expired_orders.write_notifications to off.")));
-		app->notifications = true;
+		*notifications_problem = NotificationsProblem(relid, schema);
+		app->notifications = (*notifications_problem == NULL);
 		app->notifications_tz = tz[0];
 	}
+}
+
+/*
+ * Whether a timestamp column of an application table is timestamptz, by
+ * the same column rule as the release; an error naming it otherwise.
+ */
+bool
+ReoColumnIsTz(const char *schema, const char *table, const char *column)
+{
+	Oid			nsp = get_namespace_oid(schema, true);
+	ColumnRule	rules[] = {{column, COL_TIMESTAMP}, {NULL}};
+	bool		tz;
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"%s\" does not exist", schema),
+				 errhint("Set release_expired_orders.app_schema to the schema that holds the application's tables.")));
+	CheckColumns(FindTable(nsp, schema, table, false), schema, table, rules, &tz);
+	return tz;
+}
+
+/*
+ * The application's tables on which row-level security applies to roleid,
+ * as a list for health(), or NULL when there are none: the rule the job
+ * refuses to run by.
+ */
+char *
+ReoRowSecurityProblem(const char *schema, Oid roleid)
+{
+	static const char *const tables[] = {
+		"orders", "products", "lottery_rounds", "notifications", NULL
+	};
+	Oid			nsp = get_namespace_oid(schema, true);
+	StringInfoData buf;
+
+	if (!OidIsValid(nsp))
+		return NULL;
+	initStringInfo(&buf);
+	for (const char *const *t = tables; *t; t++)
+	{
+		Oid			relid = get_relname_relid(*t, nsp);
+
+		if (OidIsValid(relid) && RowSecurityApplies(relid, roleid))
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "",
+							 quote_qualified_identifier(schema, *t));
+	}
+	return buf.len ? buf.data : NULL;
 }

@@ -1,0 +1,517 @@
+/*-------------------------------------------------------------------------
+ *
+ * chunk.c
+ *	  One chunk: its candidates, the fast path, and the fallback that finds
+ *	  the orders that cannot be released.
+ *
+ * A chunk is taken oldest first with FOR UPDATE SKIP LOCKED and copied out
+ * of SPI, which fixes the locked set once.  The fast path releases the
+ * whole chunk in one subtransaction: the orders, their audit and
+ * notifications first, then the product rows and then the round rows, each
+ * locked in id order and incremented as the chunk's last writes, so that a
+ * hot counter row is held only briefly.  If that fails, the chunk's
+ * counter rows are locked once, in id order, by the chunk's transaction,
+ * and the chunk is split in halves until each failing order stands alone:
+ * a few subtransactions per bad order, and no deadlock with another run.
+ * Guarantees: an order's writes commit together or not at all; a failed or
+ * vetoed order is audited and left alone for a backoff; the audit's stock
+ * and share deltas are what the counter updates really wrote.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "chunk.h"
+#include "sql.h"
+#include "util.h"
+
+/* Columns of a candidate, in the order STMT_RECORD wants them. */
+#define C_ID		0
+#define C_NUMBER	1
+#define C_USER		2
+#define C_PRODUCT	3
+#define C_ROUND		4
+#define C_QUANTITY	5
+#define C_NCOLS		6
+
+typedef enum CandidateState
+{
+	CAND_PENDING,
+	CAND_RELEASED,
+	CAND_VETOED,
+	CAND_FAILED
+} CandidateState;
+
+typedef struct Candidate
+{
+	Datum		values[C_NCOLS];
+	char		nulls[C_NCOLS];
+	CandidateState state;
+	ErrorData  *error;			/* for CAND_FAILED */
+} Candidate;
+
+typedef struct Chunk
+{
+	ReoRun	   *run;
+	Candidate  *c;
+	int			n;
+	Datum		notes;			/* text appended to orders.notes */
+	/* the part being released: indexes into c */
+	int		   *part;
+	int			part_n;
+	int64		part_released;
+} Chunk;
+
+/* Do two candidates' uuid columns hold the same value? */
+static bool
+SameUuid(Datum a, Datum b)
+{
+	return memcmp(DatumGetPointer(a), DatumGetPointer(b), UUID_LEN) == 0;
+}
+
+/* A uuid[] of the part's ids. */
+static Datum
+PartIds(Chunk *chunk)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(chunk->part_n, 1));
+
+	for (int i = 0; i < chunk->part_n; i++)
+		elems[i] = chunk->c[chunk->part[i]].values[C_ID];
+	return PointerGetDatum(construct_array(elems, chunk->part_n, UUIDOID,
+										   UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+/* Mark the part's candidates that the release statement's array lists. */
+static void
+MarkVetoed(Chunk *chunk, Datum array)
+{
+	Datum	   *ids;
+	int			n;
+
+	deconstruct_array(DatumGetArrayTypeP(array), UUIDOID, UUID_LEN, false,
+					  TYPALIGN_CHAR, &ids, NULL, &n);
+	for (int k = 0; k < chunk->part_n; k++)
+	{
+		Candidate  *c = &chunk->c[chunk->part[k]];
+
+		for (int j = 0; j < n; j++)
+			if (SameUuid(c->values[C_ID], ids[j]))
+				c->state = CAND_VETOED;
+	}
+}
+
+/*
+ * Give back the part's stock or shares, and correct the audit where a
+ * counter did not move by what was asked.  ids and qty come from the
+ * release statement, aggregated per counter row and sorted by id.
+ */
+static void
+ReturnCounters(Chunk *chunk, Datum ids, Datum qty, bool rounds)
+{
+	ReoRun	   *run = chunk->run;
+	Datum		values[5];
+	bool		isnull;
+	SPITupleTable *tt;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	values[0] = ids;
+	values[1] = qty;
+	values[2] = ReoTimeValue(now, rounds ? run->app.rounds_updated_tz :
+							 run->app.products_updated_tz, run->naive_time_zone);
+	ReoExecute(rounds ? STMT_ROUNDS : STMT_PRODUCTS, values, NULL);
+	tt = SPI_tuptable;
+
+	/* Rows that did not move by their quantity: rare, so a second statement. */
+	values[2] = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		values[3] = SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull);
+		values[4] = SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull);
+		values[0] = Int64GetDatum(run->run_id);
+		values[1] = PartIds(chunk);
+		ReoExecute(rounds ? STMT_FIX_SHARES : STMT_FIX_STOCK, values, NULL);
+	}
+	SPI_freetuptable(tt);
+}
+
+/*
+ * Release the part; the body of a subtransaction.  The orders first, then
+ * the counters in id order, products before rounds, as the application's
+ * purchases take them.
+ */
+static void
+ReleasePart(void *arg)
+{
+	Chunk	   *chunk = (Chunk *) arg;
+	ReoRun	   *run = chunk->run;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	SPITupleTable *tt;
+	Datum		values[6];
+	Datum		row[6];
+	bool		isnull[6];
+
+	values[0] = PartIds(chunk);
+	values[1] = Int64GetDatum(run->run_id);
+	values[2] = ReoTimeValue(now, run->app.orders_updated_tz, run->naive_time_zone);
+	values[3] = chunk->notes;
+	values[4] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
+	values[5] = BoolGetDatum(run->write_notifications);
+	ReoExecute(STMT_RELEASE, values, NULL);
+	tt = SPI_tuptable;
+	for (int col = 0; col < 6; col++)
+		row[col] = SPI_getbinval(tt->vals[0], tt->tupdesc, col + 1, &isnull[col]);
+
+	chunk->part_released = DatumGetInt64(row[0]);
+	if (!isnull[2])
+		ReturnCounters(chunk, row[2], row[3], false);
+	if (!isnull[4])
+		ReturnCounters(chunk, row[4], row[5], true);
+	if (!isnull[1])
+		MarkVetoed(chunk, row[1]);
+	for (int k = 0; k < chunk->part_n; k++)
+		if (chunk->c[chunk->part[k]].state == CAND_PENDING)
+			chunk->c[chunk->part[k]].state = CAND_RELEASED;
+	SPI_freetuptable(tt);
+}
+
+/*
+ * Try the part in a subtransaction; on failure, undo the states the body
+ * set and return the error.
+ */
+static ErrorData *
+TryPart(Chunk *chunk, int *part, int part_n)
+{
+	ErrorData  *edata;
+
+	chunk->part = part;
+	chunk->part_n = part_n;
+	chunk->part_released = 0;
+	edata = ReoInSubtransaction(ReleasePart, chunk);
+	if (edata != NULL)
+		for (int k = 0; k < part_n; k++)
+			chunk->c[part[k]].state = CAND_PENDING;
+	return edata;
+}
+
+/* Take the next candidates after the keyset position, copied out of SPI. */
+static int
+SelectCandidates(ReoRun *run, int wanted, Candidate **out)
+{
+	Datum		values[5];
+	SPITupleTable *tt;
+	Candidate  *c;
+	uint64		n;
+	bool		isnull;
+
+	values[0] = TimestampGetDatum(run->cutoff_value);
+	values[1] = TimestampGetDatum(run->after_created);
+	values[2] = UUIDPGetDatum(&run->after_id);
+	values[3] = Int32GetDatum(wanted);
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	n = ReoExecute(STMT_CANDIDATES, values, NULL);
+	tt = SPI_tuptable;
+
+	c = palloc0(sizeof(Candidate) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		for (int col = 0; col < C_NCOLS; col++)
+		{
+			Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, col + 1, &isnull);
+
+			c[i].nulls[col] = isnull ? 'n' : ' ';
+			if (isnull)
+				continue;
+			if (col == C_NUMBER)
+				c[i].values[col] = PointerGetDatum(DatumGetTextPCopy(d));
+			else if (col == C_QUANTITY)
+				c[i].values[col] = d;
+			else
+				c[i].values[col] = datumCopy(d, false, UUID_LEN);
+		}
+	}
+	if (n > 0)
+	{
+		/* created_at is never NULL here: it passed "created_at < cutoff". */
+		run->after_created = DatumGetTimestamp(SPI_getbinval(tt->vals[n - 1],
+															 tt->tupdesc, 7, &isnull));
+		Assert(!isnull);
+		memcpy(&run->after_id, DatumGetUUIDP(c[n - 1].values[C_ID]), UUID_LEN);
+	}
+	SPI_freetuptable(tt);
+	*out = c;
+	return (int) n;
+}
+
+/* A uuid[] of the chunk's distinct, non-NULL product or round ids. */
+static Datum
+CounterIds(Chunk *chunk, int col, int *count)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * chunk->n);
+	int			n = 0;
+
+	for (int i = 0; i < chunk->n; i++)
+	{
+		Candidate  *c = &chunk->c[i];
+		bool		seen = false;
+
+		/* Counters move only for a positive quantity (SPEC 4). */
+		if (c->nulls[col] == 'n' || c->nulls[C_QUANTITY] == 'n' ||
+			DatumGetInt32(c->values[C_QUANTITY]) <= 0)
+			continue;
+		for (int j = 0; j < n && !seen; j++)
+			seen = SameUuid(elems[j], c->values[col]);
+		if (!seen)
+			elems[n++] = c->values[col];
+	}
+	*count = n;
+	return PointerGetDatum(construct_array(elems, n, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR));
+}
+
+typedef struct LockStep
+{
+	ReoStatement stmt;
+	Datum		ids;
+} LockStep;
+
+static void
+LockStepFn(void *arg)
+{
+	LockStep   *step = (LockStep *) arg;
+
+	ReoExecute(step->stmt, &step->ids, NULL);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Before a fallback, lock the chunk's product or round rows in id order in
+ * the chunk's own transaction, so that the parts tried after it wait for
+ * nothing and cannot deadlock with another run.  A row that stays locked
+ * past lock_timeout fails the chunk's orders that need it, with that error.
+ */
+static void
+LockCounters(Chunk *chunk, int col, ReoStatement stmt)
+{
+	int			count;
+	Datum		ids = CounterIds(chunk, col, &count);
+	LockStep	step = {stmt, ids};
+	ErrorData  *edata;
+	Datum	   *elems;
+
+	if (count == 0)
+		return;
+	edata = ReoInSubtransaction(LockStepFn, &step);
+	if (edata == NULL)
+		return;
+	if (ReoErrorEndsRun(edata))
+		ReThrowError(edata);
+
+	/* One row at a time, still in id order, to find the one that waits. */
+	deconstruct_array(DatumGetArrayTypeP(ids), UUIDOID, UUID_LEN, false,
+					  TYPALIGN_CHAR, &elems, NULL, &count);
+	for (int j = 0; j < count; j++)
+	{
+		step.ids = PointerGetDatum(construct_array(&elems[j], 1, UUIDOID, UUID_LEN,
+												   false, TYPALIGN_CHAR));
+		edata = ReoInSubtransaction(LockStepFn, &step);
+		if (edata == NULL)
+			continue;
+		if (ReoErrorEndsRun(edata))
+			ReThrowError(edata);
+		for (int i = 0; i < chunk->n; i++)
+		{
+			Candidate  *c = &chunk->c[i];
+
+			if (c->state == CAND_PENDING && c->nulls[col] != 'n' &&
+				SameUuid(c->values[col], elems[j]))
+			{
+				c->state = CAND_FAILED;
+				c->error = edata;
+			}
+		}
+	}
+}
+
+/*
+ * Release what can be released of part, splitting it in halves on failure
+ * until each failing order stands alone.  A chunk with one bad order costs
+ * about 2 log2(n) subtransactions instead of n.
+ */
+static void
+Bisect(Chunk *chunk, int *part, int part_n, ErrorData *known)
+{
+	ErrorData  *edata = known;
+	int			half;
+
+	if (part_n == 0)
+		return;
+	if (edata == NULL)
+	{
+		edata = TryPart(chunk, part, part_n);
+		if (edata == NULL)
+		{
+			chunk->run->released += chunk->part_released;
+			return;
+		}
+		if (ReoErrorEndsRun(edata))
+			ReThrowError(edata);
+	}
+	if (part_n == 1)
+	{
+		chunk->c[part[0]].state = CAND_FAILED;
+		chunk->c[part[0]].error = edata;
+		return;
+	}
+	half = part_n / 2;
+	Bisect(chunk, part, half, NULL);
+	Bisect(chunk, part + half, part_n - half, NULL);
+}
+
+/*
+ * Audit one failed or vetoed order, start or extend its retry backoff,
+ * and list a failure in the summary.
+ */
+static void
+RecordOutcome(Chunk *chunk, Candidate *c)
+{
+	ReoRun	   *run = chunk->run;
+	bool		failed = (c->state == CAND_FAILED);
+	const char *sqlstate = failed ? unpack_sql_state(c->error->sqlerrcode) : NULL;
+	const char *message = failed ?
+		(c->error->message ? c->error->message : "unknown error") :
+		"a trigger on orders skipped the update (a BEFORE trigger returned NULL); the order stays pending";
+	bool		backoff = !(failed && ReoErrorIsTransient(c->error));
+	Datum		values[14];
+	char		nulls[14];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(run->run_id);
+	memcpy(values + 1, c->values, C_NCOLS * sizeof(Datum));
+	memcpy(nulls + 1, c->nulls, C_NCOLS);
+	values[7] = CStringGetTextDatum(failed ? "failed" : "vetoed");
+	values[8] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
+	nulls[8] = sqlstate ? ' ' : 'n';
+	values[9] = CStringGetTextDatum(message);
+	values[10] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+							  run->app.notifications_tz, run->naive_time_zone);
+	values[11] = Int32GetDatum(run->retry_backoff_s);
+	nulls[11] = backoff ? ' ' : 'n';
+	values[12] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[13] = BoolGetDatum(run->write_notifications);
+	ReoExecute(STMT_RECORD, values, nulls);
+
+	if (failed)
+	{
+		run->failed++;
+		ReoListError(&run->errors,
+					 DatumGetCString(DirectFunctionCall1(uuid_out, c->values[C_ID])),
+					 TextDatumGetCString(c->values[C_NUMBER]),
+					 psprintf("%s (SQLSTATE %s)", message, sqlstate));
+	}
+	else
+		run->vetoed++;
+}
+
+/*
+ * The notifications are a courtesy to old dashboards and never block a
+ * release: when the chunk fails with them and succeeds without, they are
+ * skipped for the rest of the run, with a WARNING.
+ */
+static bool
+RetryWithoutNotifications(Chunk *chunk, int *all, ErrorData *edata)
+{
+	ReoRun	   *run = chunk->run;
+
+	if (!run->write_notifications || ReoErrorIsTransient(edata))
+		return false;
+	run->write_notifications = false;
+	if (TryPart(chunk, all, chunk->n) != NULL)
+	{
+		run->write_notifications = true;
+		return false;
+	}
+	run->released += chunk->part_released;
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("release_expired_orders skipped the application's notifications: %s",
+					edata->message),
+			 errdetail("The orders were released without them."),
+			 errhint("Make %s.notifications accept the rows release_expired_orders writes, or set release_expired_orders.write_notifications to off.",
+					 quote_identifier(run->app.schema))));
+	run->warnings = MemoryContextStrdup(run->cxt,
+										psprintf("notifications skipped: %s", edata->message));
+	return true;
+}
+
+/*
+ * Release up to "wanted" expired orders after the run's keyset position.
+ * Returns how many candidates were found; adds the outcome to the run.
+ */
+int
+ReoReleaseChunk(ReoRun *run, int wanted)
+{
+	Chunk		chunk;
+	ErrorData  *edata;
+	char	   *notes;
+	int		   *all;
+	int			pending = 0;
+	int64		released_before = run->released;
+	int64		failed_before = run->failed;
+	int64		vetoed_before = run->vetoed;
+	Datum		progress[5];
+
+	memset(&chunk, 0, sizeof(chunk));
+	chunk.run = run;
+	chunk.n = SelectCandidates(run, wanted, &chunk.c);
+	if (chunk.n == 0)
+		return 0;
+
+	notes = psprintf("\n[系统] 订单超时已过期 - %s",
+					 ReoIsoUtc(GetCurrentTransactionStartTimestamp()));
+	chunk.notes = CStringGetTextDatum(pg_any_to_server(notes, strlen(notes), PG_UTF8));
+	all = palloc(sizeof(int) * chunk.n);
+	for (int i = 0; i < chunk.n; i++)
+		all[i] = i;
+
+	edata = TryPart(&chunk, all, chunk.n);
+	if (edata == NULL)
+		run->released += chunk.part_released;
+	else if (ReoErrorEndsRun(edata))
+		ReThrowError(edata);
+	else if (!RetryWithoutNotifications(&chunk, all, edata))
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("release_expired_orders: chunk of %d failed (%s), splitting it",
+								 chunk.n, edata->message)));
+		LockCounters(&chunk, C_PRODUCT, STMT_LOCK_PRODUCTS);
+		LockCounters(&chunk, C_ROUND, STMT_LOCK_ROUNDS);
+		for (int i = 0; i < chunk.n; i++)
+			if (chunk.c[i].state == CAND_PENDING)
+				all[pending++] = i;
+		/* The whole chunk's error is known only when nothing was taken out. */
+		Bisect(&chunk, all, pending, pending == chunk.n ? edata : NULL);
+	}
+
+	for (int i = 0; i < chunk.n; i++)
+		if (chunk.c[i].state == CAND_FAILED || chunk.c[i].state == CAND_VETOED)
+			RecordOutcome(&chunk, &chunk.c[i]);
+
+	progress[0] = Int64GetDatum(run->run_id);
+	progress[1] = Int32GetDatum(chunk.n);
+	progress[2] = Int32GetDatum((int32) (run->released - released_before));
+	progress[3] = Int32GetDatum((int32) (run->failed - failed_before));
+	progress[4] = Int32GetDatum((int32) (run->vetoed - vetoed_before));
+	ReoExecute(STMT_RUN_PROGRESS, progress, NULL);
+	run->found += chunk.n;
+	return chunk.n;
+}

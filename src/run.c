@@ -1,0 +1,319 @@
+/*-------------------------------------------------------------------------
+ *
+ * run.c
+ *	  A run: its row, its liveness, the loop over chunks, the commits, and
+ *	  the outcome.
+ *
+ * In a plain CALL (non-atomic, as pg_cron runs it) a run commits after
+ * every chunk, and every transaction it starts runs at READ COMMITTED with
+ * its constraints checked at once, whatever the session's defaults: the
+ * re-check of an order under its row lock depends on the first, and the
+ * second makes a deferred constraint fail its own order instead of the
+ * commit.  Inside a transaction block it works in the caller's
+ * transaction.  A run is alive while its row says "running" and the
+ * backend it names (pid and start time) exists; nothing another session
+ * can take or hold says so.  Guarantees: a run that fails as a whole, also
+ * while committing, is recorded as failed with the real error; committed
+ * chunks stay whole.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "chunk.h"
+#include "run.h"
+#include "sql.h"
+#include "util.h"
+
+/*
+ * A run stops taking candidates once this many times batch_limit orders
+ * have failed or been vetoed in it: failures do not use up its budget, but
+ * their cost stays bounded.
+ */
+#define SKIPPED_FACTOR 10
+
+/*
+ * Settings for the statements of one of the run's transactions: the
+ * bounded wait for product and round rows.  Undone by AtEOXact_GUC()
+ * before the transaction ends, so that the caller's own setting is back
+ * when the CALL returns.
+ */
+static int
+PushRunSettings(ReoRun *run)
+{
+	int			level = NewGUCNestLevel();
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%dms", run->lock_timeout_ms);
+	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return level;
+}
+
+/*
+ * The start of a transaction the run began itself: READ COMMITTED, set
+ * before any snapshot is taken (as StartTransaction() sets the default),
+ * and every constraint checked at the end of its statement.
+ */
+static void
+BeginOwnTransaction(void)
+{
+	Assert(!FirstSnapshotSet);
+	XactIsoLevel = XACT_READ_COMMITTED;
+	ReoExecute(STMT_CONSTRAINTS, NULL, NULL);
+}
+
+/*
+ * Commit the work so far and start the next transaction, when the CALL may
+ * commit.  An async commit does not wait for the WAL flush: it is used for
+ * the run row alone, which the next synchronous commit flushes with it.
+ */
+static void
+Commit(ReoRun *run, int level, bool async, volatile bool *in_commit)
+{
+	AtEOXact_GUC(true, level);
+	if (run->atomic)
+		return;
+	if (async)
+		(void) set_config_option("synchronous_commit", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
+
+	/*
+	 * Ending and starting a transaction leaves a little garbage in the
+	 * current memory context; the chunk context is reset before the next
+	 * chunk, so a long run's memory does not grow with each commit.
+	 */
+	MemoryContextSwitchTo(run->chunk_cxt);
+	*in_commit = true;
+	SPI_commit();
+#if PG_VERSION_NUM < 150000
+	/* Before 15, SPI_commit() leaves starting the next one to the caller. */
+	SPI_start_transaction();
+#endif
+	*in_commit = false;
+	MemoryContextSwitchTo(run->cxt);
+	BeginOwnTransaction();
+}
+
+/* Insert the run row; sets run->run_id. */
+static void
+RunBegin(ReoRun *run)
+{
+	Datum		values[7];
+	bool		isnull;
+
+	values[0] = TimestampTzGetDatum(run->started);
+	values[1] = Int32GetDatum(run->timeout_minutes);
+	values[2] = Int32GetDatum(run->batch_limit);
+	values[3] = Int32GetDatum(run->chunk_size);
+	values[4] = TimestampTzGetDatum(run->cutoff);
+	values[5] = BoolGetDatum(run->atomic);
+	values[6] = TimestampTzGetDatum(MyStartTimestamp);
+	if (ReoExecute(STMT_RUN_BEGIN, values, NULL) != 1)
+		elog(ERROR, "inserting the run row returned no id");
+	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* Close the run row with its outcome; writes the batch notification. */
+static void
+RunEnd(ReoRun *run, const char *outcome, const char *error)
+{
+	Datum		values[8];
+	char		nulls[8];
+	TimestampTz now = GetCurrentTimestamp();
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = CStringGetTextDatum(outcome);
+	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	nulls[2] = error ? ' ' : 'n';
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = Float8GetDatum((double) (now - run->started) / 1000.0);
+	values[5] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+							 run->app.notifications_tz, run->naive_time_zone);
+	values[6] = BoolGetDatum(run->write_notifications);
+	values[7] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
+	nulls[7] = run->warnings ? ' ' : 'n';
+	ReoExecute(STMT_RUN_END, values, nulls);
+}
+
+static void
+PurgeFn(void *arg)
+{
+	ReoExecute(STMT_PURGE, NULL, NULL);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Trim history older than release_expired_orders.history_retention, a
+ * bounded amount per run.  A failure to purge must not cost the release
+ * anything: it is rolled back on its own and reported as a warning.
+ */
+static void
+PurgeHistory(void)
+{
+	ErrorData  *edata = ReoInSubtransaction(PurgeFn, NULL);
+
+	if (edata == NULL)
+		return;
+	if (ReoErrorIsFatal(edata))
+		ReThrowError(edata);
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("release_expired_orders could not purge old history: %s",
+					edata->message),
+			 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
+			 errhint("Grant EXECUTE on FUNCTION release_expired_orders.purge_history(interval) to the role that runs the job.") : 0));
+}
+
+typedef struct ChunkStep
+{
+	ReoRun	   *run;
+	int			wanted;
+	int			found;
+} ChunkStep;
+
+static void
+ChunkStepFn(void *arg)
+{
+	ChunkStep  *step = (ChunkStep *) arg;
+
+	MemoryContextReset(step->run->chunk_cxt);
+	MemoryContextSwitchTo(step->run->chunk_cxt);
+	step->found = ReoReleaseChunk(step->run, step->wanted);
+}
+
+/*
+ * A run that finished is "partial" when any order failed or was vetoed,
+ * even if none was released: "failed" is kept for a run that errored as a
+ * whole, so that one poison order does not read as a broken job.
+ */
+static const char *
+RunOutcome(ReoRun *run)
+{
+	return run->failed + run->vetoed > 0 ? "partial" : "success";
+}
+
+/*
+ * Record the run as failed with the error that ended it, commit that when
+ * the CALL may, and raise the error again.
+ */
+static void
+FailRun(ReoRun *run, int level, ErrorData *edata, volatile bool *in_commit)
+{
+	RunEnd(run, "failed", edata->message);
+	Commit(run, level, false, in_commit);
+	ReThrowError(edata);
+}
+
+/*
+ * Release chunks until batch_limit orders were released, none are left,
+ * or too many failed; then purge and close the run.  Returns the outcome.
+ * The last transaction, with the run row's outcome, is committed by the
+ * caller with the CALL.
+ */
+static const char *
+ReleaseAll(ReoRun *run, volatile bool *in_commit)
+{
+	int			level = PushRunSettings(run);
+	int64		skipped_max = (int64) run->batch_limit * SKIPPED_FACTOR;
+	const char *outcome;
+
+	RunBegin(run);
+	Commit(run, level, true, in_commit);
+	for (;;)
+	{
+		int			remaining = (int) (run->batch_limit - run->released);
+		ChunkStep	step = {run, Min(remaining, run->chunk_size), 0};
+		ErrorData  *edata;
+
+		level = PushRunSettings(run);
+		edata = ReoInSubtransaction(ChunkStepFn, &step);
+		if (edata != NULL)
+			FailRun(run, level, edata, in_commit);
+		if (step.found < step.wanted || run->released >= run->batch_limit ||
+			run->failed + run->vetoed >= skipped_max)
+			break;
+		Commit(run, level, false, in_commit);
+	}
+
+	/* The purge comes after the last chunk's locks are released. */
+	Commit(run, level, false, in_commit);
+	PurgeHistory();
+	outcome = RunOutcome(run);
+	RunEnd(run, outcome, NULL);
+	AtEOXact_GUC(true, level);
+	return outcome;
+}
+
+/*
+ * Run the job; SPI is connected.  Returns the outcome.  A commit that
+ * fails (from 15 on, SPI_commit() has then started a new transaction) is
+ * recorded in the run row before the error is raised again.
+ */
+const char *
+ReoRunExecute(ReoRun *run)
+{
+	volatile bool in_commit = false;
+	const char *outcome = NULL;
+
+	if (run->atomic)
+	{
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("release_expired_orders must run at the READ COMMITTED isolation level"),
+					 errdetail("An order is checked again under its row lock, which needs each statement's own snapshot."),
+					 errhint("Call it outside a transaction block, where it starts its own READ COMMITTED transactions, or use BEGIN ISOLATION LEVEL READ COMMITTED.")));
+		return ReleaseAll(run, &in_commit);
+	}
+
+	/*
+	 * The caller's transaction is committed first, synchronously, so that
+	 * every transaction of the run is one the run started itself.
+	 */
+	MemoryContextSwitchTo(run->chunk_cxt);
+	SPI_commit();
+#if PG_VERSION_NUM < 150000
+	SPI_start_transaction();
+#endif
+	MemoryContextSwitchTo(run->cxt);
+	BeginOwnTransaction();
+
+	PG_TRY();
+	{
+		outcome = ReleaseAll(run, &in_commit);
+	}
+	PG_CATCH();
+	{
+#if PG_VERSION_NUM >= 150000
+		if (in_commit && run->run_id > 0)
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(run->cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			in_commit = false;
+			BeginOwnTransaction();
+			FailRun(run, NewGUCNestLevel(), edata, &in_commit);
+		}
+#endif
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return outcome;
+}

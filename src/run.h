@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * run.h
+ *	  One run of the job: what it was asked, what it knows, what it did.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REO_RUN_H
+#define REO_RUN_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/uuid.h"
+
+#include "app_schema.h"
+#include "summary.h"
+
+/*
+ * Everything one call of the procedure knows and accumulates.  Lives in a
+ * memory context that survives the commits between chunks.  Timestamps are
+ * kept as values, not Datums, because a Datum of a timestamp points into
+ * memory on builds where 8-byte values are passed by reference.
+ */
+typedef struct ReoRun
+{
+	/* arguments and settings, fixed at the start */
+	int			timeout_minutes;
+	int			batch_limit;
+	int			chunk_size;
+	int			retry_backoff_s;
+	int			lock_timeout_ms;
+	bool		atomic;
+	char	   *naive_time_zone;
+	AppSchema	app;
+	bool		write_notifications;	/* turned off when they cannot be written */
+	char	   *warnings;		/* for the run row, or NULL */
+
+	/* times */
+	TimestampTz started;
+	TimestampTz cutoff;			/* created_at older than this expires */
+	int64		cutoff_value;	/* cutoff in created_at's convention */
+
+	/* keyset position: the last candidate taken, in created_at's convention */
+	int64		after_created;
+	pg_uuid_t	after_id;
+
+	/* results */
+	int64		run_id;
+	int64		found;
+	int64		released;
+	int64		failed;
+	int64		vetoed;
+	ReoErrorList errors;
+	MemoryContext cxt;			/* survives commits; holds this struct */
+	MemoryContext chunk_cxt;	/* reset for every chunk */
+} ReoRun;
+
+extern const char *ReoRunExecute(ReoRun *run);
+
+#endif							/* REO_RUN_H */

@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql.h
+ *	  Every SQL statement the C code runs, and the plans kept for them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REO_SQL_H
+#define REO_SQL_H
+
+#include "postgres.h"
+
+#include "app_schema.h"
+
+typedef enum ReoStatement
+{
+	STMT_CANDIDATES,			/* lock the next expired orders */
+	STMT_PREVIEW,				/* the same selection, without locks */
+	STMT_RELEASE,				/* orders, audit, notifications of a part */
+	STMT_PRODUCTS,				/* stock, the chunk's last writes */
+	STMT_ROUNDS,				/* shares, likewise */
+	STMT_LOCK_PRODUCTS,			/* before a fallback: lock in id order */
+	STMT_LOCK_ROUNDS,
+	STMT_FIX_STOCK,				/* audit what the stock update did not do */
+	STMT_FIX_SHARES,
+	STMT_RECORD,				/* one failed or vetoed order */
+	STMT_CONSTRAINTS,			/* SET CONSTRAINTS ALL IMMEDIATE */
+	STMT_RUN_BEGIN,
+	STMT_RUN_PROGRESS,
+	STMT_RUN_END,
+	STMT_PURGE,
+	STMT_COUNT
+} ReoStatement;
+
+extern void ReoUseSchema(const AppSchema *app);
+extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
+
+#endif							/* REO_SQL_H */

@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *	  Small helpers every other file may use: the internal subtransaction,
+ *	  which errors end a run, and time in the application's conventions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REO_UTIL_H
+#define REO_UTIL_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/elog.h"
+
+/* The schema that holds the extension's own tables and helpers. */
+#define REO_SCHEMA "release_expired_orders"
+
+extern ErrorData *ReoInSubtransaction(void (*fn) (void *), void *arg);
+extern bool ReoErrorEndsRun(ErrorData *edata);
+extern bool ReoErrorIsTransient(ErrorData *edata);
+extern bool ReoErrorIsFatal(ErrorData *edata);
+
+extern char *ReoIsoUtc(TimestampTz t);
+extern Timestamp ReoWallClock(TimestampTz t, const char *zone);
+extern TimestampTz ReoFromWallClock(Timestamp t, const char *zone);
+extern Datum ReoTimeValue(TimestampTz t, bool tz, const char *zone);
+
+#endif							/* REO_UTIL_H */
