@@ -70,23 +70,6 @@ CREATE INDEX order_events_created_at_idx ON release_expired_orders.order_events 
 COMMENT ON TABLE release_expired_orders.order_events IS
 	'One row per order outcome of release_expired_orders, with the stock and share deltas applied';
 
--- Orders that failed or that the application vetoed, left alone until
--- next_attempt: the backoff doubles with each attempt (from
--- release_expired_orders.retry_backoff, up to a day), so that they never
--- use up every run's batch_limit.  A release removes the order's row.
-CREATE TABLE release_expired_orders.retries (
-	order_id uuid PRIMARY KEY,
-	attempts integer NOT NULL,
-	first_at timestamptz NOT NULL,
-	last_at timestamptz NOT NULL,
-	next_attempt timestamptz NOT NULL,
-	outcome text NOT NULL CHECK (outcome IN ('failed', 'vetoed')),
-	sqlstate char(5),
-	message text
-);
-COMMENT ON TABLE release_expired_orders.retries IS
-	'Orders that failed or were vetoed, with their retry backoff';
-
 ----------------------------------------------------------------------------
 -- The job
 ----------------------------------------------------------------------------
@@ -117,6 +100,14 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 -- index stays small while order_events grows.
 CREATE INDEX order_events_failed_idx ON release_expired_orders.order_events (order_id, run_id)
 	WHERE outcome = 'failed';
+
+-- The candidate scan leaves alone an order that failed for a reason of its
+-- own, or that the application vetoed, within release_expired_orders.
+-- retry_backoff; rare rows, so the index stays small.  (Same predicate as
+-- BACKOFF_ROW in src/sql.c.)
+CREATE INDEX order_events_retry_idx ON release_expired_orders.order_events (order_id, created_at)
+	WHERE outcome = 'vetoed'
+	   OR (outcome = 'failed' AND sqlstate <> ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[]));
 
 ----------------------------------------------------------------------------
 -- Rules the C code owns, for the SQL side (one definition each)
@@ -651,36 +642,45 @@ BEGIN
 	END;
 	RETURN NEXT;
 
-	-- Poison orders: still pending, and failed or vetoed in their last three
-	-- or more attempts (release_expired_orders.retries; a release ends the
-	-- count).  Critical once one has held its stock or shares past
-	-- alert_after since it first failed: the job alone will not release it.
+	-- Poison orders: still pending, and failed (for a reason of their own,
+	-- not a lock timeout) or vetoed in three or more runs since their last
+	-- release or restore.  Critical once one has been failing for longer
+	-- than alert_after: it keeps its stock or shares, and the job alone
+	-- will not release it.
 	"check" := 'poison_orders';
 	BEGIN
 		alert_min := release_expired_orders.setting('alert_after')::bigint;
 		EXECUTE pg_catalog.format(
-			'SELECT pg_catalog.count(*) FILTER (WHERE t.attempts >= 3),'
-			' pg_catalog.string_agg(pg_catalog.format(''%%s (%%s %%s)'', t.order_number,'
-			' t.attempts, t.outcome), '', '' ORDER BY t.order_number)'
-			' FILTER (WHERE t.attempts >= 3 AND t.rank <= 20),'
+			'WITH f AS ('
+			' SELECT e.order_id, pg_catalog.count(DISTINCT e.run_id) AS runs,'
+			' pg_catalog.min(e.created_at) AS first_at, pg_catalog.max(e.order_number) AS order_number'
+			' FROM release_expired_orders.order_events e'
+			' WHERE (e.outcome = ''vetoed'' OR (e.outcome = ''failed'''
+			' AND e.sqlstate <> ALL (''{55P03,40P01,40001}''::pg_catalog.bpchar[])))'
+			' AND e.id > coalesce((SELECT pg_catalog.max(x.id)'
+			' FROM release_expired_orders.order_events x WHERE x.order_id = e.order_id'
+			' AND x.outcome IN (''released'', ''restored'')), 0)'
+			' GROUP BY e.order_id)'
+			' SELECT pg_catalog.count(*) FILTER (WHERE t.runs >= 3),'
+			' pg_catalog.string_agg(pg_catalog.format(''%%s (%%s runs)'', t.order_number, t.runs),'
+			' '', '' ORDER BY t.order_number) FILTER (WHERE t.runs >= 3 AND t.rank <= 20),'
 			' pg_catalog.min(t.first_at)'
-			' FROM (SELECT b.attempts, b.outcome, b.first_at, o.order_number,'
-			' pg_catalog.row_number() OVER (ORDER BY b.attempts >= 3 DESC, o.order_number) AS rank'
-			' FROM release_expired_orders.retries b JOIN %I.orders o ON o.id = b.order_id'
+			' FROM (SELECT f.*, pg_catalog.row_number() OVER (ORDER BY f.runs >= 3 DESC, f.order_number) AS rank'
+			' FROM f JOIN %I.orders o ON o.id = f.order_id'
 			' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
 			' AND o.fulfillment_status = ''pending'') t', app)
 			INTO n, names, oldest;
 		status := CASE WHEN oldest < pg_catalog.now() - pg_catalog.make_interval(mins => alert_min::integer)
 					   THEN 'critical' WHEN n > 0 THEN 'warning' ELSE 'ok' END;
-		detail := CASE WHEN status = 'ok' THEN 'no order failed in 3 or more consecutive attempts'
-				  ELSE pg_catalog.format('%s order%s failed or vetoed in 3 or more consecutive attempts%s%s', n,
+		detail := CASE WHEN status = 'ok' THEN 'no order failed in 3 or more consecutive runs'
+				  ELSE pg_catalog.format('%s order%s failed in 3 or more consecutive runs%s%s', n,
 						CASE WHEN n <> 1 THEN 's' END, ': ' || names,
 						CASE WHEN n > 20 THEN pg_catalog.format(' and %s more', n - 20) END)
 					   || CASE WHEN status = 'critical' THEN pg_catalog.format(
-							'; the oldest failing order first failed %s min ago, longer than release_expired_orders.alert_after (%s min)',
+							'; an order has been failing for %s min, longer than release_expired_orders.alert_after (%s min)',
 							pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - oldest) / 60), alert_min)
 						  ELSE '' END
-					   || '; see release_expired_orders.retries and order_events for their errors' END;
+					   || '; see release_expired_orders.order_events for their errors' END;
 	EXCEPTION WHEN OTHERS THEN
 		status := 'critical';
 		detail := 'check failed: ' || SQLERRM;

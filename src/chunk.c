@@ -14,7 +14,7 @@
  * and the chunk is split in halves until each failing order stands alone:
  * a few subtransactions per bad order, and no deadlock with another run.
  * Guarantees: an order's writes commit together or not at all; a failed or
- * vetoed order is audited and left alone for a backoff; the audit's stock
+ * vetoed order is audited and left alone for release_expired_orders.retry_backoff; the audit's stock
  * and share deltas are what the counter updates really wrote.
  *
  *-------------------------------------------------------------------------
@@ -217,7 +217,8 @@ SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 	values[1] = TimestampGetDatum(run->after_created);
 	values[2] = UUIDPGetDatum(&run->after_id);
 	values[3] = Int32GetDatum(wanted);
-	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+									(TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
 	n = ReoExecute(STMT_CANDIDATES, values, NULL);
 	tt = SPI_tuptable;
 
@@ -378,8 +379,8 @@ Bisect(Chunk *chunk, int *part, int part_n, ErrorData *known)
 }
 
 /*
- * Audit one failed or vetoed order, start or extend its retry backoff,
- * and list a failure in the summary.
+ * Audit one failed or vetoed order, which starts its retry backoff, and
+ * list a failure in the summary.
  */
 static void
 RecordOutcome(Chunk *chunk, Candidate *c)
@@ -390,9 +391,8 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 	const char *message = failed ?
 		(c->error->message ? c->error->message : "unknown error") :
 		"a trigger on orders skipped the update (a BEFORE trigger returned NULL); the order stays pending";
-	bool		backoff = !(failed && ReoErrorIsTransient(c->error));
-	Datum		values[14];
-	char		nulls[14];
+	Datum		values[12];
+	char		nulls[12];
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(run->run_id);
@@ -404,10 +404,7 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 	values[9] = CStringGetTextDatum(message);
 	values[10] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
 							  run->app.notifications_tz, run->naive_time_zone);
-	values[11] = Int32GetDatum(run->retry_backoff_s);
-	nulls[11] = backoff ? ' ' : 'n';
-	values[12] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	values[13] = BoolGetDatum(run->write_notifications);
+	values[11] = BoolGetDatum(run->write_notifications);
 	ReoExecute(STMT_RECORD, values, nulls);
 
 	if (failed)

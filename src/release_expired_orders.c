@@ -239,7 +239,7 @@ reo_preview(PG_FUNCTION_ARGS)
 	args[1] = TimestampGetDatum(DT_NOBEGIN);
 	args[2] = UUIDPGetDatum(&nil);
 	args[3] = Int32GetDatum(batch_limit);
-	args[4] = TimestampTzGetDatum(now);
+	args[4] = TimestampTzGetDatum(now - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC);
 	n = ReoExecute(STMT_PREVIEW, args, NULL);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)

@@ -62,7 +62,7 @@ static const IntSetting IntSettings[] = {
 	"Orders whose rows stay locked longer are counted failed and retried by the next run."},
 	{"retry_backoff", &reo_retry_backoff_s, 15 * 60, 0, 24 * 3600, GUC_UNIT_S,
 		"How long an order that failed or was vetoed is left alone before it is tried again.",
-	"Doubles with each further failure, up to a day; 0 retries it at every run."},
+	"Lock timeouts, deadlocks and serialization failures are retried at the next run; 0 retries every order at every run."},
 	{"slow_run_ms", &reo_slow_run_ms, 60000, 1, INT_MAX, GUC_UNIT_MS,
 		"health() warns when the last run took longer.", NULL},
 	{"alert_after", &reo_alert_after_min, 20, 1, 525600, GUC_UNIT_MIN,
@@ -177,7 +177,13 @@ ReoDefineSettings(void)
 
 		DefineCustomIntVariable(SettingNames[i], s->short_desc, s->long_desc,
 								s->variable, s->boot, s->min, s->max,
-								PGC_USERSET, s->flags, NULL, IntHooks[i], NULL);
+								/*
+								 * A role may not shorten the retention that
+								 * bounds what purge_history() deletes.
+								 */
+								strcmp(s->name, "history_retention") == 0 ?
+								PGC_SUSET : PGC_USERSET,
+								s->flags, NULL, IntHooks[i], NULL);
 	}
 	n = N_INT_SETTINGS;
 	DefineCustomStringVariable(SettingNames[n], "Time zone of timestamp without time zone columns.",

@@ -42,7 +42,14 @@
 #define TIMES " OPERATOR(pg_catalog.*) "
 
 #define EVENTS REO_SCHEMA ".order_events"
-#define RETRIES REO_SCHEMA ".retries"
+/*
+ * An audit row that makes its order wait out the retry backoff: a veto, or
+ * a failure that says something about the order (not a lock timeout, a
+ * deadlock or a serialization failure).  The install script's partial
+ * index order_events_retry_idx has the same predicate.
+ */
+#define BACKOFF_ROW "(f.outcome" EQ "'vetoed' OR (f.outcome" EQ "'failed'" \
+	" AND f.sqlstate" NE "ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
 #define EVENT_COLUMNS "run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome"
 
 typedef struct BuiltStatement
@@ -76,7 +83,7 @@ Args(BuiltStatement *b, int nargs, const Oid *types)
 /*
  * What a candidate is, the one definition: an order whose three statuses
  * are pending, created before the cutoff, after the keyset position, and
- * not waiting out a retry backoff; oldest first.  The job locks them so
+ * not failed or vetoed since $5 (now less the retry backoff); oldest first.  The job locks them so
  * that a payment or another run holding a row is skipped, not awaited;
  * preview() takes the same selection without locks.
  */
@@ -94,8 +101,8 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool l
 					 " AND o.fulfillment_status" EQ "'pending'"
 					 " AND o.created_at" LT "$1 AND o.created_at" GE "$2"
 					 " AND (o.created_at, o.id)" GT "($2, $3)"
-					 " AND NOT EXISTS (SELECT FROM " RETRIES " b"
-					 " WHERE b.order_id" EQ "o.id AND b.next_attempt" GT "$5)"
+					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
+					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
 					 " ORDER BY o.created_at, o.id LIMIT $4%s",
 					 nsp, lock ? " FOR UPDATE OF o SKIP LOCKED" : "");
 	Args(b, 5, types);
@@ -112,7 +119,7 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool l
 /*
  * The release of a part of a chunk in one statement: the orders (with the
  * pending statuses checked again under the row lock), their audit rows,
- * the application's notifications, and the end of any retry backoff.  It
+ * and the application's notifications.  It
  * returns the number released, the orders a trigger on orders vetoed (the
  * locked candidates it did not update), and the stock and shares to give
  * back, aggregated per product and per round in id order.
@@ -149,9 +156,7 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " THEN r.quantity ELSE 0 END,"
 					 " CASE WHEN r.round_id IS NOT NULL AND r.quantity" GT "0"
 					 " THEN" MINUS "r.quantity ELSE 0 END"
-					 " FROM released r),"
-					 " retried AS (DELETE FROM " RETRIES " b"
-					 " WHERE b.order_id" EQ "ANY (SELECT r.id FROM released r))",
+					 " FROM released r)",
 					 nsp);
 	if (app->notifications)
 		appendStringInfo(&b->sql,
@@ -230,9 +235,12 @@ BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds)
 
 /*
  * Correct the audit of released orders whose product or round did not
- * move by their quantity: each order's share of what did move, oldest
- * order first, and an anomaly row for each order that did not get all of
- * its quantity back.  Runs only when BuildCounters() reported such rows.
+ * move by their quantity: each order's share of what did move is found
+ * oldest order first, and each order that did not get all of its quantity
+ * back gets an anomaly row whose delta corrects its released row's.  The
+ * audit is only ever appended to, so the role running the job needs no
+ * right to change it; an order's deltas are the sum over its release's
+ * rows.  Runs only when BuildCounters() reported such rows.
  */
 static void
 BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
@@ -240,13 +248,13 @@ BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
 	Oid			types[] = {INT8OID, UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	const char *idcol = rounds ? "round_id" : "product_id";
 	const char *message = rounds ?
-		"CASE g.kind WHEN 'round_not_found' THEN pg_catalog.concat('lottery round ', g.round_id,"
+		"CASE WHEN g.kind" EQ "'round_not_found' THEN pg_catalog.concat('lottery round ', g.round_id,"
 		" ' does not exist; shares not returned')"
-		" WHEN 'shares_clamped' THEN pg_catalog.concat('lottery round ', g.round_id, ' had ',"
+		" WHEN g.kind" EQ "'shares_clamped' THEN pg_catalog.concat('lottery round ', g.round_id, ' had ',"
 		" g.applied, ' sold shares, fewer than the quantity returned; clamped at 0')"
 		" ELSE pg_catalog.concat('a trigger on lottery_rounds skipped or changed the update of round ',"
 		" g.round_id, '; shares returned: ', g.moved, ' of ', g.quantity) END" :
-		"CASE g.kind WHEN 'product_not_found' THEN pg_catalog.concat('product ', g.product_id,"
+		"CASE WHEN g.kind" EQ "'product_not_found' THEN pg_catalog.concat('product ', g.product_id,"
 		" ' does not exist; stock not returned')"
 		" ELSE pg_catalog.concat('a trigger on products skipped or changed the update of product ',"
 		" g.product_id, '; stock returned: ', g.moved, ' of ', g.quantity) END";
@@ -254,7 +262,7 @@ BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
 	appendStringInfo(&b->sql,
 					 "WITH p AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
 					 " pg_catalog.unnest($5)) p (id, applied, kind)),"
-					 " o AS (SELECT e.id AS event_id, e.order_id, e.order_number, e.user_id,"
+					 " o AS (SELECT e.order_id, e.order_number, e.user_id,"
 					 " e.product_id, e.round_id, e.quantity, p.applied, p.kind,"
 					 " pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id"
 					 " ORDER BY ord.created_at, e.order_id) AS upto"
@@ -263,16 +271,16 @@ BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
 					 " WHERE e.order_id" EQ "ANY ($2) AND e.run_id" EQ "$1"
 					 " AND e.outcome" EQ "'released' AND e.quantity" GT "0),"
 					 " g AS (SELECT o.*, LEAST(o.upto, GREATEST(o.applied, 0))" MINUS
-					 "LEAST(o.upto" MINUS "o.quantity, GREATEST(o.applied, 0)) AS moved FROM o),"
-					 " fixed AS (UPDATE " EVENTS " e SET %s = pg_catalog.int4(%sg.moved)"
-					 " FROM g WHERE e.id" EQ "g.event_id)"
+					 "LEAST(o.upto" MINUS "o.quantity, GREATEST(o.applied, 0)) AS moved FROM o)"
 					 " INSERT INTO " EVENTS " (" EVENT_COLUMNS ","
-					 " prev_status, prev_payment_status, prev_fulfillment_status, message)"
+					 " prev_status, prev_payment_status, prev_fulfillment_status, %s, message)"
 					 " SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id,"
-					 " g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', %s"
+					 " g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending',"
+					 " pg_catalog.int4(%s), %s"
 					 " FROM g WHERE g.moved" LT "g.quantity",
 					 idcol, nsp, rounds ? "shares_delta" : "stock_delta",
-					 rounds ? "0" MINUS : "", message);
+					 rounds ? "g.quantity" MINUS "g.moved" : "g.moved" MINUS "g.quantity",
+					 message);
 	Args(b, 5, types);
 	b->expected_rc = SPI_OK_INSERT;
 }
@@ -291,17 +299,16 @@ BuildLock(BuiltStatement *b, const char *nsp, const char *table)
 }
 
 /*
- * One order that failed or that a trigger vetoed: its audit row, the
- * application's notification of a failure, and its retry backoff, which
- * doubles with each attempt up to a day ($12 NULL: no backoff, for errors
- * that say nothing about the order).
+ * One order that failed or that a trigger vetoed: its audit row, which also
+ * starts its retry backoff, and the application's notification of a
+ * failure.
  */
 static void
 BuildRecord(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
 	Oid			types[] = {INT8OID, UUIDOID, TEXTOID, UUIDOID, UUIDOID, UUIDOID,
-		INT4OID, TEXTOID, TEXTOID, TEXTOID, TsType(app->notifications_tz), INT4OID,
-	TIMESTAMPTZOID, BOOLOID};
+		INT4OID, TEXTOID, TEXTOID, TEXTOID, TsType(app->notifications_tz),
+	BOOLOID};
 
 	appendStringInfoString(&b->sql,
 						   "WITH events AS ("
@@ -309,29 +316,17 @@ BuildRecord(BuiltStatement *b, const AppSchema *app, const char *nsp)
 						   " prev_status, prev_payment_status, prev_fulfillment_status,"
 						   " sqlstate, message)"
 						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-						   " 'pending', 'pending', 'pending', $9, $10)),"
-						   " retry AS ("
-						   " INSERT INTO " RETRIES " AS b (order_id, attempts, first_at, last_at,"
-						   " next_attempt, outcome, sqlstate, message)"
-						   " SELECT $2, 1, $13, $13, $13" PLUS "pg_catalog.make_interval(secs => $12),"
-						   " $8, $9, $10 WHERE $12 IS NOT NULL"
-						   " ON CONFLICT (order_id) DO UPDATE SET attempts = b.attempts" PLUS "1,"
-						   " last_at = excluded.last_at,"
-						   " next_attempt = excluded.last_at" PLUS "LEAST(pg_catalog.make_interval("
-						   "secs => $12" TIMES "pg_catalog.power(2::float8, LEAST(b.attempts, 20))),"
-						   " '1 day'::pg_catalog.interval),"
-						   " outcome = excluded.outcome, sqlstate = excluded.sqlstate,"
-						   " message = excluded.message)");
+						   " 'pending', 'pending', 'pending', $9, $10))");
 	if (app->notifications)
 		appendStringInfo(&b->sql,
 						 " INSERT INTO %s.notifications (id, user_id, type, content,"
 						 " status, sent_at, created_at)"
 						 " SELECT pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
 						 " pg_catalog.concat('" NOTE_PREFIX "order_release_failed - 订单: ', $2),"
-						 " 'sent', $11, $11 WHERE $14 AND $8" EQ "'failed'", nsp);
+						 " 'sent', $11, $11 WHERE $12 AND $8" EQ "'failed'", nsp);
 	else
-		appendStringInfoString(&b->sql, " SELECT $11, $14");
-	Args(b, 14, types);
+		appendStringInfoString(&b->sql, " SELECT $11, $12");
+	Args(b, 12, types);
 	b->expected_rc = app->notifications ? SPI_OK_INSERT : SPI_OK_SELECT;
 }
 
