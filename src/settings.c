@@ -42,36 +42,37 @@ typedef struct IntSetting
 	int			boot;
 	int			min;
 	int			max;
+	GucContext	context;
 	int			flags;
 	const char *short_desc;
 	const char *long_desc;
 } IntSetting;
 
 static const IntSetting IntSettings[] = {
-	{"timeout_minutes", &reo_timeout_minutes, 30, 1, 525600, 0,
+	{"timeout_minutes", &reo_timeout_minutes, 30, 1, 525600, PGC_USERSET, 0,
 		"Minutes after which an unpaid order expires.",
 	"Used when release_expired_orders is called with timeout_minutes NULL."},
-	{"batch_limit", &reo_batch_limit, 100, 1, 1000000, 0,
+	{"batch_limit", &reo_batch_limit, 100, 1, 1000000, PGC_USERSET, 0,
 		"Most orders one call releases.",
 	"Used when release_expired_orders is called with batch_limit NULL."},
-	{"chunk_size", &reo_chunk_size, 1000, 1, 100000, 0,
+	{"chunk_size", &reo_chunk_size, 1000, 1, 100000, PGC_USERSET, 0,
 		"Orders released per transaction in a committing CALL.",
 	"Also bounds the memory of a run."},
-	{"lock_timeout", &reo_lock_timeout_ms, 5000, 1, 3600 * 1000, GUC_UNIT_MS,
+	{"lock_timeout", &reo_lock_timeout_ms, 5000, 1, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS,
 		"Longest wait for a product or lottery round row.",
 	"Orders whose rows stay locked longer are counted failed and retried by the next run."},
-	{"retry_backoff", &reo_retry_backoff_s, 15 * 60, 0, 24 * 3600, GUC_UNIT_S,
+	{"retry_backoff", &reo_retry_backoff_s, 15 * 60, 0, 24 * 3600, PGC_USERSET, GUC_UNIT_S,
 		"How long an order that failed or was vetoed is left alone before it is tried again.",
 	"Lock timeouts, deadlocks and serialization failures are retried at the next run; 0 retries every order at every run."},
-	{"slow_run_ms", &reo_slow_run_ms, 60000, 1, INT_MAX, GUC_UNIT_MS,
+	{"slow_run_ms", &reo_slow_run_ms, 60000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
 		"health() warns when the last run took longer.", NULL},
-	{"alert_after", &reo_alert_after_min, 20, 1, 525600, GUC_UNIT_MIN,
+	{"alert_after", &reo_alert_after_min, 20, 1, 525600, PGC_USERSET, GUC_UNIT_MIN,
 		"health() is critical when no run succeeded for this long.",
 	"Twice the scheduled interval is a good value."},
-	{"history_retention", &reo_history_retention_min, 30 * 24 * 60, 1, INT_MAX, GUC_UNIT_MIN,
+	{"history_retention", &reo_history_retention_min, 30 * 24 * 60, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MIN,
 		"How long run and audit history is kept.",
-	"Older history is purged by the job itself."},
-	{"purge_limit", &reo_purge_limit, 10000, 0, INT_MAX, 0,
+	"Older history is purged by the job itself; only a superuser may shorten it, so that the job's role cannot erase the audit trail."},
+	{"purge_limit", &reo_purge_limit, 10000, 0, INT_MAX, PGC_USERSET, 0,
 		"Most history rows of each table one run purges.",
 	"Bounds the cost the purge adds to a run."},
 };
@@ -177,13 +178,7 @@ ReoDefineSettings(void)
 
 		DefineCustomIntVariable(SettingNames[i], s->short_desc, s->long_desc,
 								s->variable, s->boot, s->min, s->max,
-								/*
-								 * A role may not shorten the retention that
-								 * bounds what purge_history() deletes.
-								 */
-								strcmp(s->name, "history_retention") == 0 ?
-								PGC_SUSET : PGC_USERSET,
-								s->flags, NULL, IntHooks[i], NULL);
+								s->context, s->flags, NULL, IntHooks[i], NULL);
 	}
 	n = N_INT_SETTINGS;
 	DefineCustomStringVariable(SettingNames[n], "Time zone of timestamp without time zone columns.",
@@ -210,7 +205,10 @@ ReoDefineSettings(void)
 	/* Which placeholder values did PostgreSQL just reject with a warning? */
 	for (int i = 0; i < (int) N_SETTINGS; i++)
 		if (placeholder[i] != NULL &&
-			set_config_option(SettingNames[i], placeholder[i], PGC_USERSET,
+			set_config_option(SettingNames[i], placeholder[i],
+							  /* checks the value only, not who may set it */
+							  i < (int) N_INT_SETTINGS && IntSettings[i].context == PGC_SUSET ?
+							  PGC_SUSET : PGC_USERSET,
 							  PGC_S_SESSION, GUC_ACTION_SET, false, DEBUG5,
 							  false) == 0)
 			rejected[i] = placeholder[i];
