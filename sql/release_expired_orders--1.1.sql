@@ -70,6 +70,15 @@ CREATE INDEX order_events_created_at_idx ON release_expired_orders.order_events 
 COMMENT ON TABLE release_expired_orders.order_events IS
 	'One row per order outcome of release_expired_orders, with the stock and share deltas applied';
 
+-- The history is data, not definition: pg_dump dumps the rows and the
+-- positions of the identity sequences, so that a restored database keeps
+-- its history, numbers new rows after the old ones, and restore_order()
+-- can undo a release made before the dump.
+SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events', '');
+SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events_id_seq', '');
+
 ----------------------------------------------------------------------------
 -- The job
 ----------------------------------------------------------------------------
@@ -166,7 +175,62 @@ RETURN release_expired_orders.setting(pg_catalog.substr(name, 24));
 -- Scheduling with pg_cron
 ----------------------------------------------------------------------------
 
--- The pg_cron job of this database named release-expired-orders_invoke,
+-- The name of this database's job.  pg_cron 1.4 upserts a job on its name
+-- and role, whatever its database, so a job for another database of the
+-- cluster (scheduled from pg_cron's database with
+-- cron.schedule_in_database) is named after it:
+-- release-expired-orders_invoke in the database pg_cron is installed in,
+-- release-expired-orders_invoke@<database> in every other.
+CREATE FUNCTION release_expired_orders.job_name()
+RETURNS text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN 'release-expired-orders_invoke'
+	|| CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN ''
+	   ELSE '@' || pg_catalog.current_database() END;
+COMMENT ON FUNCTION release_expired_orders.job_name() IS
+	'The name of this database''s pg_cron job: release-expired-orders_invoke, or release-expired-orders_invoke@<database> outside pg_cron''s database';
+
+-- What a job's command CALLs: the procedure as written, whether it is
+-- missing (a job left behind by DROP EXTENSION, or by an installation in
+-- another schema: every run fails), and, when the missing one is a
+-- release_expired_orders procedure, the same command calling this
+-- installation's procedure with the same arguments.  All NULL when the
+-- command is not a CALL of a name.
+CREATE FUNCTION release_expired_orders.job_target(command text,
+	OUT procedure text, OUT missing boolean, OUT repaired_command text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- POSIX classes, not backslash escapes: the same pattern whatever
+	-- standard_conforming_strings says.
+	m text[] := pg_catalog.regexp_match(command,
+		'^([[:space:]]*call[[:space:]]+([^(]*[^([:space:]])[[:space:]]*[(])', 'i');
+	parts text[];
+	n integer;
+BEGIN
+	IF m IS NULL THEN
+		RETURN;
+	END IF;
+	BEGIN
+		parts := pg_catalog.parse_ident(m[2]);
+	EXCEPTION WHEN invalid_parameter_value THEN
+		RETURN;
+	END;
+	procedure := m[2];
+	n := pg_catalog.cardinality(parts);
+	missing := NOT EXISTS (
+		SELECT FROM pg_catalog.pg_proc p
+		JOIN pg_catalog.pg_namespace s ON s.oid = p.pronamespace
+		WHERE p.prokind = 'p' AND p.proname = parts[n] AND (n = 1 OR s.nspname = parts[n - 1]));
+	IF missing AND parts[n] = 'release_expired_orders' THEN
+		repaired_command := pg_catalog.rtrim(release_expired_orders.job_command(NULL, NULL), ')')
+			|| pg_catalog.substr(command, pg_catalog.length(m[1]) + 1);
+	END IF;
+END
+$$;
+
+-- The pg_cron job of this database named job_name(),
 -- with its latest run.  SECURITY DEFINER because pg_cron's row-level
 -- security shows each role only its own jobs, and health() must see the
 -- job whoever asks; it shows nothing but this job.
@@ -188,13 +252,13 @@ BEGIN
 			SELECT r.status, r.return_message, r.start_time, r.end_time
 			FROM cron.job_run_details r WHERE r.jobid = j.jobid
 			ORDER BY r.runid DESC LIMIT 1) d ON true
-		WHERE j.jobname = 'release-expired-orders_invoke'
+		WHERE j.jobname = release_expired_orders.job_name()
 		  AND j.database = pg_catalog.current_database()
 		ORDER BY j.jobid;
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.job_status() IS
-	'The pg_cron job release-expired-orders_invoke of this database and its latest run';
+	'The pg_cron job of this database (release_expired_orders.job_name()) and its latest run';
 
 -- The job's one statement: CALL of the procedure, found through the
 -- extension's catalog entry so that it follows the schema it lives in.
@@ -235,7 +299,7 @@ RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	job_name constant text := 'release-expired-orders_invoke';
+	job_name constant text := release_expired_orders.job_name();
 	command text := release_expired_orders.job_command(timeout_minutes, batch_limit);
 	job bigint;
 	old_job bigint;
@@ -288,7 +352,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.schedule(text, integer, integer) IS
-	'Schedule CALL release_expired_orders() with pg_cron as the current role (job release-expired-orders_invoke)';
+	'Schedule CALL release_expired_orders() with pg_cron as the current role (job release_expired_orders.job_name())';
 
 -- Remove the job of this database (every role's, when the caller may see
 -- them, as a superuser does).  Idempotent: false when there was none.
@@ -297,6 +361,7 @@ RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	job_name constant text := release_expired_orders.job_name();
 	job bigint;
 	found_one boolean := false;
 BEGIN
@@ -307,7 +372,7 @@ BEGIN
 	END IF;
 	FOR job IN
 		SELECT j.jobid FROM cron.job j
-		WHERE j.jobname = 'release-expired-orders_invoke'
+		WHERE j.jobname = job_name
 		  AND j.database = pg_catalog.current_database()
 		ORDER BY j.jobid
 	LOOP
@@ -315,14 +380,14 @@ BEGIN
 		found_one := true;
 	END LOOP;
 	IF NOT found_one THEN
-		RAISE NOTICE 'no pg_cron job release-expired-orders_invoke in database "%"',
+		RAISE NOTICE 'no pg_cron job % in database "%"', job_name,
 			pg_catalog.current_database();
 	END IF;
 	RETURN found_one;
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.unschedule() IS
-	'Remove the pg_cron job release-expired-orders_invoke of this database; run it before DROP EXTENSION';
+	'Remove the pg_cron job of this database (release_expired_orders.job_name()); run it before DROP EXTENSION';
 
 ----------------------------------------------------------------------------
 -- History
@@ -390,7 +455,7 @@ BEGIN
 			WHERE o.end_time < horizon
 			  AND o.database = pg_catalog.current_database()
 			  AND (o.jobid IN (SELECT j.jobid FROM cron.job j
-							   WHERE j.jobname = 'release-expired-orders_invoke')
+							   WHERE j.jobname = release_expired_orders.job_name())
 				   OR o.command ~* '^\s*CALL\s+("?[^"]+"?\.)?release_expired_orders\s*\(')
 			ORDER BY o.runid LIMIT max_rows);
 		GET DIAGNOSTICS n = ROW_COUNT;
@@ -598,7 +663,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	job_name constant text := 'release-expired-orders_invoke';
+	job_name constant text := release_expired_orders.job_name();
 	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
 	timeout integer;
 	slow_ms bigint;
@@ -788,7 +853,8 @@ BEGIN
 	END;
 	RETURN NEXT;
 
-	-- The pg_cron job: there, active, and its latest run not failed.
+	-- The pg_cron job: there, calling a procedure that exists, active, and
+	-- its latest run not failed.
 	"check" := 'cron_job';
 	BEGIN
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
@@ -801,12 +867,24 @@ BEGIN
 				   pg_catalog.string_agg(pg_catalog.format('%s as %s', j.jobid, j.username), ', ' ORDER BY j.jobid) AS list,
 				   (pg_catalog.array_agg(j.last_message ORDER BY j.last_start DESC NULLS LAST)
 					   FILTER (WHERE j.last_status = 'failed'))[1] AS failure,
-				   pg_catalog.min(j.schedule) AS schedule
-			INTO rec FROM release_expired_orders.job_status() j;
+				   pg_catalog.min(j.schedule) AS schedule,
+				   pg_catalog.string_agg(pg_catalog.format('%s (job %s as %s)', t.procedure, j.jobid, j.username),
+										 ', ' ORDER BY j.jobid) FILTER (WHERE t.missing) AS dangling,
+				   (pg_catalog.array_agg(pg_catalog.format('SELECT cron.alter_job(%s, command => %L);',
+											 j.jobid, t.repaired_command) ORDER BY j.jobid)
+					   FILTER (WHERE t.repaired_command IS NOT NULL))[1] AS repair
+			INTO rec FROM release_expired_orders.job_status() j
+			LEFT JOIN LATERAL release_expired_orders.job_target(j.command) t ON true;
 			IF rec.jobs = 0 THEN
 				status := 'critical';
 				detail := pg_catalog.format('no pg_cron job %s in database %I: run SELECT release_expired_orders.schedule()',
 					job_name, pg_catalog.current_database());
+			ELSIF rec.dangling IS NOT NULL THEN
+				status := 'critical';
+				detail := pg_catalog.format('pg_cron job %s calls a procedure that does not exist, %s: every run fails; %s',
+					job_name, rec.dangling,
+					coalesce('make it call this installation''s procedure: ' || rec.repair,
+							 'run SELECT release_expired_orders.schedule() as the job''s role'));
 			ELSIF rec.active = 0 THEN
 				status := 'critical';
 				detail := pg_catalog.format('pg_cron job %s (%s) is inactive: run SELECT release_expired_orders.schedule()',
@@ -966,35 +1044,77 @@ $$;
 -- Schedule the job now when pg_cron is here
 ----------------------------------------------------------------------------
 
+-- Not during a restore: a restore brings back pg_cron's jobs, this one
+-- included as it was, after this script, and a job inserted here would
+-- make that COPY fail on its jobid.  A restore is told apart by
+-- row_security = off, which every script of pg_dump and every pg_restore
+-- session sets first (CREATE EXTENSION leaves it as it is, unlike
+-- check_function_bodies, which it turns off for every script), or by the
+-- application_name pg_restore (a dump made with --enable-row-security).  A
+-- fresh CREATE EXTENSION in a session with row_security off is told to
+-- schedule by hand (README, Scheduling).
+--
 -- A job left from an earlier installation (or scheduled by another role)
--- is kept as it is, so that installing again never duplicates it.
+-- is kept, so that installing again never duplicates it; when it calls a
+-- procedure that is gone (DROP EXTENSION, then CREATE EXTENSION in another
+-- schema) it is made to call this installation's, with its schedule,
+-- arguments, role and active flag unchanged.
 DO $$
 DECLARE
-	job record;
+	job_name constant text := release_expired_orders.job_name();
 	command text := release_expired_orders.job_command(NULL, NULL);
+	job record;
+	found_one boolean := false;
 BEGIN
+	IF NOT pg_catalog.current_setting('row_security')::boolean
+	   OR pg_catalog.current_setting('application_name') = 'pg_restore' THEN
+		-- A WARNING, not a NOTICE: CREATE EXTENSION hides the notices of
+		-- the script it runs, and a fresh install must be told.
+		RAISE WARNING 'release_expired_orders is not scheduled: this looks like a restore of pg_dump output (row_security is %, application_name is "%")',
+			pg_catalog.current_setting('row_security'), pg_catalog.current_setting('application_name')
+			USING DETAIL = 'A restore brings back the pg_cron jobs of the dump, this one included, after CREATE EXTENSION.',
+				  HINT = 'If this is not a restore, run SELECT release_expired_orders.schedule(); as the role that should run the job.';
+		RETURN;
+	END IF;
 	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
 		-- A WARNING, not a NOTICE: CREATE EXTENSION hides the notices of
 		-- the script it runs, and this one asks the user to act.
 		RAISE WARNING 'release_expired_orders is not scheduled: pg_cron is not installed in database "%"',
 			pg_catalog.current_database()
-			USING HINT = pg_catalog.format('With pg_cron in this database (shared_preload_libraries = ''pg_cron'', cron.database_name = %L, CREATE EXTENSION pg_cron), run: SELECT release_expired_orders.schedule(); with pg_cron in another database, run there: SELECT cron.schedule_in_database(''release-expired-orders_invoke'', ''*/10 * * * *'', %L, %L); or run %s every 10 minutes from any scheduler.',
-				pg_catalog.current_database(), command, pg_catalog.current_database(), command);
+			USING HINT = pg_catalog.format('With pg_cron in this database (shared_preload_libraries = ''pg_cron'', cron.database_name = %L, CREATE EXTENSION pg_cron), run: SELECT release_expired_orders.schedule(); with pg_cron in another database, run there: SELECT cron.schedule_in_database(%L, ''*/10 * * * *'', %L, %L); or run %s every 10 minutes from any scheduler.',
+				pg_catalog.current_database(), job_name, command, pg_catalog.current_database(), command);
 		RETURN;
 	END IF;
-	SELECT j.jobid, j.username, j.schedule INTO job FROM cron.job j
-	WHERE j.jobname = 'release-expired-orders_invoke'
-	  AND j.database = pg_catalog.current_database()
-	ORDER BY j.jobid LIMIT 1;
-	IF FOUND THEN
-		RAISE NOTICE 'pg_cron job release-expired-orders_invoke is already scheduled (as role %, at "%"); left unchanged',
-			job.username, job.schedule;
+	FOR job IN
+		SELECT j.jobid, j.username, j.schedule, t.procedure, t.missing, t.repaired_command
+		FROM cron.job j
+		LEFT JOIN LATERAL release_expired_orders.job_target(j.command) t ON true
+		WHERE j.jobname = job_name AND j.database = pg_catalog.current_database()
+		ORDER BY j.jobid
+	LOOP
+		found_one := true;
+		IF job.repaired_command IS NOT NULL THEN
+			PERFORM cron.alter_job(job.jobid, command => job.repaired_command);
+			RAISE WARNING 'pg_cron job % (jobid %, role %) called procedure %, which no longer exists: it now runs %',
+				job_name, job.jobid, job.username, job.procedure, job.repaired_command
+				USING DETAIL = pg_catalog.format('Its schedule "%s", role and active flag are unchanged.', job.schedule);
+		ELSIF job.missing THEN
+			RAISE WARNING 'pg_cron job % (jobid %, role %) calls procedure %, which does not exist: every run fails',
+				job_name, job.jobid, job.username, job.procedure
+				USING HINT = pg_catalog.format('Run SELECT release_expired_orders.schedule(); as role %s to make it run %s.',
+					job.username, command);
+		ELSE
+			RAISE NOTICE 'pg_cron job % is already scheduled (jobid %, as role %, at "%"); left unchanged',
+				job_name, job.jobid, job.username, job.schedule;
+		END IF;
+	END LOOP;
+	IF found_one THEN
 		RETURN;
 	END IF;
 	BEGIN
 		PERFORM release_expired_orders.schedule();
-		RAISE NOTICE 'scheduled pg_cron job release-expired-orders_invoke at "*/10 * * * *" as role %: %',
-			current_user, command;
+		RAISE NOTICE 'scheduled pg_cron job % at "*/10 * * * *" as role %: %',
+			job_name, current_user, command;
 	EXCEPTION WHEN OTHERS THEN
 		-- The extension is still usable; say how to finish the job by hand.
 		RAISE WARNING 'could not schedule release_expired_orders with pg_cron: %', SQLERRM

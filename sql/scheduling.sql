@@ -25,6 +25,10 @@ ALTER DATABASE contrib_regression SET release_expired_orders.app_schema = sched_
 CREATE EXTENSION release_expired_orders;
 SELECT release_expired_orders.schedule();
 \echo :LAST_ERROR_SQLSTATE
+-- Outside pg_cron's database the job is named after the database: the job
+-- of each database scheduled from pg_cron's has a name of its own (pg_cron
+-- 1.4 upserts on the name; test/t/021_second_database.pl runs the hint).
+SELECT release_expired_orders.job_name();
 SELECT release_expired_orders.unschedule();
 DROP EXTENSION release_expired_orders;
 
@@ -42,6 +46,7 @@ SELECT jobname, schedule, command, active, username = current_user AS mine,
 -- With pg_cron: CREATE EXTENSION schedules the job, every 10 minutes.
 CREATE EXTENSION release_expired_orders;
 SELECT * FROM pg_temp.jobs;
+SELECT release_expired_orders.job_name();
 SELECT jobid AS first_jobid FROM cron.job \gset
 -- Again and again: still one job, the same.
 SELECT release_expired_orders.schedule() = :first_jobid AS same_job;
@@ -114,6 +119,57 @@ SAVEPOINT s;
 ROLLBACK TO s;
 CREATE EXTENSION release_expired_orders;
 SELECT schedule, command FROM pg_temp.jobs;
+
+-- Installing again in another schema with the job left over: the job is
+-- made to call the new procedure, with its schedule, arguments and role.
+SELECT release_expired_orders.unschedule();
+GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_scheduler;
+GRANT EXECUTE ON FUNCTION release_expired_orders.schedule(text, integer, integer)
+	TO regress_reo_scheduler;
+SET ROLE regress_reo_scheduler;
+SELECT release_expired_orders.schedule('0 3 * * *', 15) IS NOT NULL AS scheduled;
+RESET ROLE;
+DROP EXTENSION release_expired_orders;
+CREATE SCHEMA extensions;
+CREATE EXTENSION release_expired_orders SCHEMA extensions;
+SELECT schedule, command, active, username FROM cron.job;
+CREATE VIEW pg_temp.cron_check AS
+SELECT status, regexp_replace(detail, '[0-9]+ as [a-z_0-9]+', 'N as R', 'g') AS detail
+  FROM release_expired_orders.health() WHERE "check" = 'cron_job';
+SELECT * FROM pg_temp.cron_check;
+
+-- A job whose procedure does not exist is critical in health(), with the
+-- statement that makes it call this installation's procedure.
+SELECT cron.alter_job(jobid, command => 'CALL public.release_expired_orders(batch_limit => 7)')
+  FROM cron.job;
+SELECT * FROM pg_temp.cron_check;
+SELECT regexp_replace(detail, '.*: ', '') AS repair FROM release_expired_orders.health()
+ WHERE "check" = 'cron_job' \gset
+:repair
+SELECT command FROM pg_temp.jobs;
+SELECT * FROM pg_temp.cron_check;
+-- Another procedure that is gone: critical, and said at CREATE EXTENSION.
+SELECT cron.alter_job(jobid, command => 'CALL ops."Nightly"(1)') FROM cron.job;
+SELECT * FROM pg_temp.cron_check;
+DROP VIEW pg_temp.cron_check;
+DROP EXTENSION release_expired_orders;
+CREATE EXTENSION release_expired_orders;
+SELECT command FROM pg_temp.jobs;
+
+-- With row_security off, as in a restore of pg_dump output (which brings
+-- back the dumped job itself, after CREATE EXTENSION), or in a session of
+-- pg_restore: nothing is scheduled, and a warning says what to do if this
+-- is not a restore (test/t/030_dump_restore.pl does the restores).
+SELECT release_expired_orders.unschedule();
+DROP EXTENSION release_expired_orders;
+SET LOCAL row_security = off;
+CREATE EXTENSION release_expired_orders;
+RESET row_security;
+DROP EXTENSION release_expired_orders;
+SET LOCAL application_name = 'pg_restore';
+CREATE EXTENSION release_expired_orders;
+RESET application_name;
+SELECT count(*) AS jobs FROM cron.job;
 ROLLBACK;
 
 -- The command follows the schema the procedure lives in.
