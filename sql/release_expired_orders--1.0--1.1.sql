@@ -3,3 +3,664 @@
 
 -- Upgrade from 1.0.  Every change below is also in release_expired_orders--1.1.sql;
 -- test/t/040_upgrade.pl compares an upgraded installation with a fresh one.
+
+-- As in the install script: this script's statements resolve nothing
+-- outside pg_catalog (ALTER EXTENSION restores search_path at its end).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- Delete history older than older_than (default: the setting
+-- release_expired_orders.history_retention), at most purge_limit rows per
+-- table and call, oldest first: finished runs, audit rows, and this job's
+-- rows in cron.job_run_details.  The job calls it at the end of every run,
+-- so its cost is bounded and the history stays trimmed.  SECURITY DEFINER
+-- so that the job's role needs only EXECUTE on it, not DELETE on the
+-- tables (and pg_cron's history of other roles' runs of the job is
+-- trimmed too).
+--
+-- Running as its owner, it lets a caller purge only what the retention
+-- allows: history newer than the configured retention stays unless the
+-- session's role (session_user: a SECURITY DEFINER function cannot see
+-- who called it, and the session's role can become no more than that) is
+-- the extension's owner, a member of it, or a superuser.  The configured
+-- retention is the value RESET would restore (postgresql.conf, ALTER
+-- SYSTEM, ALTER DATABASE or ALTER ROLE ... SET, connection options), not a
+-- SET of the session, so that the job's role cannot SET it to 0 first.
+CREATE OR REPLACE FUNCTION release_expired_orders.purge_history(older_than interval DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	session_min bigint := release_expired_orders.setting_int('release_expired_orders.history_retention', 'min', 43200::bigint);
+	retention interval := coalesce(older_than, pg_catalog.make_interval(mins => session_min::integer));
+	max_rows bigint := release_expired_orders.setting_int('release_expired_orders.purge_limit', NULL::text, 10000::bigint);
+	configured text;
+	configured_min bigint;
+	horizon timestamptz;
+	n bigint;
+	total bigint := 0;
+BEGIN
+	IF retention < '0'::interval THEN
+		RAISE EXCEPTION 'older_than must not be negative'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('The value given was %s.', retention),
+				  HINT = 'Pass NULL to use the setting release_expired_orders.history_retention.';
+	END IF;
+
+	IF NOT pg_catalog.pg_has_role(session_user,
+			(SELECT e.extowner FROM pg_catalog.pg_extension e
+			 WHERE e.extname = 'release_expired_orders'), 'MEMBER') THEN
+		SELECT s.reset_val INTO configured FROM pg_catalog.pg_settings s
+		WHERE s.name = 'release_expired_orders.history_retention';
+		IF NOT FOUND THEN
+			-- The library is not loaded in this session: the setting is a
+			-- placeholder, which any SET may have changed.  Loading the
+			-- library defines it (the owner of an untrusted extension is a
+			-- superuser, who may LOAD it).
+			BEGIN
+				LOAD '$libdir/release_expired_orders';
+			EXCEPTION WHEN insufficient_privilege THEN
+				NULL;
+			END;
+			SELECT s.reset_val INTO configured FROM pg_catalog.pg_settings s
+			WHERE s.name = 'release_expired_orders.history_retention';
+		END IF;
+		-- Without the library: never less than the session's or the default.
+		configured_min := coalesce(configured::bigint, greatest(session_min, 43200));
+		IF retention < pg_catalog.make_interval(mins => configured_min::integer) THEN
+			RAISE EXCEPTION 'older_than must not be shorter than the configured release_expired_orders.history_retention (% min)',
+				configured_min
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('older_than is %s%s; only the owner of the extension or a superuser may purge newer history, and role %s is neither.',
+						retention,
+						CASE WHEN older_than IS NULL THEN ' (release_expired_orders.history_retention as SET in this session)' ELSE '' END,
+						pg_catalog.quote_ident(session_user)),
+					  HINT = 'Pass NULL (and RESET release_expired_orders.history_retention), or a longer older_than; to keep less history, set release_expired_orders.history_retention in postgresql.conf or with ALTER DATABASE or ALTER ROLE ... SET, or purge as the owner of the extension.';
+		END IF;
+	END IF;
+	IF max_rows <= 0 THEN
+		RETURN 0;
+	END IF;
+	horizon := pg_catalog.now() - retention;
+
+	-- A run still running (or whose end health() has not seen yet) stays.
+	DELETE FROM release_expired_orders.runs r
+	WHERE r.id IN (SELECT o.id FROM release_expired_orders.runs o
+				   WHERE o.started_at < horizon AND o.outcome <> 'running'
+				   ORDER BY o.started_at, o.id LIMIT max_rows);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	total := total + n;
+
+	-- Audit rows are appended in time order: when the oldest is recent,
+	-- there is nothing to do, and a scan for old rows would read them all.
+	IF (SELECT o.created_at FROM release_expired_orders.order_events o
+		ORDER BY o.id LIMIT 1) < horizon THEN
+		DELETE FROM release_expired_orders.order_events e
+		WHERE e.id IN (SELECT o.id FROM release_expired_orders.order_events o
+					   WHERE o.created_at < horizon
+					   ORDER BY o.id LIMIT max_rows);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+	END IF;
+
+	-- pg_cron keeps a row per run of every job for ever; trim this job's:
+	-- the runs of the job by name, and of earlier jobs that called the
+	-- procedure in this database (a job unscheduled and scheduled again
+	-- gets a new id).
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+		DELETE FROM cron.job_run_details d
+		WHERE d.runid IN (
+			SELECT o.runid FROM cron.job_run_details o
+			WHERE o.end_time < horizon
+			  AND o.database = pg_catalog.current_database()
+			  AND (o.jobid IN (SELECT j.jobid FROM cron.job j
+							   WHERE j.jobname = 'release-expired-orders_invoke')
+				   OR o.command ~* E'^\\s*CALL\\s+("?[^"]+"?\\.)?release_expired_orders\\s*\\(')
+			ORDER BY o.runid LIMIT max_rows);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+	END IF;
+	RETURN total;
+END
+$$;
+
+-- Undo one release made by the procedure, from its audit row: the order
+-- gets back the statuses it had, the stock returned is taken again and the
+-- shares given back are counted again, or nothing changes and an error
+-- says why.  Rows are locked in a fixed order (order, product, round) so
+-- that two restores, or a restore and the job, cannot deadlock.
+--
+-- Like the procedure, it keeps the caller's search_path for the writes to
+-- the application's tables, so that the application's triggers find their
+-- own objects (section 9).  It has no SET clause: its first statement
+-- pins "pg_catalog, pg_temp" for its own statements, it switches back to
+-- the caller's path around the application writes only (each of them
+-- names every table, function and operator with its schema), and it puts
+-- the caller's path back before it returns (an error rolls the setting
+-- back with the transaction or subtransaction).  Its variables have
+-- schema-qualified types, because they are resolved in the caller's path.
+CREATE OR REPLACE FUNCTION release_expired_orders.restore_order(
+	order_id uuid,
+	OUT order_number varchar, OUT status varchar, OUT payment_status varchar,
+	OUT fulfillment_status varchar, OUT stock_taken integer, OUT shares_counted integer)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	caller_path pg_catalog.text := pg_catalog.current_setting('search_path');
+	pinned pg_catalog.text := pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+	app pg_catalog.text;
+	zone pg_catalog.text;
+	ev release_expired_orders.order_events;
+	cur_status pg_catalog.varchar;
+	cur_payment pg_catalog.varchar;
+	cur_fulfillment pg_catalog.varchar;
+	stock pg_catalog.int4;
+	rnd_status pg_catalog.varchar;
+	rnd_sold pg_catalog.int4;
+	rnd_total pg_catalog.int4;
+	note pg_catalog.text;
+	orders_now pg_catalog.text;
+	products_now pg_catalog.text;
+	rounds_now pg_catalog.text;
+	moves_stock pg_catalog.bool;
+	moves_shares pg_catalog.bool;
+	n pg_catalog.int8;
+BEGIN
+	app := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
+	zone := release_expired_orders.setting_text('release_expired_orders.naive_time_zone', 'UTC');
+	IF order_id IS NULL THEN
+		RAISE EXCEPTION 'order_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	-- The order row first: a second restore of the same order waits here
+	-- and then sees the first one's audit row.
+	EXECUTE pg_catalog.format(
+		'SELECT o.status, o.payment_status, o.fulfillment_status FROM %I.orders o'
+		' WHERE o.id = $1 FOR UPDATE OF o', app)
+		INTO cur_status, cur_payment, cur_fulfillment USING order_id;
+	GET DIAGNOSTICS n = ROW_COUNT;	-- EXECUTE does not set FOUND
+	IF n = 0 THEN
+		RAISE EXCEPTION 'order % does not exist', order_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = pg_catalog.format('release_expired_orders.app_schema is %L.', app);
+	END IF;
+
+	SELECT e.* INTO ev FROM release_expired_orders.order_events e
+	WHERE e.order_id = restore_order.order_id AND e.outcome IN ('released', 'restored')
+	ORDER BY e.id DESC LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'order % was not released by release_expired_orders', order_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Only a release recorded in release_expired_orders.order_events can be undone (history older than release_expired_orders.history_retention is purged).';
+	END IF;
+	IF ev.outcome = 'restored' THEN
+		RAISE EXCEPTION 'order % was already restored', order_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Its latest audit row is a restore; a release can be undone once.';
+	END IF;
+	IF cur_status IS DISTINCT FROM 'expired' OR cur_payment IS DISTINCT FROM 'cancelled'
+	   OR cur_fulfillment IS DISTINCT FROM 'cancelled' THEN
+		RAISE EXCEPTION 'order % is no longer as the release left it', order_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = pg_catalog.format('Its statuses are %s/%s/%s, not expired/cancelled/cancelled.',
+					cur_status, cur_payment, cur_fulfillment),
+				  HINT = 'Something changed the order after it was released; restore it by hand if at all.';
+	END IF;
+
+	-- Then the product: the stock returned by the release must still be
+	-- there to be taken again.
+	IF ev.stock_delta > 0 THEN
+		EXECUTE pg_catalog.format('SELECT p.stock FROM %I.products p WHERE p.id = $1 FOR UPDATE OF p', app)
+			INTO stock USING ev.product_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			RAISE EXCEPTION 'cannot restore order %: product % no longer exists', order_id, ev.product_id
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		IF stock IS NULL OR stock < ev.stock_delta THEN
+			RAISE EXCEPTION 'cannot restore order %: product % has % in stock, % needed',
+				order_id, ev.product_id, coalesce(stock, 0), ev.stock_delta
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'The stock the release returned was sold again; nothing was changed.';
+		END IF;
+	END IF;
+
+	-- Then the round: the shares given back must still be free in an
+	-- active round.
+	IF ev.shares_delta <> 0 THEN
+		EXECUTE pg_catalog.format(
+			'SELECT r.status, r.sold_shares, r.total_shares FROM %I.lottery_rounds r'
+			' WHERE r.id = $1 FOR UPDATE OF r', app)
+			INTO rnd_status, rnd_sold, rnd_total USING ev.round_id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			RAISE EXCEPTION 'cannot restore order %: lottery round % no longer exists', order_id, ev.round_id
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		IF rnd_status IS DISTINCT FROM 'active' THEN
+			RAISE EXCEPTION 'cannot restore order %: lottery round % is %, not active',
+				order_id, ev.round_id, coalesce(rnd_status, 'NULL')
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'Shares can be counted again only in an active round; nothing was changed.';
+		END IF;
+		IF coalesce(rnd_sold, 0) + pg_catalog.abs(ev.shares_delta) > rnd_total THEN
+			RAISE EXCEPTION 'cannot restore order %: lottery round % has % of % shares sold, no room for % more',
+				order_id, ev.round_id, coalesce(rnd_sold, 0), rnd_total,
+				pg_catalog.abs(ev.shares_delta)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'The shares the release gave back were sold again; nothing was changed.';
+		END IF;
+	END IF;
+
+	-- This script is ASCII (see its top), so the note's Chinese text
+	-- ("system: order restored") is written with Unicode escapes.
+	note := pg_catalog.format(E'\n[\u7cfb\u7edf] \u8ba2\u5355\u5df2\u6062\u590d - %s',
+		pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+	moves_stock := ev.stock_delta > 0;
+	moves_shares := ev.shares_delta <> 0;
+	orders_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'orders', 'updated_at'), zone);
+	IF moves_stock THEN
+		products_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'products', 'updated_at'), zone);
+	END IF;
+	IF moves_shares THEN
+		rounds_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'lottery_rounds', 'updated_at'), zone);
+	END IF;
+
+	-- The application's writes, in the caller's search_path (no operator
+	-- outside the qualified statement texts until the path is pinned again).
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
+	EXECUTE pg_catalog.format(
+		'UPDATE %I.orders o SET status = $2, payment_status = $3, fulfillment_status = $4,'
+		' updated_at = %s, notes = pg_catalog.concat(o.notes, $5) WHERE o.id OPERATOR(pg_catalog.=) $1',
+		app, orders_now)
+		USING order_id, ev.prev_status, ev.prev_payment_status, ev.prev_fulfillment_status, note;
+	IF moves_stock THEN
+		EXECUTE pg_catalog.format(
+			'UPDATE %I.products p SET stock = p.stock OPERATOR(pg_catalog.-) $2, updated_at = %s'
+			' WHERE p.id OPERATOR(pg_catalog.=) $1',
+			app, products_now)
+			USING ev.product_id, ev.stock_delta;
+	END IF;
+	IF moves_shares THEN
+		EXECUTE pg_catalog.format(
+			'UPDATE %I.lottery_rounds r SET sold_shares = coalesce(r.sold_shares, 0) OPERATOR(pg_catalog.+) $2,'
+			' updated_at = %s WHERE r.id OPERATOR(pg_catalog.=) $1',
+			app, rounds_now)
+			USING ev.round_id, pg_catalog.abs(ev.shares_delta);
+	END IF;
+	PERFORM pg_catalog.set_config('search_path', pinned, true);
+
+	INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id,
+		product_id, round_id, quantity, outcome, prev_status, prev_payment_status,
+		prev_fulfillment_status, stock_delta, shares_delta, message)
+	VALUES (NULL, ev.order_id, ev.order_number, ev.user_id, ev.product_id, ev.round_id,
+		ev.quantity, 'restored', cur_status, cur_payment, cur_fulfillment,
+		-ev.stock_delta, pg_catalog.abs(ev.shares_delta),
+		pg_catalog.format('release of run %s undone by %s', ev.run_id, current_user));
+
+	order_number := ev.order_number;
+	status := ev.prev_status;
+	payment_status := ev.prev_payment_status;
+	fulfillment_status := ev.prev_fulfillment_status;
+	stock_taken := greatest(ev.stock_delta, 0);
+	shares_counted := pg_catalog.abs(ev.shares_delta);
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
+END
+$$;
+
+-- One row per check of SPEC 10, each ok, warning or critical.  A check
+-- that cannot run (a missing table, a missing privilege) says so as
+-- critical instead of hiding the others.
+CREATE OR REPLACE FUNCTION release_expired_orders.health()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job_name constant text := 'release-expired-orders_invoke';
+	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
+	timeout integer;
+	slow_ms bigint;
+	alert_min bigint;
+	rec record;
+	n bigint;
+	latest_error text;
+	names text;
+	orders_rel oid;
+	partitioned boolean;
+	roles text[];
+	ddl text;
+BEGIN
+	-- Consecutive failed runs, newest first: failed and interrupted runs,
+	-- and runs still marked running whose backend is gone (a live run holds
+	-- a session advisory lock keyed on its id; see ReoLockRun).
+	"check" := 'consecutive_failed_runs';
+	BEGIN
+		n := 0;
+		latest_error := NULL;
+		FOR rec IN
+			SELECT r.id, r.outcome, r.error,
+				   r.outcome = 'running' AND NOT EXISTS (
+					   SELECT FROM pg_catalog.pg_locks l
+					   WHERE l.locktype = 'advisory' AND l.database = d.oid
+						 AND l.classid = 1919250176::pg_catalog.oid
+						 AND l.objid = (r.id % 4294967296)::pg_catalog.oid
+						 AND l.objsubid = 2 AND l.pid = r.backend_pid
+						 AND l.granted) AS gone
+			FROM release_expired_orders.runs r,
+				 (SELECT oid FROM pg_catalog.pg_database
+				  WHERE datname = pg_catalog.current_database()) d
+			ORDER BY r.id DESC LIMIT 1000
+		LOOP
+			CONTINUE WHEN rec.outcome = 'running' AND NOT rec.gone;
+			EXIT WHEN rec.outcome IN ('success', 'partial');
+			n := n + 1;
+			latest_error := coalesce(latest_error,
+				CASE WHEN rec.gone THEN 'the backend running it ended before the run finished'
+				ELSE coalesce(rec.error, 'no error recorded') END);
+		END LOOP;
+		status := CASE WHEN n >= 3 THEN 'critical' WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN n = 0 THEN 'no failed run since the last successful one'
+				  ELSE pg_catalog.format('%s consecutive failed or interrupted run%s; the latest: %s',
+						n, CASE WHEN n > 1 THEN 's' END, latest_error) END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Poison orders: still pending, and failed in each of their last three
+	-- or more attempts (a release or a restore starts the count afresh).
+	"check" := 'poison_orders';
+	BEGIN
+		EXECUTE pg_catalog.format(
+			'WITH suspects AS ('
+			' SELECT f.order_id FROM release_expired_orders.order_events f'
+			' WHERE f.outcome = ''failed'' GROUP BY f.order_id'
+			' HAVING pg_catalog.count(DISTINCT f.run_id) >= 3),'
+			' streaks AS ('
+			' SELECT s.order_id, pg_catalog.count(DISTINCT e.run_id) AS runs,'
+			' pg_catalog.max(e.order_number) AS order_number'
+			' FROM suspects s JOIN release_expired_orders.order_events e'
+			' ON e.order_id = s.order_id AND e.outcome = ''failed'''
+			' AND e.id > coalesce((SELECT pg_catalog.max(x.id)'
+			' FROM release_expired_orders.order_events x WHERE x.order_id = s.order_id'
+			' AND x.outcome IN (''released'', ''restored'')), 0)'
+			' GROUP BY s.order_id HAVING pg_catalog.count(DISTINCT e.run_id) >= 3)'
+			' SELECT pg_catalog.count(*), pg_catalog.string_agg(pg_catalog.format(''%%s (%%s runs)'','
+			' t.order_number, t.runs), '', '' ORDER BY t.order_number) FILTER (WHERE t.rank <= 20)'
+			' FROM (SELECT s.*, pg_catalog.row_number() OVER (ORDER BY s.order_number) AS rank'
+			' FROM streaks s JOIN %I.orders o ON o.id = s.order_id'
+			' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
+			' AND o.fulfillment_status = ''pending'') t', app)
+			INTO n, names;
+		status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN n = 0 THEN 'no order failed in 3 or more consecutive runs'
+				  ELSE pg_catalog.format('%s order%s failed in 3 or more consecutive runs: %s%s', n,
+						CASE WHEN n > 1 THEN 's' END, names,
+						CASE WHEN n > 20 THEN pg_catalog.format(' and %s more', n - 20) END)
+					   || '; see release_expired_orders.order_events for their errors' END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The last finished run against release_expired_orders.slow_run_ms.
+	"check" := 'slow_run';
+	BEGIN
+		slow_ms := release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000);
+		SELECT r.id, r.duration_ms INTO rec FROM release_expired_orders.runs r
+		WHERE r.ended_at IS NOT NULL AND r.duration_ms IS NOT NULL
+		ORDER BY r.id DESC LIMIT 1;
+		IF NOT FOUND THEN
+			status := 'ok';
+			detail := 'no finished run yet';
+		ELSIF rec.duration_ms > slow_ms THEN
+			status := 'warning';
+			detail := pg_catalog.format('the last run (%s) took %s ms, more than release_expired_orders.slow_run_ms (%s ms)',
+				rec.id, pg_catalog.round(rec.duration_ms::numeric), slow_ms);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the last run took %s ms (release_expired_orders.slow_run_ms is %s ms)',
+				pg_catalog.round(rec.duration_ms::numeric), slow_ms);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- A successful (or partial) run within release_expired_orders.alert_after.
+	"check" := 'last_success';
+	BEGIN
+		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
+		SELECT pg_catalog.max(r.ended_at) AS ended, pg_catalog.count(*) AS runs INTO rec
+		FROM release_expired_orders.runs r;
+		SELECT pg_catalog.max(r.ended_at) AS ended, rec.runs AS runs INTO rec
+		FROM release_expired_orders.runs r WHERE r.outcome IN ('success', 'partial');
+		IF rec.runs = 0 THEN
+			status := 'warning';
+			detail := 'no run recorded yet: is the job scheduled?';
+		ELSIF rec.ended IS NULL THEN
+			status := 'critical';
+			detail := pg_catalog.format('no run has succeeded yet (%s recorded)', rec.runs);
+		ELSIF rec.ended < pg_catalog.now() - pg_catalog.make_interval(mins => alert_min::integer) THEN
+			status := 'critical';
+			detail := pg_catalog.format('no successful run for %s min (release_expired_orders.alert_after is %s min)',
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.ended) / 60), alert_min);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('a run succeeded within release_expired_orders.alert_after (%s min)', alert_min);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Expired orders still waiting, with the default timeout; a backlog is
+	-- normal until the next run, so it warns only once the oldest has waited
+	-- past its expiry for longer than alert_after.
+	"check" := 'backlog';
+	BEGIN
+		timeout := release_expired_orders.setting_int('release_expired_orders.timeout_minutes', NULL, 30)::integer;
+		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
+		-- preview() holds the one SQL definition of a candidate; counted up
+		-- to its largest batch_limit.
+		SELECT pg_catalog.count(*) AS waiting, pg_catalog.min(p.created_at) AS oldest
+		INTO rec
+		FROM release_expired_orders.preview(timeout, 1000000) p;
+		IF rec.waiting = 0 THEN
+			status := 'ok';
+			detail := pg_catalog.format('no order older than %s min waiting', timeout);
+		ELSE
+			status := CASE WHEN rec.oldest < pg_catalog.now()
+							   - pg_catalog.make_interval(mins => timeout + alert_min::integer)
+					  THEN 'warning' ELSE 'ok' END;
+			detail := pg_catalog.format('%s expired order%s waiting; the oldest was created %s min ago, %s min past the %s min timeout',
+				rec.waiting, CASE WHEN rec.waiting > 1 THEN 's' END,
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.oldest) / 60),
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.oldest) / 60) - timeout,
+				timeout);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The pg_cron job: there, active, and its latest run not failed.
+	"check" := 'cron_job';
+	BEGIN
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+			status := 'warning';
+			detail := pg_catalog.format('pg_cron is not installed in database %I: the job runs only if something else calls the procedure; see release_expired_orders.schedule()',
+				pg_catalog.current_database());
+		ELSE
+			SELECT pg_catalog.count(*) AS jobs,
+				   pg_catalog.count(*) FILTER (WHERE j.active) AS active,
+				   pg_catalog.string_agg(pg_catalog.format('%s as %s', j.jobid, j.username), ', ' ORDER BY j.jobid) AS list,
+				   (pg_catalog.array_agg(j.last_message ORDER BY j.last_start DESC NULLS LAST)
+					   FILTER (WHERE j.last_status = 'failed'))[1] AS failure,
+				   pg_catalog.min(j.schedule) AS schedule
+			INTO rec FROM release_expired_orders.job_status() j;
+			IF rec.jobs = 0 THEN
+				status := 'critical';
+				detail := pg_catalog.format('no pg_cron job %s in database %I: run SELECT release_expired_orders.schedule()',
+					job_name, pg_catalog.current_database());
+			ELSIF rec.active = 0 THEN
+				status := 'critical';
+				detail := pg_catalog.format('pg_cron job %s (%s) is inactive: run SELECT release_expired_orders.schedule()',
+					job_name, rec.list);
+			ELSIF rec.failure IS NOT NULL THEN
+				status := 'warning';
+				detail := pg_catalog.format('the latest run of pg_cron job %s failed: %s', job_name, rec.failure);
+			ELSIF rec.jobs > 1 THEN
+				status := 'warning';
+				detail := pg_catalog.format('%s pg_cron jobs %s (%s): keep one, unschedule the others',
+					rec.jobs, job_name, rec.list);
+			ELSE
+				status := 'ok';
+				detail := pg_catalog.format('pg_cron job %s runs at "%s" (GMT)', job_name, rec.schedule);
+			END IF;
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- An index that lets the candidate scan skip paid and cancelled orders:
+	-- created_at first and a predicate on the three statuses, or the three
+	-- statuses (in any order) then created_at.  The application's
+	-- (status, created_at) index is not one: a paid order keeps status
+	-- 'pending'.  The regular expressions are E'' strings: health() parses
+	-- them in the caller's session, whatever standard_conforming_strings says.
+	"check" := 'candidate_index';
+	BEGIN
+		SELECT c.oid, c.relkind = 'p' INTO orders_rel, partitioned
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+		WHERE s.nspname = app AND c.relname = 'orders' AND c.relkind IN ('r', 'p');
+		IF orders_rel IS NULL THEN
+			RAISE EXCEPTION 'relation "%.orders" does not exist', app;
+		END IF;
+		IF NOT partitioned THEN
+			ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+				app);
+		ELSE
+			-- CREATE INDEX CONCURRENTLY is refused on a partitioned table: an
+			-- index on each partitioned table of the tree alone (ON ONLY,
+			-- quick: it reads no rows), one built concurrently on each leaf,
+			-- then each attached to its parent's, deepest first.  The root's
+			-- index becomes valid with the last ATTACH.
+			WITH tree AS (
+				SELECT t.relid, t.parentrelid, t.isleaf, t.level,
+					   pg_catalog.format('%I.%I', s.nspname, c.relname) AS tbl,
+					   s.nspname AS nsp,
+					   pg_catalog.left(c.relname, 39) || '_release_candidates_idx' AS idx
+				FROM pg_catalog.pg_partition_tree(orders_rel) t
+				JOIN pg_catalog.pg_class c ON c.oid = t.relid
+				JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+				WHERE c.relkind IN ('r', 'p')
+			)
+			SELECT pg_catalog.string_agg(x.stmt, '; ' ORDER BY x.step, x.level, x.tbl) INTO ddl
+			FROM (
+				SELECT 1 AS step, t.level, t.tbl,
+					   pg_catalog.format('CREATE INDEX %I ON ONLY %s (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl) AS stmt
+				FROM tree t WHERE NOT t.isleaf
+				UNION ALL
+				SELECT 2, t.level, t.tbl,
+					   pg_catalog.format('CREATE INDEX CONCURRENTLY %I ON %s (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl)
+				FROM tree t WHERE t.isleaf
+				UNION ALL
+				SELECT 3, -t.level, t.tbl,
+					   pg_catalog.format('ALTER INDEX %I.%I ATTACH PARTITION %I.%I', p.nsp, p.idx, t.nsp, t.idx)
+				FROM tree t JOIN tree p ON p.relid = t.parentrelid
+			) x;
+			ddl := 'orders is partitioned, so run each of these statements on its own: ' || ddl;
+		END IF;
+		SELECT i.indexrelid::pg_catalog.regclass::text AS name, i.indisvalid AND i.indisready AS usable INTO rec
+		FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+		CROSS JOIN LATERAL (
+			SELECT pg_catalog.array_agg(a.attname ORDER BY k.pos) AS cols
+			FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k (attnum, pos)
+			LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			WHERE k.pos <= i.indnkeyatts) k
+		CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS pred) p
+		WHERE i.indrelid = orders_rel AND am.amname = 'btree'
+		  AND ((k.cols[1] = 'created_at'
+				AND p.pred ~ E'\\mstatus\\M\\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ E'\\mpayment_status\\M\\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ E'\\mfulfillment_status\\M\\)?(::[a-z ]+)? = ''pending''')
+			   OR (k.cols[1:3] @> '{status,payment_status,fulfillment_status}'::name[]
+				   AND k.cols[4] = 'created_at'))
+		ORDER BY i.indisvalid AND i.indisready DESC, ic.relname LIMIT 1;
+		IF NOT FOUND THEN
+			status := 'warning';
+			detail := pg_catalog.format('no index lets the candidate scan skip paid orders, so every run reads all old orders; create one: %s',
+				ddl);
+		ELSIF NOT rec.usable AND partitioned THEN
+			status := 'warning';
+			detail := pg_catalog.format('index %s is not valid yet: some partition has no index attached to it; attach one to it (ALTER INDEX %s ATTACH PARTITION ...), or DROP INDEX %s; then %s',
+				rec.name, rec.name, rec.name, ddl);
+		ELSIF NOT rec.usable THEN
+			status := 'warning';
+			detail := pg_catalog.format('index %s is invalid (a CREATE INDEX CONCURRENTLY that failed): DROP INDEX CONCURRENTLY %s; then %s',
+				rec.name, rec.name, ddl);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the candidate scan can use index %s', rec.name);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Row-level security that applies to the role running the job (the
+	-- pg_cron job's role, else the current one) would hide orders from it,
+	-- or hide the product or round whose stock or shares it must give back.
+	"check" := 'row_level_security';
+	BEGIN
+		SELECT pg_catalog.array_agg(DISTINCT j.username) INTO roles
+		FROM release_expired_orders.job_status() j;
+		IF roles IS NULL THEN
+			roles := ARRAY[current_user::text];
+		END IF;
+		SELECT pg_catalog.string_agg(pg_catalog.format('role %s on %s', t.rolname, t.tables), '; '
+									 ORDER BY t.rolname) INTO names
+		FROM (SELECT r.rolname,
+					 pg_catalog.string_agg(pg_catalog.format('%I.%I', app, c.relname), ', '
+										   ORDER BY c.relname) AS tables
+			  FROM pg_catalog.pg_class c
+			  JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+			  JOIN pg_catalog.pg_roles r ON r.rolname = ANY (roles)
+			  WHERE s.nspname = app
+				AND c.relname IN ('orders', 'products', 'lottery_rounds', 'notifications')
+				AND c.relkind IN ('r', 'p')
+				AND c.relrowsecurity
+				AND NOT r.rolsuper AND NOT r.rolbypassrls
+				AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(r.oid, c.relowner, 'USAGE'))
+			  GROUP BY r.rolname) t;
+		IF names IS NULL THEN
+			status := 'ok';
+			detail := pg_catalog.format('no row-level security applies to %s on the application''s tables',
+				pg_catalog.array_to_string(roles, ', '));
+		ELSE
+			status := 'critical';
+			detail := pg_catalog.format('row-level security applies to the role running the job (%s): rows its policies hide are never released and their stock or shares never returned; give the role BYPASSRLS, or policies that show it every row',
+				names);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+END
+$$;
+-- No SECURITY DEFINER function is executable by PUBLIC.
+REVOKE ALL ON FUNCTION release_expired_orders.job_status() FROM PUBLIC;
