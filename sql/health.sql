@@ -182,15 +182,6 @@ SELECT status FROM pg_temp.check('candidate_index');
 CREATE INDEX orders_statuses_idx ON orders (payment_status, status, fulfillment_status, created_at);
 SELECT * FROM pg_temp.check('candidate_index');
 DROP INDEX orders_two_idx, orders_statuses_idx;
--- The same with standard_conforming_strings off: its regular expressions
--- are parsed in the caller's session.
-SET standard_conforming_strings = off;
-SELECT status FROM pg_temp.check('candidate_index');
-CREATE INDEX orders_release_candidates_idx ON orders (created_at, id)
-	WHERE status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending';
-SELECT * FROM pg_temp.check('candidate_index');
-DROP INDEX orders_release_candidates_idx;
-RESET standard_conforming_strings;
 -- A partitioned orders table, with a partition that is partitioned again:
 -- CREATE INDEX CONCURRENTLY is refused on a partitioned table, so the
 -- advice is a statement per table, each of which runs (here one by one,
@@ -309,6 +300,19 @@ SELECT release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 
 		   AS history_retention;
 SET release_expired_orders.slow_run_ms = 'fast';
 SELECT release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000);
+RESET ALL;
+
+-- standard_conforming_strings off, in a session that has not planned
+-- health()'s statements yet: its regular expressions are parsed in the
+-- caller's session, with that setting.
+\c -
+SET standard_conforming_strings = off;
+SET release_expired_orders.app_schema = health_app;
+SELECT status FROM release_expired_orders.health() WHERE "check" = 'candidate_index';
+CREATE INDEX orders_release_candidates_idx ON health_app.orders (created_at, id)
+	WHERE status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending';
+SELECT status, detail FROM release_expired_orders.health() WHERE "check" = 'candidate_index';
+DROP INDEX health_app.orders_release_candidates_idx;
 RESET ALL;
 
 REVOKE ALL ON SCHEMA release_expired_orders, health_app FROM regress_reo_runner;
