@@ -182,6 +182,26 @@ SELECT status FROM pg_temp.check('candidate_index');
 CREATE INDEX orders_statuses_idx ON orders (payment_status, status, fulfillment_status, created_at);
 SELECT * FROM pg_temp.check('candidate_index');
 DROP INDEX orders_two_idx, orders_statuses_idx;
+-- A partitioned orders table, with a partition that is partitioned again:
+-- CREATE INDEX CONCURRENTLY is refused on a partitioned table, so the
+-- advice is a statement per table, each of which runs (here one by one,
+-- as printed), and then the check is ok.
+CREATE SCHEMA health_parts;
+CREATE TABLE health_parts.orders (LIKE orders INCLUDING DEFAULTS) PARTITION BY RANGE (created_at);
+CREATE TABLE health_parts.orders_old PARTITION OF health_parts.orders
+	FOR VALUES FROM (MINVALUE) TO ('2025-01-01');
+CREATE TABLE health_parts.orders_new PARTITION OF health_parts.orders
+	FOR VALUES FROM ('2025-01-01') TO (MAXVALUE) PARTITION BY LIST (type);
+CREATE TABLE health_parts.orders_new_lottery PARTITION OF health_parts.orders_new
+	FOR VALUES IN ('lottery_win');
+CREATE TABLE health_parts.orders_new_other PARTITION OF health_parts.orders_new DEFAULT;
+SET release_expired_orders.app_schema = health_parts;
+SELECT * FROM pg_temp.check('candidate_index');
+SELECT unnest(string_to_array(substring(detail FROM 'run each of these statements on its own: (.*)$'), '; '))
+  FROM pg_temp.check('candidate_index') \gexec
+SELECT * FROM pg_temp.check('candidate_index');
+SET release_expired_orders.app_schema = health_app;
+DROP SCHEMA health_parts CASCADE;
 
 --
 -- row_level_security: policies that would hide rows from the role running
@@ -191,6 +211,7 @@ DROP INDEX orders_two_idx, orders_statuses_idx;
 CREATE ROLE regress_reo_runner;
 GRANT USAGE ON SCHEMA release_expired_orders, health_app TO regress_reo_runner;
 GRANT SELECT ON ALL TABLES IN SCHEMA release_expired_orders, health_app TO regress_reo_runner;
+GRANT EXECUTE ON FUNCTION release_expired_orders.job_status() TO regress_reo_runner;
 ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
 ALTER TABLE lottery_rounds ENABLE ROW LEVEL SECURITY;
 SELECT status FROM pg_temp.check('row_level_security');
@@ -255,11 +276,14 @@ SELECT release_expired_orders.unschedule();
 SELECT * FROM pg_temp.check('cron_job');
 ROLLBACK;
 
--- Every function of the extension pins its search_path.
+-- Every function of the extension pins its search_path, but
+-- restore_order(), which pins it for its own statements and keeps the
+-- caller's for the application's writes (see restore_order).
 SELECT p.oid::regprocedure AS function, p.proconfig
   FROM pg_proc p
  WHERE p.pronamespace = 'release_expired_orders'::regnamespace
    AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'
+   AND p.oid <> 'release_expired_orders.restore_order(uuid)'::regprocedure
  ORDER BY 1::text;
 
 -- A session that has not loaded the library yet (no CALL so far): the
@@ -278,8 +302,22 @@ SET release_expired_orders.slow_run_ms = 'fast';
 SELECT release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000);
 RESET ALL;
 
+-- standard_conforming_strings off, in a session that has not planned
+-- health()'s statements yet: its regular expressions are parsed in the
+-- caller's session, with that setting.
+\c -
+SET standard_conforming_strings = off;
+SET release_expired_orders.app_schema = health_app;
+SELECT status FROM release_expired_orders.health() WHERE "check" = 'candidate_index';
+CREATE INDEX orders_release_candidates_idx ON health_app.orders (created_at, id)
+	WHERE status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending';
+SELECT status, detail FROM release_expired_orders.health() WHERE "check" = 'candidate_index';
+DROP INDEX health_app.orders_release_candidates_idx;
+RESET ALL;
+
 REVOKE ALL ON SCHEMA release_expired_orders, health_app FROM regress_reo_runner;
 REVOKE ALL ON ALL TABLES IN SCHEMA release_expired_orders, health_app FROM regress_reo_runner;
+REVOKE ALL ON FUNCTION release_expired_orders.job_status() FROM regress_reo_runner;
 DROP ROLE regress_reo_runner;
 RESET search_path;
 SET client_min_messages = warning;

@@ -1,6 +1,21 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION release_expired_orders" to load this file. \quit
 
+-- The job writes the old function's Chinese notes and notifications, which
+-- only a UTF8 database holds as they are.  The control file declares this
+-- script UTF8 and the script is kept ASCII, so that every other database
+-- gets this error, before anything is created.
+DO $$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+		RAISE EXCEPTION 'release_expired_orders requires a database with encoding UTF8, and database "%" has encoding %',
+			pg_catalog.current_database(), pg_catalog.getdatabaseencoding()
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Create the application''s database with CREATE DATABASE ... ENCODING ''UTF8'' TEMPLATE template0, or convert it with pg_dump and a restore into such a database.';
+	END IF;
+END
+$$;
+
 -- The extension's own objects live in their own schema; only the procedure
 -- goes into the schema the extension is created in (default public).
 CREATE SCHEMA release_expired_orders;
@@ -160,16 +175,6 @@ RETURNS text LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_row_security_pr
 -- Why the job skips the application's notifications, or NULL.
 CREATE FUNCTION release_expired_orders.notifications_problem()
 RETURNS text LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_notifications_problem';
-
--- Shims for code not yet moved to setting(); the defaults are not used.
-CREATE FUNCTION release_expired_orders.setting_int(name text, unit text, default_value bigint)
-RETURNS bigint LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-RETURN release_expired_orders.setting(pg_catalog.substr(name, 24))::bigint;
-CREATE FUNCTION release_expired_orders.setting_text(name text, default_value text)
-RETURNS text LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-RETURN release_expired_orders.setting(pg_catalog.substr(name, 24));
 
 ----------------------------------------------------------------------------
 -- Scheduling with pg_cron
@@ -401,14 +406,22 @@ COMMENT ON FUNCTION release_expired_orders.unschedule() IS
 -- so that the job's role needs only EXECUTE on it, not DELETE on the
 -- tables (and pg_cron's history of other roles' runs of the job is
 -- trimmed too).
+--
+-- Running as its owner, it lets a caller purge only what the retention
+-- allows: history newer than the configured retention stays unless the
+-- session's role (session_user: a SECURITY DEFINER function cannot see
+-- who called it, and the session's role can become no more than that) is
+-- the extension's owner, a member of it, or a superuser; only a superuser
+-- may set history_retention itself.
 CREATE FUNCTION release_expired_orders.purge_history(older_than interval DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	retention interval := coalesce(older_than, pg_catalog.make_interval(mins =>
-		release_expired_orders.setting_int('release_expired_orders.history_retention', 'min', 43200::bigint)::integer));
-	max_rows bigint := release_expired_orders.setting_int('release_expired_orders.purge_limit', NULL::text, 10000::bigint);
+	session_min bigint := release_expired_orders.setting('history_retention')::bigint;
+	retention interval := coalesce(older_than, pg_catalog.make_interval(mins => session_min::integer));
+	max_rows bigint := release_expired_orders.setting('purge_limit')::bigint;
+	configured_min bigint;
 	horizon timestamptz;
 	n bigint;
 	total bigint := 0;
@@ -418,6 +431,24 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('The value given was %s.', retention),
 				  HINT = 'Pass NULL to use the setting release_expired_orders.history_retention.';
+	END IF;
+
+	IF NOT pg_catalog.pg_has_role(session_user,
+			(SELECT e.extowner FROM pg_catalog.pg_extension e
+			 WHERE e.extname = 'release_expired_orders'), 'MEMBER') THEN
+		-- Only a superuser may set history_retention (PGC_SUSET), so the
+		-- caller's value is the configured one.
+		configured_min := session_min;
+		IF retention < pg_catalog.make_interval(mins => configured_min::integer) THEN
+			RAISE EXCEPTION 'older_than must not be shorter than the configured release_expired_orders.history_retention (% min)',
+				configured_min
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('older_than is %s%s; only the owner of the extension or a superuser may purge newer history, and role %s is neither.',
+						retention,
+						'',
+						pg_catalog.quote_ident(session_user)),
+					  HINT = 'Pass NULL, or a longer older_than; to keep less history, set release_expired_orders.history_retention in postgresql.conf or with ALTER DATABASE or ALTER ROLE ... SET, or purge as the owner of the extension.';
+		END IF;
 	END IF;
 	IF max_rows <= 0 THEN
 		RETURN 0;
@@ -456,7 +487,7 @@ BEGIN
 			  AND o.database = pg_catalog.current_database()
 			  AND (o.jobid IN (SELECT j.jobid FROM cron.job j
 							   WHERE j.jobname = release_expired_orders.job_name())
-				   OR o.command ~* '^\s*CALL\s+("?[^"]+"?\.)?release_expired_orders\s*\(')
+				   OR o.command ~* E'^\\s*CALL\\s+("?[^"]+"?\\.)?release_expired_orders\\s*\\(')
 			ORDER BY o.runid LIMIT max_rows);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		total := total + n;
@@ -489,23 +520,45 @@ COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
 -- shares given back are counted again, or nothing changes and an error
 -- says why.  Rows are locked in a fixed order (order, product, round) so
 -- that two restores, or a restore and the job, cannot deadlock.
+--
+-- Like the procedure, it keeps the caller's search_path for the writes to
+-- the application's tables, so that the application's triggers find their
+-- own objects (section 9).  It has no SET clause: its first statement
+-- pins "pg_catalog, pg_temp" for its own statements, it switches back to
+-- the caller's path around the application writes only (each of them
+-- names every table, function and operator with its schema), and it puts
+-- the caller's path back before it returns (an error rolls the setting
+-- back with the transaction or subtransaction).  Its variables have
+-- schema-qualified types, because they are resolved in the caller's path.
 CREATE FUNCTION release_expired_orders.restore_order(
 	order_id uuid,
 	OUT order_number varchar, OUT status varchar, OUT payment_status varchar,
 	OUT fulfillment_status varchar, OUT stock_taken integer, OUT shares_counted integer)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
-	zone text := release_expired_orders.setting_text('release_expired_orders.naive_time_zone', 'UTC');
+	caller_path pg_catalog.text := pg_catalog.current_setting('search_path');
+	pinned pg_catalog.text := pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+	app pg_catalog.text;
+	zone pg_catalog.text;
 	ev release_expired_orders.order_events;
-	cur record;
-	stock integer;
-	rnd record;
-	note text;
-	n bigint;
+	cur_status pg_catalog.varchar;
+	cur_payment pg_catalog.varchar;
+	cur_fulfillment pg_catalog.varchar;
+	stock pg_catalog.int4;
+	rnd_status pg_catalog.varchar;
+	rnd_sold pg_catalog.int4;
+	rnd_total pg_catalog.int4;
+	note pg_catalog.text;
+	orders_now pg_catalog.text;
+	products_now pg_catalog.text;
+	rounds_now pg_catalog.text;
+	moves_stock pg_catalog.bool;
+	moves_shares pg_catalog.bool;
+	n pg_catalog.int8;
 BEGIN
+	app := release_expired_orders.setting('app_schema');
+	zone := release_expired_orders.setting('naive_time_zone');
 	IF order_id IS NULL THEN
 		RAISE EXCEPTION 'order_id must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -515,7 +568,7 @@ BEGIN
 	EXECUTE pg_catalog.format(
 		'SELECT o.status, o.payment_status, o.fulfillment_status FROM %I.orders o'
 		' WHERE o.id = $1 FOR UPDATE OF o', app)
-		INTO cur USING order_id;
+		INTO cur_status, cur_payment, cur_fulfillment USING order_id;
 	GET DIAGNOSTICS n = ROW_COUNT;	-- EXECUTE does not set FOUND
 	IF n = 0 THEN
 		RAISE EXCEPTION 'order % does not exist', order_id
@@ -536,12 +589,12 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = 'Its latest audit row is a restore; a release can be undone once.';
 	END IF;
-	IF cur.status IS DISTINCT FROM 'expired' OR cur.payment_status IS DISTINCT FROM 'cancelled'
-	   OR cur.fulfillment_status IS DISTINCT FROM 'cancelled' THEN
+	IF cur_status IS DISTINCT FROM 'expired' OR cur_payment IS DISTINCT FROM 'cancelled'
+	   OR cur_fulfillment IS DISTINCT FROM 'cancelled' THEN
 		RAISE EXCEPTION 'order % is no longer as the release left it', order_id
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = pg_catalog.format('Its statuses are %s/%s/%s, not expired/cancelled/cancelled.',
-					cur.status, cur.payment_status, cur.fulfillment_status),
+					cur_status, cur_payment, cur_fulfillment),
 				  HINT = 'Something changed the order after it was released; restore it by hand if at all.';
 	END IF;
 
@@ -569,53 +622,70 @@ BEGIN
 		EXECUTE pg_catalog.format(
 			'SELECT r.status, r.sold_shares, r.total_shares FROM %I.lottery_rounds r'
 			' WHERE r.id = $1 FOR UPDATE OF r', app)
-			INTO rnd USING ev.round_id;
+			INTO rnd_status, rnd_sold, rnd_total USING ev.round_id;
 		GET DIAGNOSTICS n = ROW_COUNT;
 		IF n = 0 THEN
 			RAISE EXCEPTION 'cannot restore order %: lottery round % no longer exists', order_id, ev.round_id
 				USING ERRCODE = 'object_not_in_prerequisite_state';
 		END IF;
-		IF rnd.status IS DISTINCT FROM 'active' THEN
+		IF rnd_status IS DISTINCT FROM 'active' THEN
 			RAISE EXCEPTION 'cannot restore order %: lottery round % is %, not active',
-				order_id, ev.round_id, coalesce(rnd.status, 'NULL')
+				order_id, ev.round_id, coalesce(rnd_status, 'NULL')
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 					  HINT = 'Shares can be counted again only in an active round; nothing was changed.';
 		END IF;
-		IF coalesce(rnd.sold_shares, 0) + pg_catalog.abs(ev.shares_delta) > rnd.total_shares THEN
+		IF coalesce(rnd_sold, 0) + pg_catalog.abs(ev.shares_delta) > rnd_total THEN
 			RAISE EXCEPTION 'cannot restore order %: lottery round % has % of % shares sold, no room for % more',
-				order_id, ev.round_id, coalesce(rnd.sold_shares, 0), rnd.total_shares,
+				order_id, ev.round_id, coalesce(rnd_sold, 0), rnd_total,
 				pg_catalog.abs(ev.shares_delta)
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 					  HINT = 'The shares the release gave back were sold again; nothing was changed.';
 		END IF;
 	END IF;
 
-	note := pg_catalog.format(E'\n[系统] 订单已恢复 - %s',
+	-- This script is ASCII (see its top), so the note's Chinese text
+	-- ("system: order restored") is written with Unicode escapes.
+	note := pg_catalog.format(E'\n[\u7cfb\u7edf] \u8ba2\u5355\u5df2\u6062\u590d - %s',
 		pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+	moves_stock := ev.stock_delta > 0;
+	moves_shares := ev.shares_delta <> 0;
+	orders_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'orders', 'updated_at'), zone);
+	IF moves_stock THEN
+		products_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'products', 'updated_at'), zone);
+	END IF;
+	IF moves_shares THEN
+		rounds_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'lottery_rounds', 'updated_at'), zone);
+	END IF;
+
+	-- The application's writes, in the caller's search_path (no operator
+	-- outside the qualified statement texts until the path is pinned again).
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 	EXECUTE pg_catalog.format(
 		'UPDATE %I.orders o SET status = $2, payment_status = $3, fulfillment_status = $4,'
-		' updated_at = %s, notes = pg_catalog.concat(o.notes, $5) WHERE o.id = $1',
-		app, release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'orders', 'updated_at'), zone))
+		' updated_at = %s, notes = pg_catalog.concat(o.notes, $5) WHERE o.id OPERATOR(pg_catalog.=) $1',
+		app, orders_now)
 		USING order_id, ev.prev_status, ev.prev_payment_status, ev.prev_fulfillment_status, note;
-	IF ev.stock_delta > 0 THEN
+	IF moves_stock THEN
 		EXECUTE pg_catalog.format(
-			'UPDATE %I.products p SET stock = p.stock - $2, updated_at = %s WHERE p.id = $1',
-			app, release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'products', 'updated_at'), zone))
+			'UPDATE %I.products p SET stock = p.stock OPERATOR(pg_catalog.-) $2, updated_at = %s'
+			' WHERE p.id OPERATOR(pg_catalog.=) $1',
+			app, products_now)
 			USING ev.product_id, ev.stock_delta;
 	END IF;
-	IF ev.shares_delta <> 0 THEN
+	IF moves_shares THEN
 		EXECUTE pg_catalog.format(
-			'UPDATE %I.lottery_rounds r SET sold_shares = coalesce(r.sold_shares, 0) + $2,'
-			' updated_at = %s WHERE r.id = $1',
-			app, release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'lottery_rounds', 'updated_at'), zone))
+			'UPDATE %I.lottery_rounds r SET sold_shares = coalesce(r.sold_shares, 0) OPERATOR(pg_catalog.+) $2,'
+			' updated_at = %s WHERE r.id OPERATOR(pg_catalog.=) $1',
+			app, rounds_now)
 			USING ev.round_id, pg_catalog.abs(ev.shares_delta);
 	END IF;
+	PERFORM pg_catalog.set_config('search_path', pinned, true);
 
 	INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id,
 		product_id, round_id, quantity, outcome, prev_status, prev_payment_status,
 		prev_fulfillment_status, stock_delta, shares_delta, message)
 	VALUES (NULL, ev.order_id, ev.order_number, ev.user_id, ev.product_id, ev.round_id,
-		ev.quantity, 'restored', cur.status, cur.payment_status, cur.fulfillment_status,
+		ev.quantity, 'restored', cur_status, cur_payment, cur_fulfillment,
 		-ev.stock_delta, pg_catalog.abs(ev.shares_delta),
 		pg_catalog.format('release of run %s undone by %s', ev.run_id, current_user));
 
@@ -625,6 +695,7 @@ BEGIN
 	fulfillment_status := ev.prev_fulfillment_status;
 	stock_taken := greatest(ev.stock_delta, 0);
 	shares_counted := pg_catalog.abs(ev.shares_delta);
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.restore_order(uuid) IS
@@ -664,7 +735,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	job_name constant text := release_expired_orders.job_name();
-	app text := release_expired_orders.setting_text('release_expired_orders.app_schema', 'public');
+	app text := release_expired_orders.setting('app_schema');
 	timeout integer;
 	slow_ms bigint;
 	alert_min bigint;
@@ -673,6 +744,7 @@ DECLARE
 	latest_error text;
 	names text;
 	orders_rel oid;
+	partitioned boolean;
 	roles text[];
 	ddl text;
 	oldest timestamptz;
@@ -772,7 +844,7 @@ BEGIN
 	-- The last finished run against release_expired_orders.slow_run_ms.
 	"check" := 'slow_run';
 	BEGIN
-		slow_ms := release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000);
+		slow_ms := release_expired_orders.setting('slow_run_ms')::bigint;
 		SELECT r.id, r.duration_ms INTO rec FROM release_expired_orders.runs r
 		WHERE r.ended_at IS NOT NULL AND r.duration_ms IS NOT NULL
 		ORDER BY r.id DESC LIMIT 1;
@@ -797,7 +869,7 @@ BEGIN
 	-- A successful (or partial) run within release_expired_orders.alert_after.
 	"check" := 'last_success';
 	BEGIN
-		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
+		alert_min := release_expired_orders.setting('alert_after')::bigint;
 		SELECT pg_catalog.max(r.ended_at) AS ended, pg_catalog.count(*) AS runs INTO rec
 		FROM release_expired_orders.runs r;
 		SELECT pg_catalog.max(r.ended_at) AS ended, rec.runs AS runs INTO rec
@@ -827,8 +899,8 @@ BEGIN
 	-- past its expiry for longer than alert_after.
 	"check" := 'backlog';
 	BEGIN
-		timeout := release_expired_orders.setting_int('release_expired_orders.timeout_minutes', NULL, 30)::integer;
-		alert_min := release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20);
+		timeout := release_expired_orders.setting('timeout_minutes')::bigint::integer;
+		alert_min := release_expired_orders.setting('alert_after')::bigint;
 		-- preview() holds the one SQL definition of a candidate; counted up
 		-- to its largest batch_limit.
 		SELECT pg_catalog.count(*) AS waiting, pg_catalog.min(p.created_at) AS oldest
@@ -911,17 +983,53 @@ BEGIN
 	-- created_at first and a predicate on the three statuses, or the three
 	-- statuses (in any order) then created_at.  The application's
 	-- (status, created_at) index is not one: a paid order keeps status
-	-- 'pending'.
+	-- 'pending'.  The regular expressions are E'' strings: health() parses
+	-- them in the caller's session, whatever standard_conforming_strings says.
 	"check" := 'candidate_index';
 	BEGIN
-		SELECT c.oid INTO orders_rel
+		SELECT c.oid, c.relkind = 'p' INTO orders_rel, partitioned
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
 		WHERE s.nspname = app AND c.relname = 'orders' AND c.relkind IN ('r', 'p');
 		IF orders_rel IS NULL THEN
 			RAISE EXCEPTION 'relation "%.orders" does not exist', app;
 		END IF;
-		ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
-			app);
+		IF NOT partitioned THEN
+			ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+				app);
+		ELSE
+			-- CREATE INDEX CONCURRENTLY is refused on a partitioned table: an
+			-- index on each partitioned table of the tree alone (ON ONLY,
+			-- quick: it reads no rows), one built concurrently on each leaf,
+			-- then each attached to its parent's, deepest first.  The root's
+			-- index becomes valid with the last ATTACH.
+			WITH tree AS (
+				SELECT t.relid, t.parentrelid, t.isleaf, t.level,
+					   pg_catalog.format('%I.%I', s.nspname, c.relname) AS tbl,
+					   s.nspname AS nsp,
+					   pg_catalog.left(c.relname, 39) || '_release_candidates_idx' AS idx
+				FROM pg_catalog.pg_partition_tree(orders_rel) t
+				JOIN pg_catalog.pg_class c ON c.oid = t.relid
+				JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+				WHERE c.relkind IN ('r', 'p')
+			)
+			SELECT pg_catalog.string_agg(x.stmt, '; ' ORDER BY x.step, x.level, x.tbl) INTO ddl
+			FROM (
+				SELECT 1 AS step, t.level, t.tbl,
+					   pg_catalog.format('CREATE INDEX %I ON ONLY %s (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl) AS stmt
+				FROM tree t WHERE NOT t.isleaf
+				UNION ALL
+				SELECT 2, t.level, t.tbl,
+					   pg_catalog.format('CREATE INDEX CONCURRENTLY %I ON %s (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl)
+				FROM tree t WHERE t.isleaf
+				UNION ALL
+				SELECT 3, -t.level, t.tbl,
+					   pg_catalog.format('ALTER INDEX %I.%I ATTACH PARTITION %I.%I', p.nsp, p.idx, t.nsp, t.idx)
+				FROM tree t JOIN tree p ON p.relid = t.parentrelid
+			) x;
+			ddl := 'orders is partitioned, so run each of these statements on its own: ' || ddl;
+		END IF;
 		SELECT i.indexrelid::pg_catalog.regclass::text AS name, i.indisvalid AND i.indisready AS usable INTO rec
 		FROM pg_catalog.pg_index i
 		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
@@ -934,9 +1042,9 @@ BEGIN
 		CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS pred) p
 		WHERE i.indrelid = orders_rel AND am.amname = 'btree'
 		  AND ((k.cols[1] = 'created_at'
-				AND p.pred ~ '\mstatus\M\)?(::[a-z ]+)? = ''pending'''
-				AND p.pred ~ '\mpayment_status\M\)?(::[a-z ]+)? = ''pending'''
-				AND p.pred ~ '\mfulfillment_status\M\)?(::[a-z ]+)? = ''pending''')
+				AND p.pred ~ E'\\mstatus\\M\\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ E'\\mpayment_status\\M\\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ E'\\mfulfillment_status\\M\\)?(::[a-z ]+)? = ''pending''')
 			   OR (k.cols[1:3] @> '{status,payment_status,fulfillment_status}'::name[]
 				   AND k.cols[4] = 'created_at'))
 		ORDER BY i.indisvalid AND i.indisready DESC, ic.relname LIMIT 1;
@@ -944,6 +1052,10 @@ BEGIN
 			status := 'warning';
 			detail := pg_catalog.format('no index lets the candidate scan skip paid orders, so every run reads all old orders; create one: %s',
 				ddl);
+		ELSIF NOT rec.usable AND partitioned THEN
+			status := 'warning';
+			detail := pg_catalog.format('index %s is not valid yet: some partition has no index attached to it; attach one to it (ALTER INDEX %s ATTACH PARTITION ...), or DROP INDEX %s; then %s',
+				rec.name, rec.name, rec.name, ddl);
 		ELSIF NOT rec.usable THEN
 			status := 'warning';
 			detail := pg_catalog.format('index %s is invalid (a CREATE INDEX CONCURRENTLY that failed): DROP INDEX CONCURRENTLY %s; then %s',
@@ -1001,6 +1113,10 @@ REVOKE ALL ON FUNCTION release_expired_orders.schedule(text, integer, integer) F
 REVOKE ALL ON FUNCTION release_expired_orders.unschedule() FROM PUBLIC;
 REVOKE ALL ON FUNCTION release_expired_orders.purge_history(interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION release_expired_orders.restore_order(uuid) FROM PUBLIC;
+-- Nor is any SECURITY DEFINER function: job_status() shows the pg_cron job
+-- (its command, role and last message) to roles that pg_cron would not
+-- show it to; grant it to the roles that call health() or schedule().
+REVOKE ALL ON FUNCTION release_expired_orders.job_status() FROM PUBLIC;
 
 -- Default privileges of the installing role (Supabase grants ALL on new
 -- functions in public to anon, authenticated and service_role; other

@@ -153,6 +153,28 @@ SELECT * FROM release_expired_orders.restore_order('c0000000-0000-0000-0000-0000
 SELECT updated_at BETWEEN now() - interval '1 minute' AND now() AS updated_at_now
   FROM orders WHERE order_number = 'R3';
 
+-- The application's own triggers run in the caller's search_path, as they
+-- do for the release: this one names its audit table without a schema.
+-- The caller's search_path is the same after the restore.
+CREATE TABLE order_audit (order_number text, status text);
+CREATE FUNCTION log_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO order_audit VALUES (NEW.order_number, NEW.status);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER log_order AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION log_order();
+CALL release_expired_orders() \gset
+SELECT order_number, status, stock_taken, shares_counted
+  FROM release_expired_orders.restore_order('c0000000-0000-0000-0000-000000000001');
+SELECT * FROM order_audit WHERE order_number = 'R1';
+SHOW search_path;
+-- A refused restore leaves the caller's path too.
+SELECT order_number FROM release_expired_orders.restore_order('c0000000-0000-0000-0000-000000000001');
+SHOW search_path;
+DROP TRIGGER log_order ON orders;
+DROP FUNCTION log_order();
+DROP TABLE order_audit;
+
 -- The grants the README lists for the role that handles late payments are
 -- enough.
 CALL release_expired_orders() \gset

@@ -94,7 +94,7 @@ SELECT schedule, active FROM pg_temp.jobs;
 CREATE ROLE regress_reo_scheduler;
 GRANT USAGE ON SCHEMA cron, release_expired_orders TO regress_reo_scheduler;
 GRANT EXECUTE ON FUNCTION release_expired_orders.schedule(text, integer, integer),
-	release_expired_orders.unschedule() TO regress_reo_scheduler;
+	release_expired_orders.unschedule(), release_expired_orders.job_status() TO regress_reo_scheduler;
 SELECT release_expired_orders.unschedule();
 SET ROLE regress_reo_scheduler;
 SELECT release_expired_orders.schedule() IS NOT NULL AS scheduled;

@@ -53,6 +53,16 @@ JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_order
 JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid,
 	 aclexplode(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
 WHERE d.deptype = 'e' AND a.grantee = 0;
+-- Nor is any SECURITY DEFINER routine: each runs with its owner's
+-- privileges, so each is granted only to the roles that need it
+-- (job_status() shows the pg_cron job, its command and role).
+SELECT p.oid::regprocedure AS public_executes_security_definer
+FROM pg_depend d
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
+JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+WHERE d.deptype = 'e' AND p.prosecdef
+  AND EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+			  WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE');
 
 -- 2. A role with no grants at all is refused by every routine of the
 -- extension, whatever it is, with 42501 and before anything is written.
@@ -196,7 +206,62 @@ SELECT (:'summary'::jsonb)->'summary'->>'outcome' AS outcome,
 	   (:'summary'::jsonb)->'summary'->>'successful' AS released;
 SELECT * FROM app_state;
 
+\set SHOW_CONTEXT never
+-- 5. purge_history() runs as its owner: the job's role may purge only what
+-- the configured retention allows, whatever it passes or SETs, and nothing
+-- is deleted when it is refused; the extension's owner (here a superuser)
+-- may purge anything.  SET SESSION AUTHORIZATION makes the job's role the
+-- session's, as a pg_cron job or a login of that role is.
+CREATE VIEW finished_runs AS
+SELECT count(*) AS runs, count(*) FILTER (WHERE started_at < now() - interval '35 days') AS over_35_days,
+	   count(*) FILTER (WHERE started_at < now() - interval '8 days') AS over_8_days
+FROM release_expired_orders.runs WHERE outcome <> 'running';
+GRANT SELECT ON finished_runs TO PUBLIC;
+INSERT INTO release_expired_orders.runs (started_at, ended_at, timeout_minutes, batch_limit,
+	chunk_size, cutoff, atomic, outcome)
+SELECT now() - d * interval '1 day', now() - d * interval '1 day', 30, 100, 1000,
+	   now() - d * interval '1 day', false, 'success'
+FROM (VALUES (10), (40)) v (d);
+SELECT * FROM finished_runs;
+\c -
+SET SESSION AUTHORIZATION regress_reo_job;
+SELECT * FROM finished_runs;
+-- A SET of the session, before the library is loaded (a placeholder) or
+-- after, is not the configured retention.
+SET release_expired_orders.history_retention = '1min';
+SELECT release_expired_orders.purge_history();
+\echo :LAST_ERROR_SQLSTATE
+CALL release_expired_orders(30, 100, NULL) \gset
+RESET release_expired_orders.history_retention;
+SELECT release_expired_orders.purge_history('0 seconds');
+SELECT release_expired_orders.purge_history('29 days');
+SELECT * FROM finished_runs;
+-- What the retention allows is purged: the 40-day-old run.
+SELECT release_expired_orders.purge_history() AS deleted;
+SELECT release_expired_orders.purge_history('35 days') AS deleted;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM finished_runs;
+-- A retention configured for the database (or the role, or the server)
+-- is what the job's role may purge down to.
+DO $$ BEGIN
+	EXECUTE format('ALTER DATABASE %I SET release_expired_orders.history_retention = ''7d''', current_database());
+END $$;
+\c -
+SET SESSION AUTHORIZATION regress_reo_job;
+SELECT release_expired_orders.purge_history('6 days');
+SELECT release_expired_orders.purge_history() AS deleted;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM finished_runs;
+DO $$ BEGIN
+	EXECUTE format('ALTER DATABASE %I RESET release_expired_orders.history_retention', current_database());
+END $$;
+\c -
+-- The owner of the extension may purge anything.
+SELECT release_expired_orders.purge_history('0 seconds') > 0 AS purged_by_owner;
+SELECT * FROM finished_runs;
+
 -- Clean up.
+DROP VIEW finished_runs;
 DROP FUNCTION try_as(name, regprocedure), job_without(int);
 DROP TABLE job_grants;
 DROP VIEW app_state;

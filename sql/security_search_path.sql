@@ -306,13 +306,17 @@ SELECT release_expired_orders.purge_history('0 seconds') OPERATOR(pg_catalog.>=)
 RESET search_path;
 SELECT count(*) AS planted_calls_by_other_routines FROM planted_calls;
 -- The extension's SQL-language routines pin their search_path (C routines
--- qualify every name in their statements).
+-- qualify every name in their statements), but restore_order(): like the
+-- procedure, it keeps the caller's path for the application's writes (for
+-- the application's triggers), qualifies every name in them, and pins the
+-- path itself for its own statements; it called nothing planted above.
 SELECT p.oid::regprocedure AS routine_without_pinned_search_path
 FROM pg_depend d
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'
 JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
 JOIN pg_language l ON l.oid = p.prolang
 WHERE d.deptype = 'e' AND l.lanname <> 'c'
+  AND p.oid <> 'release_expired_orders.restore_order(uuid)'::regprocedure
   AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%');
 
 -- What the caller's search_path does decide: which procedure an unqualified
