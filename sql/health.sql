@@ -14,6 +14,8 @@ SET search_path = health_app, public;
 \i test/fixtures/app_schema.sql
 \set ECHO all
 RESET client_min_messages;
+-- Failed orders are retried at every run (poison_orders counts runs).
+SET release_expired_orders.retry_backoff = 0;
 SET release_expired_orders.app_schema = health_app;
 
 CREATE FUNCTION pg_temp.fake_run(outcome text, minutes_ago integer DEFAULT 5,
@@ -47,11 +49,15 @@ SELECT pg_temp.fake_run('failed', 50, error => 'relation "health_app.orders" doe
 SELECT * FROM pg_temp.check('consecutive_failed_runs');
 SELECT pg_temp.fake_run('interrupted', 40) IS NOT NULL AS added;
 SELECT pg_temp.fake_run('running', 30) AS running_run \gset
--- Its backend holds the run's advisory lock: still running, not counted.
-SELECT pg_advisory_lock(1919250176, :running_run);
+-- Its backend (this one: pid and start time) is alive: not counted.
+UPDATE release_expired_orders.runs SET backend_pid = pg_backend_pid(),
+	backend_start = (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())
+WHERE id = :running_run;
 SELECT * FROM pg_temp.check('consecutive_failed_runs');
--- Its backend is gone: counted, and the streak is critical at 3.
-SELECT pg_advisory_unlock(1919250176, :running_run);
+-- Its backend is gone (the same pid, started at another time): counted,
+-- and the streak is critical at 3.
+UPDATE release_expired_orders.runs SET backend_start = backend_start - interval '1 hour'
+WHERE id = :running_run;
 SELECT * FROM pg_temp.check('consecutive_failed_runs');
 -- A partial run (some orders failed, the rest released) ends the streak.
 SELECT pg_temp.fake_run('partial', 20) IS NOT NULL AS added;
@@ -284,6 +290,7 @@ SELECT p.oid::regprocedure AS function, p.proconfig
  WHERE p.pronamespace = 'release_expired_orders'::regnamespace
    AND p.proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'
    AND p.oid <> 'release_expired_orders.restore_order(uuid)'::regprocedure
+   AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
  ORDER BY 1::text;
 
 -- A session that has not loaded the library yet (no CALL so far): the
@@ -293,13 +300,15 @@ SELECT count(*) AS settings_defined FROM pg_settings WHERE name LIKE 'release_ex
 SET release_expired_orders.slow_run_ms = '2min';
 SET release_expired_orders.alert_after = '2h';
 SET release_expired_orders.purge_limit = 5;
-SELECT release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000) AS slow_run_ms,
-	   release_expired_orders.setting_int('release_expired_orders.alert_after', 'min', 20) AS alert_after,
-	   release_expired_orders.setting_int('release_expired_orders.purge_limit', NULL, 10000) AS purge_limit,
-	   release_expired_orders.setting_int('release_expired_orders.history_retention', 'min', 43200)
-		   AS history_retention;
+SELECT release_expired_orders.setting('slow_run_ms') AS slow_run_ms,
+	   release_expired_orders.setting('alert_after') AS alert_after,
+	   release_expired_orders.setting('purge_limit') AS purge_limit,
+	   release_expired_orders.setting('history_retention') AS history_retention;
+-- A value PostgreSQL refused when the library loaded is an error, not the
+-- default.
+\c -
 SET release_expired_orders.slow_run_ms = 'fast';
-SELECT release_expired_orders.setting_int('release_expired_orders.slow_run_ms', 'ms', 60000);
+SELECT release_expired_orders.setting('slow_run_ms');
 RESET ALL;
 
 -- standard_conforming_strings off, in a session that has not planned

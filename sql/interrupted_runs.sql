@@ -1,6 +1,6 @@
 -- A run whose backend died reads "interrupted" from the next run on; a run
--- whose backend is alive (it holds its advisory lock) stays "running"; a
--- lock on a dead run's key taken by another backend does not keep it alive.
+-- whose backend is alive (the same pid and start time) stays "running"; a
+-- reused pid, or an advisory lock anyone can take, does not keep it alive.
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all
@@ -10,14 +10,17 @@ CREATE EXTENSION release_expired_orders;
 RESET client_min_messages;
 
 -- Three runs left "running": 1001 by a backend that is gone, 1002 by this
--- backend holding its liveness lock, 1003 by a backend that is gone while
--- this one holds a lock with 1003's key.
+-- backend (its pid and start time), 1003 by a backend with this backend's
+-- pid but another start time (a pid reused), while this session holds
+-- advisory locks on every key the 1.0 liveness mark used.
 INSERT INTO release_expired_orders.runs
-	(id, started_at, timeout_minutes, batch_limit, chunk_size, cutoff, atomic, backend_pid)
+	(id, started_at, timeout_minutes, batch_limit, chunk_size, cutoff, atomic, backend_pid, backend_start)
 OVERRIDING SYSTEM VALUE
-VALUES (1001, now(), 30, 100, 1000, now(), false, 0),
-	   (1002, now(), 30, 100, 1000, now(), false, pg_backend_pid()),
-	   (1003, now(), 30, 100, 1000, now(), false, 0);
+SELECT v.id, now(), 30, 100, 1000, now(), false, v.pid, v.started
+FROM (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()) a,
+	 LATERAL (VALUES (1001, 0, a.backend_start),
+					 (1002, pg_backend_pid(), a.backend_start),
+					 (1003, pg_backend_pid(), a.backend_start - interval '1 hour')) v (id, pid, started);
 SELECT pg_advisory_lock(1919250176, 1002), pg_advisory_lock(1919250176, 1003);
 
 CALL release_expired_orders(30, 100) \gset

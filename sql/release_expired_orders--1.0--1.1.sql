@@ -506,6 +506,15 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = 'Its latest audit row is a restore; a release can be undone once.';
 	END IF;
+	-- What the release really moved: its released row's deltas with the
+	-- corrections the job appended in the same run (a missing, clamped or
+	-- skipped counter), never more.
+	SELECT pg_catalog.sum(e.stock_delta), pg_catalog.sum(e.shares_delta)
+	INTO ev.stock_delta, ev.shares_delta
+	FROM release_expired_orders.order_events e
+	WHERE e.order_id = restore_order.order_id AND e.run_id = ev.run_id
+	  AND e.outcome IN ('released', 'product_not_found', 'round_not_found',
+						'shares_clamped', 'stock_skipped', 'shares_skipped');
 	IF cur_status IS DISTINCT FROM 'expired' OR cur_payment IS DISTINCT FROM 'cancelled'
 	   OR cur_fulfillment IS DISTINCT FROM 'cancelled' THEN
 		RAISE EXCEPTION 'order % is no longer as the release left it', order_id

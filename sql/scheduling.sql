@@ -124,8 +124,8 @@ SELECT schedule, command FROM pg_temp.jobs;
 -- made to call the new procedure, with its schedule, arguments and role.
 SELECT release_expired_orders.unschedule();
 GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_scheduler;
-GRANT EXECUTE ON FUNCTION release_expired_orders.schedule(text, integer, integer)
-	TO regress_reo_scheduler;
+GRANT EXECUTE ON FUNCTION release_expired_orders.schedule(text, integer, integer),
+	release_expired_orders.job_status() TO regress_reo_scheduler;
 SET ROLE regress_reo_scheduler;
 SELECT release_expired_orders.schedule('0 3 * * *', 15) IS NOT NULL AS scheduled;
 RESET ROLE;

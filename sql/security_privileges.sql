@@ -113,7 +113,7 @@ CREATE ROLE regress_reo_job;
 GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_job;
 GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_job;
 GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_job;
-GRANT INSERT ON release_expired_orders.order_events TO regress_reo_job;
+GRANT SELECT, INSERT ON release_expired_orders.order_events TO regress_reo_job;
 GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO regress_reo_job;
 GRANT USAGE ON SCHEMA public TO regress_reo_job;
 GRANT SELECT, UPDATE ON public.orders, public.products, public.lottery_rounds TO regress_reo_job;
@@ -139,7 +139,8 @@ INSERT INTO job_grants VALUES
 	(11, 'public.lottery_rounds', 'SELECT'),
 	(12, 'public.lottery_rounds', 'UPDATE'),
 	(13, 'public.notifications', 'INSERT'),
-	(14, 'FUNCTION release_expired_orders.purge_history(interval)', 'EXECUTE');
+	(14, 'FUNCTION release_expired_orders.purge_history(interval)', 'EXECUTE'),
+	(15, 'release_expired_orders.order_events', 'SELECT');
 CREATE FUNCTION job_without(n int) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -181,7 +182,7 @@ CREATE ROLE regress_reo_coljob;
 GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_coljob;
 GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_coljob;
 GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_coljob;
-GRANT INSERT ON release_expired_orders.order_events TO regress_reo_coljob;
+GRANT SELECT, INSERT ON release_expired_orders.order_events TO regress_reo_coljob;
 GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO regress_reo_coljob;
 GRANT USAGE ON SCHEMA public TO regress_reo_coljob;
 GRANT SELECT (id, order_number, user_id, product_id, round_id, quantity, status, payment_status,

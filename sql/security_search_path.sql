@@ -228,7 +228,7 @@ CREATE ROLE regress_reo_job;
 GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_job;
 GRANT USAGE ON SCHEMA release_expired_orders, evil TO regress_reo_job;
 GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_job;
-GRANT INSERT ON release_expired_orders.order_events TO regress_reo_job;
+GRANT SELECT, INSERT ON release_expired_orders.order_events TO regress_reo_job;
 GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO regress_reo_job;
 GRANT SELECT, UPDATE ON public.orders, public.products, public.lottery_rounds TO regress_reo_job;
 GRANT INSERT ON public.notifications TO regress_reo_job;
