@@ -6,14 +6,15 @@
 # 15    the host's PostgreSQL 15 built with clang, -Werror (compile only:
 #       test/run_tests.sh runs every suite there with gcc).
 # 17    Debian 13 "trixie" root: PostgreSQL 17, pg_cron 1.6.
-# 18    Debian "sid" root: PostgreSQL 18, pg_cron 1.6; also the TAP tests.
+# 18    Debian "sid" root: PostgreSQL 18, pg_cron 1.6.
 # i386  Debian 12 "bookworm" i386 root: PostgreSQL 15 (32-bit), pg_cron 1.4.
 #
 # Each root is made once with debootstrap and cached outside the checkout in
 # $REO_ROOTS/NAME (default /var/cache/release_expired_orders/roots).  A run
 # copies the checkout into the root, builds with make WERROR=1 ASSERTS=1,
 # installs, and runs make installcheck (pg_regress and isolation) as
-# postgres under pg_virtualenv with pg_cron preloaded.  Run as root.
+# postgres under pg_virtualenv with pg_cron preloaded, then the TAP tests
+# (make tap).  Run as root.
 # Prints each version's counts and ends with "N passed, N failed"; exits
 # non-zero on any failure.
 set -uo pipefail
@@ -26,9 +27,9 @@ cluster_opts=(-o shared_preload_libraries=pg_cron -o cron.database_name=contrib_
 
 # name -> "debian-suite arch pg-major run-tap"
 declare -A targets=(
-	[17]="trixie amd64 17 no"
+	[17]="trixie amd64 17 yes"
 	[18]="sid amd64 18 yes"
-	[i386]="bookworm i386 15 no"
+	[i386]="bookworm i386 15 yes"
 )
 # The port each root's pg_virtualenv cluster starts looking from.
 declare -A ports=([17]=55170 [18]=55180 [i386]=55150)
@@ -82,6 +83,13 @@ mount_root() {
 	done
 }
 
+# umount_stale <dir>: what an earlier run that was killed left mounted.
+umount_stale() {
+	local m
+	awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+}
+
 umount_all() {
 	local i
 	for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
@@ -98,20 +106,26 @@ prepare_root() {
 	local dir=$roots/$name new=$roots/$name.new
 	local pkgs=(postgresql-$pg postgresql-server-dev-$pg postgresql-$pg-cron
 		make gcc libc6-dev libipc-run-perl perl tzdata)
-	local want="$suite $arch ${pkgs[*]}"
-	if [ -f "$dir/.reo-root" ] && [ "$(cat "$dir/.reo-root")" = "$want" ]; then
+	local sources="deb $mirror $suite main"
+	# A released suite gets its point and security updates, as users do.
+	[ "$suite" != sid ] && sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
+	local want="$suite $arch ${pkgs[*]} | $sources"
+	# A cached root is used for up to a week, then made afresh.
+	if [ -f "$dir/.reo-root" ] && [ "$(cat "$dir/.reo-root")" = "$want" ] &&
+		[ -n "$(find "$dir/.reo-root" -mtime -7)" ]; then
 		say "$name: reusing cached root $dir"
 		return 0
 	fi
 	say "$name: creating a $suite/$arch root in $dir"
 	mkdir -p "$roots"
-	rm -rf "$dir" "$new"
+	umount_stale "$dir"; umount_stale "$new"
+	rm -rf --one-file-system "$dir" "$new"
 	if ! debootstrap --variant=minbase --arch="$arch" "$suite" "$new" "$mirror" \
 		>"$roots/$name.debootstrap.log" 2>&1; then
 		tail -20 "$roots/$name.debootstrap.log"
 		return 1
 	fi
-	echo "deb $mirror $suite main" >"$new/etc/apt/sources.list"
+	echo "$sources" >"$new/etc/apt/sources.list"
 	# Start no daemons, create no "main" cluster: the tests make their own.
 	printf '#!/bin/sh\nexit 101\n' >"$new/usr/sbin/policy-rc.d"
 	chmod +x "$new/usr/sbin/policy-rc.d"
@@ -164,6 +178,7 @@ run_root() {
 	fi
 	local dir=$roots/$name
 	local logs=$roots/$name.logs
+	umount_stale "$dir"
 	rm -rf "$dir/build" "$logs"; mkdir -p "$dir/build/reo" "$logs"
 	# The checkout as it is, without what git ignores (build output).
 	tar -C "$top" --exclude-vcs --exclude-vcs-ignores -cf - . | tar -C "$dir/build/reo" -xf -
