@@ -150,8 +150,9 @@ prepare_root() {
 	mv "$new" "$dir"
 }
 
-# count <log> <what>: add a log's pg_regress/isolation results ("... ok"
-# before PostgreSQL 16, "ok N - name" from 16 on) or prove results.
+# count_regress <log>: add a log's pg_regress and isolation results
+# ("test name ... ok" before PostgreSQL 16, "ok N - name" from 16 on).
+# count_tap <log>: add prove's result of each test/t script.
 count_regress() {
 	local ok bad
 	ok=$(grep -cE '(\.\.\. ok|^ok [0-9]+ +[-+] )' "$1")
@@ -179,7 +180,7 @@ run_root() {
 	local dir=$roots/$name
 	local logs=$roots/$name.logs
 	umount_stale "$dir"
-	rm -rf "$dir/build" "$logs"; mkdir -p "$dir/build/reo" "$logs"
+	rm -rf --one-file-system "$dir/build" "$logs"; mkdir -p "$dir/build/reo" "$logs"
 	# The checkout as it is, without what git ignores (build output).
 	tar -C "$top" --exclude-vcs --exclude-vcs-ignores -cf - . | tar -C "$dir/build/reo" -xf -
 	mount_root "$dir"
