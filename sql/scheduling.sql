@@ -67,12 +67,32 @@ SELECT schedule, command FROM pg_temp.jobs;
 SELECT release_expired_orders.schedule() = :first_jobid AS same_job;
 SELECT schedule, command FROM pg_temp.jobs;
 
--- Bad input: a clear error, and the job unchanged.  pg_cron 1.4 takes the
--- cron syntax only.
+-- An interval schedule: pg_cron 1.5 and later run a job every 1 to 59
+-- seconds, and schedule() takes '30 seconds' there; pg_cron 1.4 (extversion
+-- '1.4-1' on Debian 12) takes the cron syntax only, and schedule() refuses
+-- it with 22023 and says why.
+SELECT (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= '{1,5}' AS cron_takes_seconds
+  FROM pg_extension WHERE extname = 'pg_cron' \gset
+CREATE FUNCTION pg_temp.try_schedule(cron text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	msg text;
+	hint text;
+BEGIN
+	PERFORM release_expired_orders.schedule(cron);
+	RETURN 'accepted, job schedule ' || (SELECT schedule FROM pg_temp.jobs);
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+	RETURN 'refused ' || SQLSTATE || ': ' || msg || ' (' || hint || ')';
+END $$;
 SAVEPOINT s;
-SELECT release_expired_orders.schedule('30 seconds');
-\echo :LAST_ERROR_SQLSTATE
+SELECT CASE WHEN result = expected THEN 'as the installed pg_cron does' ELSE result END
+	AS thirty_seconds
+  FROM (SELECT pg_temp.try_schedule('30 seconds') AS result,
+			   CASE WHEN :'cron_takes_seconds'::boolean THEN 'accepted, job schedule 30 seconds'
+			   ELSE 'refused 22023: invalid cron schedule "30 seconds" (pg_cron 1.4 accepts the five-field cron syntax only (minute hour day-of-month month day-of-week, in GMT), for example ''*/10 * * * *''; intervals such as ''30 seconds'' need pg_cron 1.5 or later.)'
+			   END AS expected) AS t;
 ROLLBACK TO s;
+-- Bad input: a clear error, and the job unchanged.
 SELECT release_expired_orders.schedule('61 * * * *');
 ROLLBACK TO s;
 SELECT release_expired_orders.schedule(NULL);

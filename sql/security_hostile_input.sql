@@ -56,7 +56,10 @@ BEGIN
 	PERFORM set_config('release_expired_orders.' || name, value, true);
 	RETURN 'accepted: ' || current_setting('release_expired_orders.' || name);
 EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
+	-- Without the range of a range error: PostgreSQL 17 and later print it
+	-- with the setting's unit, "(1 ms .. 3600000 ms)".  The accepted and
+	-- refused values above and below each bound show the range.
+	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, ' \([^()]* \.\. [^()]*\)$', '');
 END $$;
 SELECT name, value, try_set(name, value) AS result
 FROM (VALUES ('timeout_minutes', '0'), ('timeout_minutes', '-1'), ('timeout_minutes', '525600'),

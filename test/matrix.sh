@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# Builds and tests the extension on every PostgreSQL version CI covers.
+#
+#   bash test/matrix.sh [15|17|18|i386|all]      (default: all)
+#
+# 15    the host's PostgreSQL 15 built with clang, -Werror (compile only:
+#       test/run_tests.sh runs every suite there with gcc).
+# 17    Debian 13 "trixie" root: PostgreSQL 17, pg_cron 1.6.
+# 18    Debian "sid" root: PostgreSQL 18, pg_cron 1.6.
+# i386  Debian 12 "bookworm" i386 root: PostgreSQL 15 (32-bit), pg_cron 1.4.
+#
+# Each root is made once with debootstrap and cached outside the checkout in
+# $REO_ROOTS/NAME (default /var/cache/release_expired_orders/roots).  A run
+# copies the checkout into the root, builds with make WERROR=1 ASSERTS=1,
+# installs, and runs make installcheck (pg_regress and isolation) as
+# postgres under pg_virtualenv with pg_cron preloaded, then the TAP tests
+# (make tap).  Run as root.
+# Prints each version's counts and ends with "N passed, N failed"; exits
+# non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+roots=${REO_ROOTS:-/var/cache/release_expired_orders/roots}
+mirror=${REO_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cluster_opts=(-o shared_preload_libraries=pg_cron -o cron.database_name=contrib_regression)
+
+# name -> "debian-suite arch pg-major run-tap"
+declare -A targets=(
+	[17]="trixie amd64 17 yes"
+	[18]="sid amd64 18 yes"
+	[i386]="bookworm i386 15 yes"
+)
+# The port each root's pg_virtualenv cluster starts looking from.
+declare -A ports=([17]=55170 [18]=55180 [i386]=55150)
+# Warnings src/ is known to have with a target's compiler.  A -Werror build
+# that fails on these alone is rebuilt without -Werror and the warning is
+# reported; any other warning fails the build.
+declare -A known_warnings=(
+	[18]="unterminated-string-initialization"
+)
+
+passed=0
+failed=0
+summary=()
+mounted=()
+
+say() { echo "matrix: $*"; }
+
+# free_port <from>: the first TCP port from <from> on that nothing listens
+# on.  The roots share the host's network, where pg_virtualenv in a root
+# cannot see the host's or another root's clusters.
+free_port() {
+	local p
+	for ((p = $1; p < $1 + 200; p++)); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"; return 0
+		fi
+	done
+	echo "$1"
+}
+
+# in_root <dir> <command...>: run a command in the root with a clean environment.
+in_root() {
+	local dir=$1; shift
+	chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		HOME=/root LANG=C.UTF-8 TZ=UTC "$@"
+}
+
+# mount_root <dir>: /proc, a /dev/shm tmpfs and the host's /dev/pts-less
+# device nodes the root needs; unmounted by umount_all (also on failure).
+mount_root() {
+	local dir=$1
+	mkdir -p "$dir/proc" "$dir/dev/shm"
+	mount -t proc proc "$dir/proc" && mounted+=("$dir/proc")
+	mount -t tmpfs -o mode=1777 shm "$dir/dev/shm" && mounted+=("$dir/dev/shm")
+	local node
+	for node in null zero full random urandom tty; do
+		if [ ! -c "$dir/dev/$node" ]; then
+			rm -f "$dir/dev/$node"; touch "$dir/dev/$node"
+			mount --bind "/dev/$node" "$dir/dev/$node" && mounted+=("$dir/dev/$node")
+		fi
+	done
+}
+
+# umount_stale <dir>: what an earlier run that was killed left mounted.
+umount_stale() {
+	local m
+	awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+}
+
+umount_all() {
+	local i
+	for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+		umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}"
+	done
+	mounted=()
+}
+trap umount_all EXIT
+trap 'umount_all; exit 130' INT TERM
+
+# prepare_root <name> <suite> <arch> <pg>: debootstrap the root unless cached.
+prepare_root() {
+	local name=$1 suite=$2 arch=$3 pg=$4
+	local dir=$roots/$name new=$roots/$name.new
+	local pkgs=(postgresql-$pg postgresql-server-dev-$pg postgresql-$pg-cron
+		make gcc libc6-dev libipc-run-perl perl tzdata)
+	local sources="deb $mirror $suite main"
+	# A released suite gets its point and security updates, as users do.
+	[ "$suite" != sid ] && sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
+	local want="$suite $arch ${pkgs[*]} | $sources"
+	# A cached root is used for up to a week, then made afresh.
+	if [ -f "$dir/.reo-root" ] && [ "$(cat "$dir/.reo-root")" = "$want" ] &&
+		[ -n "$(find "$dir/.reo-root" -mtime -7)" ]; then
+		say "$name: reusing cached root $dir"
+		return 0
+	fi
+	say "$name: creating a $suite/$arch root in $dir"
+	mkdir -p "$roots"
+	umount_stale "$dir"; umount_stale "$new"
+	rm -rf --one-file-system "$dir" "$new"
+	if ! debootstrap --variant=minbase --arch="$arch" "$suite" "$new" "$mirror" \
+		>"$roots/$name.debootstrap.log" 2>&1; then
+		tail -20 "$roots/$name.debootstrap.log"
+		return 1
+	fi
+	echo "$sources" >"$new/etc/apt/sources.list"
+	# Start no daemons, create no "main" cluster: the tests make their own.
+	printf '#!/bin/sh\nexit 101\n' >"$new/usr/sbin/policy-rc.d"
+	chmod +x "$new/usr/sbin/policy-rc.d"
+	mkdir -p "$new/etc/postgresql-common/createcluster.d"
+	echo "create_main_cluster = false" \
+		>"$new/etc/postgresql-common/createcluster.d/no-main-cluster.conf"
+	local aptopt=()
+	# sid's Release file may be older than its Valid-Until on a mirror.
+	[ "$suite" = sid ] && aptopt=(-o Acquire::Check-Valid-Until=false)
+	mount_root "$new"
+	local ok=1
+	{ in_root "$new" apt-get "${aptopt[@]}" update &&
+	  in_root "$new" env DEBIAN_FRONTEND=noninteractive apt-get "${aptopt[@]}" \
+		install -y --no-install-recommends "${pkgs[@]}" &&
+	  in_root "$new" apt-get clean; } >"$roots/$name.apt.log" 2>&1 || ok=0
+	umount_all
+	if [ $ok = 0 ]; then
+		tail -20 "$roots/$name.apt.log"
+		return 1
+	fi
+	echo "$want" >"$new/.reo-root"
+	mv "$new" "$dir"
+}
+
+# count_regress <log>: add a log's pg_regress and isolation results
+# ("test name ... ok" before PostgreSQL 16, "ok N - name" from 16 on).
+# count_tap <log>: add prove's result of each test/t script.
+count_regress() {
+	local ok bad
+	ok=$(grep -cE '(\.\.\. ok|^ok [0-9]+ +[-+] )' "$1")
+	bad=$(grep -cE '(\.\.\. (FAILED|failed)|^not ok [0-9]+ +[-+] )' "$1")
+	vpass=$((vpass + ok)); vfail=$((vfail + bad))
+}
+count_tap() {
+	local ok bad
+	ok=$(grep -cE '^test/t/\S+ \.+ ok' "$1")
+	bad=$(grep -cE '^test/t/\S+ \.+ (Dubious|Failed|not ok)' "$1")
+	vpass=$((vpass + ok)); vfail=$((vfail + bad))
+}
+
+# run_root <name>: build, install and test the checkout in a cached root.
+run_root() {
+	local name=$1
+	local suite arch pg tap
+	read -r suite arch pg tap <<<"${targets[$name]}"
+	vpass=0; vfail=0
+	echo "=== $name: PostgreSQL $pg on Debian $suite ($arch)"
+	if ! prepare_root "$name" "$suite" "$arch" "$pg"; then
+		say "$name: could not prepare the root"
+		vfail=1; finish_target "$name" "no root"; return
+	fi
+	local dir=$roots/$name
+	local logs=$roots/$name.logs
+	umount_stale "$dir"
+	rm -rf --one-file-system "$dir/build" "$logs"; mkdir -p "$dir/build/reo" "$logs"
+	# The checkout as it is, without what git ignores (build output).
+	tar -C "$top" --exclude-vcs --exclude-vcs-ignores -cf - . | tar -C "$dir/build/reo" -xf -
+	mount_root "$dir"
+	local versions
+	versions=$(in_root "$dir" sh -c "pg_config --version; dpkg-query -W -f='pg_cron \${Version}\n' postgresql-$pg-cron; gcc --version | head -1")
+	echo "$versions"
+	local pgconf=/usr/lib/postgresql/$pg/bin/pg_config
+	local build=(make -C /build/reo PG_CONFIG=$pgconf ASSERTS=1)
+	local werror=WERROR=1 note=""
+	if ! in_root "$dir" "${build[@]}" $werror >"$logs/build.log" 2>&1; then
+		local known=${known_warnings[$name]:-} unknown
+		unknown=$(grep -E 'warning:|error:' "$logs/build.log" | grep -vE -- "\[-W(error=)?${known:-@none@}\]")
+		if [ -n "$known" ] && [ -z "$unknown" ] && grep -qF -- "$known" "$logs/build.log"; then
+			note="built without -Werror: known warning -W$known in src/"
+			say "$name: $note:"
+			grep -E 'warning:|error:' "$logs/build.log"
+			in_root "$dir" make -C /build/reo clean >/dev/null 2>&1
+			werror=""
+			in_root "$dir" "${build[@]}" >"$logs/build.log" 2>&1 || werror=failed
+		else
+			werror=failed
+		fi
+	fi
+	if [ "$werror" = failed ] || ! in_root "$dir" "${build[@]}" install >>"$logs/build.log" 2>&1; then
+		cat "$logs/build.log"
+		say "$name: build failed"
+		vfail=$((vfail + 1)); umount_all; finish_target "$name" "build failed"; return
+	fi
+	grep -E 'warning:' "$logs/build.log" || true
+	in_root "$dir" chown -R postgres: /build/reo
+	local runas=(runuser -u postgres --)
+
+	local port
+	port=$(free_port "${ports[$name]}")
+	in_root "$dir" env PGPORT="$port" sh -c 'cd /build/reo && exec "$@"' sh "${runas[@]}" \
+		pg_virtualenv -v "$pg" "${cluster_opts[@]}" make installcheck PG_CONFIG=$pgconf \
+		>"$logs/installcheck.log" 2>&1
+	local rc=$?
+	cat "$logs/installcheck.log"
+	local before=$vfail
+	count_regress "$logs/installcheck.log"
+	if [ $rc -ne 0 ]; then
+		cat "$dir"/build/reo/regression.diffs "$dir"/build/reo/output_iso/regression.diffs 2>/dev/null
+		[ $vfail -eq $before ] && vfail=$((vfail + 1))
+	fi
+	if [ "$tap" = yes ]; then
+		echo "=== $name: TAP (make tap)"
+		in_root "$dir" sh -c 'cd /build/reo && exec "$@"' sh "${runas[@]}" \
+			make tap PG_CONFIG=$pgconf >"$logs/tap.log" 2>&1
+		rc=$?
+		cat "$logs/tap.log"
+		before=$vfail
+		count_tap "$logs/tap.log"
+		[ $rc -ne 0 ] && [ $vfail -eq $before ] && vfail=$((vfail + 1))
+		cp -r "$dir/build/reo/tmp_check/log" "$logs/tap-logs" 2>/dev/null
+	fi
+	umount_all
+	finish_target "$name" "$note"
+}
+
+# build_clang: the host's PostgreSQL 15, compiled with clang and -Werror.
+build_clang() {
+	vpass=0; vfail=0
+	echo "=== 15: clang build against the host's PostgreSQL 15 (compile only)"
+	if ! command -v clang >/dev/null; then
+		apt-get install -y -qq clang >/dev/null || { vfail=1; finish_target 15 "no clang"; return; }
+	fi
+	local work
+	work=$(mktemp -d /tmp/release_expired_orders-clang.XXXXXX)
+	tar -C "$top" --exclude-vcs --exclude-vcs-ignores -cf - . | tar -C "$work" -xf -
+	clang --version | head -1
+	# PostgreSQL was built with gcc: clang does not know some of its flags
+	# (-fexcess-precision=standard, -Wno-stringop-truncation), and its
+	# headers use gcc's gnu_printf format archetype.  Neither says anything
+	# about this code: ignore the unknown flags, and treat the server headers
+	# as system headers.  with_llvm=no: no JIT bitcode, the check is the
+	# compile.
+	local pgc=/usr/lib/postgresql/15/bin/pg_config
+	if make -C "$work" CC=clang PG_CONFIG=$pgc \
+		COPT="-Wno-ignored-optimization-argument -Wno-unknown-warning-option -isystem $($pgc --includedir-server)" \
+		WERROR=1 ASSERTS=1 with_llvm=no >"$work/build.log" 2>&1; then
+		grep -E 'warning:' "$work/build.log" || true
+		echo "ok - clang -Werror build"; vpass=1
+	else
+		cat "$work/build.log"
+		echo "not ok - clang -Werror build"; vfail=1
+	fi
+	rm -rf "$work"
+	finish_target 15 "clang compile only"
+}
+
+finish_target() {
+	local line="$1: $vpass passed, $vfail failed${2:+ ($2)}"
+	say "$line"
+	summary+=("$line")
+	passed=$((passed + vpass)); failed=$((failed + vfail))
+}
+
+[ "$(id -u)" = 0 ] || { echo "matrix: run as root (debootstrap, chroot, mount)"; echo "0 passed, 1 failed"; exit 1; }
+command -v debootstrap >/dev/null || { apt-get install -y -qq debootstrap >/dev/null || true; }
+
+want=${1:-all}
+case "$want" in
+	all) list=(15 17 18 i386) ;;
+	15|17|18|i386) list=("$want") ;;
+	*) echo "usage: $0 [15|17|18|i386|all]" >&2; exit 2 ;;
+esac
+for t in "${list[@]}"; do
+	if [ "$t" = 15 ]; then build_clang; else run_root "$t"; fi
+done
+
+echo "=== matrix summary"
+for line in "${summary[@]}"; do echo "  $line"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
