@@ -143,6 +143,9 @@ SELECT schedule, command FROM pg_temp.jobs;
 -- Installing again in another schema with the job left over: the job is
 -- made to call the new procedure, with its schedule, arguments and role.
 SELECT release_expired_orders.unschedule();
+-- (pg_cron 1.5+ took a job id more above, for the interval schedule: the
+-- ids below are the same on every version)
+SELECT pg_catalog.setval('cron.jobid_seq', 8) AS last_jobid;
 GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_scheduler;
 GRANT EXECUTE ON FUNCTION release_expired_orders.schedule(text, integer, integer),
 	release_expired_orders.job_status() TO regress_reo_scheduler;
