@@ -44,6 +44,8 @@ SELECT stock FROM products WHERE id = '00000000-0000-0000-0000-0000000000a1';
 SELECT sold_shares FROM lottery_rounds WHERE id = '00000000-0000-0000-0000-0000000000b1';
 SELECT order_number, outcome, stock_delta, shares_delta
 FROM release_expired_orders.order_events WHERE outcome = 'restored';
+-- (the restored order is kept out of the next runs)
+UPDATE orders SET created_at = (now() AT TIME ZONE 'UTC') + interval '1 hour' WHERE order_number = 'R-1';
 
 -- Products: the application freezes product a2's stock.
 CREATE TRIGGER freeze_products BEFORE UPDATE ON products FOR EACH ROW EXECUTE FUNCTION skip_update();

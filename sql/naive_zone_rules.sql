@@ -31,7 +31,7 @@ DELETE FROM orders;
 INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at) VALUES
 	('00000000-0000-0000-0000-000000000003', 'CET-20', '00000000-0000-0000-0000-0000000000c1', 'recharge', 1, (now() AT TIME ZONE 'Europe/Berlin') - interval '20 minutes'),
 	('00000000-0000-0000-0000-000000000004', 'CET-40', '00000000-0000-0000-0000-0000000000c1', 'recharge', 1, (now() AT TIME ZONE 'Europe/Berlin') - interval '40 minutes');
-SELECT order_number, floor(extract(epoch FROM age) / 60) AS age_minutes,
+SELECT order_number, round(extract(epoch FROM age) / 60) AS age_minutes,
 	   abs(extract(epoch FROM created_at - (now() - make_interval(mins => 40)))) < 60 AS created_40_min_ago
 FROM release_expired_orders.preview(30);
 CALL release_expired_orders(30, 100) \gset

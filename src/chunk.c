@@ -425,28 +425,39 @@ RecordOutcome(Chunk *chunk, Candidate *c)
  * skipped for the rest of the run, with a WARNING.
  */
 static bool
-RetryWithoutNotifications(Chunk *chunk, int *all, ErrorData *edata)
+RetryWithoutNotifications(Chunk *chunk, int *all, ErrorData **edata)
 {
 	ReoRun	   *run = chunk->run;
+	ErrorData  *first = *edata;
+	ErrorData  *again;
 
-	if (!run->write_notifications || ReoErrorIsTransient(edata))
+	if (!run->write_notifications || ReoErrorIsTransient(first))
 		return false;
 	run->write_notifications = false;
-	if (TryPart(chunk, all, chunk->n) != NULL)
+	again = TryPart(chunk, all, chunk->n);
+	if (again != NULL && strcmp(again->message, first->message) == 0 &&
+		again->sqlerrcode == first->sqlerrcode)
 	{
+		/* The notifications were not the cause: write them after all. */
 		run->write_notifications = true;
 		return false;
 	}
-	run->released += chunk->part_released;
 	ereport(WARNING,
-			(errcode(edata->sqlerrcode),
+			(errcode(first->sqlerrcode),
 			 errmsg("release_expired_orders skipped the application's notifications: %s",
-					edata->message),
+					first->message),
 			 errdetail("The orders were released without them."),
 			 errhint("Make %s.notifications accept the rows release_expired_orders writes, or set release_expired_orders.write_notifications to off.",
 					 quote_identifier(run->app.schema))));
 	run->warnings = MemoryContextStrdup(run->cxt,
-										psprintf("notifications skipped: %s", edata->message));
+										psprintf("notifications skipped: %s", first->message));
+	if (again != NULL)
+	{
+		/* Another error remains: find its orders without notifications. */
+		*edata = again;
+		return false;
+	}
+	run->released += chunk->part_released;
 	return true;
 }
 
@@ -485,7 +496,7 @@ ReoReleaseChunk(ReoRun *run, int wanted)
 		run->released += chunk.part_released;
 	else if (ReoErrorEndsRun(edata))
 		ReThrowError(edata);
-	else if (!RetryWithoutNotifications(&chunk, all, edata))
+	else if (!RetryWithoutNotifications(&chunk, all, &edata))
 	{
 		ereport(DEBUG1,
 				(errmsg_internal("release_expired_orders: chunk of %d failed (%s), splitting it",
