@@ -344,6 +344,48 @@ LockCounters(Chunk *chunk, int col, ReoStatement stmt)
 }
 
 /*
+ * The notifications are a courtesy to old dashboards and never block a
+ * release: once writing them is seen to fail, the run goes on without them,
+ * with a WARNING and a note in its row for health().
+ */
+static void
+SkipNotifications(ReoRun *run, ErrorData *edata)
+{
+	run->write_notifications = false;
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("release_expired_orders skipped the application's notifications: %s",
+					edata->message),
+			 errdetail("The orders were released without them."),
+			 errhint("Make %s.notifications accept the rows release_expired_orders writes, or set release_expired_orders.write_notifications to off.",
+					 quote_identifier(run->app.schema))));
+	run->warnings = MemoryContextStrdup(run->cxt,
+										psprintf("notifications skipped: %s", edata->message));
+}
+
+/*
+ * Try the part again without notifications after it failed with them;
+ * when that succeeds, they were the cause and stay off for the run.
+ */
+static bool
+SucceedsWithoutNotifications(Chunk *chunk, int *part, int part_n, ErrorData *edata)
+{
+	ReoRun	   *run = chunk->run;
+
+	if (!run->write_notifications || ReoErrorIsTransient(edata))
+		return false;
+	run->write_notifications = false;
+	if (TryPart(chunk, part, part_n) != NULL)
+	{
+		run->write_notifications = true;
+		return false;
+	}
+	SkipNotifications(run, edata);
+	run->released += chunk->part_released;
+	return true;
+}
+
+/*
  * Release what can be released of part, splitting it in halves on failure
  * until each failing order stands alone.  A chunk with one bad order costs
  * about 2 log2(n) subtransactions instead of n.
@@ -369,8 +411,11 @@ Bisect(Chunk *chunk, int *part, int part_n, ErrorData *known)
 	}
 	if (part_n == 1)
 	{
-		chunk->c[part[0]].state = CAND_FAILED;
-		chunk->c[part[0]].error = edata;
+		if (!SucceedsWithoutNotifications(chunk, part, 1, edata))
+		{
+			chunk->c[part[0]].state = CAND_FAILED;
+			chunk->c[part[0]].error = edata;
+		}
 		return;
 	}
 	half = part_n / 2;
@@ -382,9 +427,25 @@ Bisect(Chunk *chunk, int *part, int part_n, ErrorData *known)
  * Audit one failed or vetoed order, which starts its retry backoff, and
  * list a failure in the summary.
  */
+typedef struct RecordStep
+{
+	Datum	   *values;
+	char	   *nulls;
+} RecordStep;
+
+static void
+RecordFn(void *arg)
+{
+	RecordStep *step = (RecordStep *) arg;
+
+	ReoExecute(STMT_RECORD, step->values, step->nulls);
+}
+
 static void
 RecordOutcome(Chunk *chunk, Candidate *c)
 {
+	RecordStep	step;
+	ErrorData  *edata;
 	ReoRun	   *run = chunk->run;
 	bool		failed = (c->state == CAND_FAILED);
 	const char *sqlstate = failed ? unpack_sql_state(c->error->sqlerrcode) : NULL;
@@ -405,7 +466,17 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 	values[10] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
 							  run->app.notifications_tz, run->naive_time_zone);
 	values[11] = BoolGetDatum(run->write_notifications);
-	ReoExecute(STMT_RECORD, values, nulls);
+	step.values = values;
+	step.nulls = nulls;
+	edata = ReoInSubtransaction(RecordFn, &step);
+	if (edata != NULL)
+	{
+		if (!run->write_notifications || ReoErrorEndsRun(edata))
+			ReThrowError(edata);
+		SkipNotifications(run, edata);
+		values[11] = BoolGetDatum(false);
+		ReoExecute(STMT_RECORD, values, nulls);
+	}
 
 	if (failed)
 	{
@@ -417,48 +488,6 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 	}
 	else
 		run->vetoed++;
-}
-
-/*
- * The notifications are a courtesy to old dashboards and never block a
- * release: when the chunk fails with them and succeeds without, they are
- * skipped for the rest of the run, with a WARNING.
- */
-static bool
-RetryWithoutNotifications(Chunk *chunk, int *all, ErrorData **edata)
-{
-	ReoRun	   *run = chunk->run;
-	ErrorData  *first = *edata;
-	ErrorData  *again;
-
-	if (!run->write_notifications || ReoErrorIsTransient(first))
-		return false;
-	run->write_notifications = false;
-	again = TryPart(chunk, all, chunk->n);
-	if (again != NULL && strcmp(again->message, first->message) == 0 &&
-		again->sqlerrcode == first->sqlerrcode)
-	{
-		/* The notifications were not the cause: write them after all. */
-		run->write_notifications = true;
-		return false;
-	}
-	ereport(WARNING,
-			(errcode(first->sqlerrcode),
-			 errmsg("release_expired_orders skipped the application's notifications: %s",
-					first->message),
-			 errdetail("The orders were released without them."),
-			 errhint("Make %s.notifications accept the rows release_expired_orders writes, or set release_expired_orders.write_notifications to off.",
-					 quote_identifier(run->app.schema))));
-	run->warnings = MemoryContextStrdup(run->cxt,
-										psprintf("notifications skipped: %s", first->message));
-	if (again != NULL)
-	{
-		/* Another error remains: find its orders without notifications. */
-		*edata = again;
-		return false;
-	}
-	run->released += chunk->part_released;
-	return true;
 }
 
 /*
@@ -496,7 +525,7 @@ ReoReleaseChunk(ReoRun *run, int wanted)
 		run->released += chunk.part_released;
 	else if (ReoErrorEndsRun(edata))
 		ReThrowError(edata);
-	else if (!RetryWithoutNotifications(&chunk, all, &edata))
+	else if (!SucceedsWithoutNotifications(&chunk, all, chunk.n, edata))
 	{
 		ereport(DEBUG1,
 				(errmsg_internal("release_expired_orders: chunk of %d failed (%s), splitting it",
