@@ -133,6 +133,19 @@ CREATE INDEX order_events_retry_idx ON release_expired_orders.order_events (orde
 	WHERE outcome = 'vetoed'
 	   OR (outcome = 'failed' AND sqlstate <> ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[]));
 
+-- restore_order() trusts the released rows and their deltas to move stock:
+-- only the extension's own statements write them (a restored row may be
+-- added by anyone with INSERT; the table's owner may do anything).
+CREATE FUNCTION release_expired_orders.audit_guard()
+RETURNS trigger LANGUAGE C AS 'MODULE_PATHNAME', 'reo_audit_guard';
+REVOKE ALL ON FUNCTION release_expired_orders.audit_guard() FROM PUBLIC;
+CREATE TRIGGER order_events_guard
+	BEFORE INSERT OR UPDATE OR DELETE ON release_expired_orders.order_events
+	FOR EACH ROW EXECUTE FUNCTION release_expired_orders.audit_guard();
+CREATE TRIGGER order_events_guard_truncate
+	BEFORE TRUNCATE ON release_expired_orders.order_events
+	FOR EACH STATEMENT EXECUTE FUNCTION release_expired_orders.audit_guard();
+
 ----------------------------------------------------------------------------
 -- Rules the C code owns, for the SQL side (one definition each)
 ----------------------------------------------------------------------------

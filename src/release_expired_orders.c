@@ -18,7 +18,9 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -378,4 +380,58 @@ reo_notifications_problem(PG_FUNCTION_ARGS)
 	if (problem == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+PG_FUNCTION_INFO_V1(reo_audit_guard);
+
+/*
+ * Trigger on release_expired_orders.order_events: restore_order() trusts
+ * the released rows and their deltas to move stock, so they are written only
+ * by the extension's own statements.  Anyone with INSERT may add a restored
+ * row (restore_order() runs as its caller); the table's owner and
+ * superusers (pg_restore, purge_history()) may do anything.
+ */
+Datum
+reo_audit_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	bool		owner;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "audit_guard() must be called as a trigger");
+	rel = trigdata->tg_relation;
+	/* 16 replaced the per-class owner checks with object_ownercheck(). */
+#if PG_VERSION_NUM >= 160000
+	owner = object_ownercheck(RelationRelationId, RelationGetRelid(rel), GetUserId());
+#else
+	owner = pg_class_ownercheck(RelationGetRelid(rel), GetUserId());
+#endif
+	if (!ReoInOwnStatement() && !owner && !superuser())
+	{
+		bool		restored = false;
+
+		if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
+			TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		{
+			int			attnum = SPI_fnumber(RelationGetDescr(rel), "outcome");
+			bool		isnull;
+			Datum		outcome = heap_getattr(trigdata->tg_trigtuple, attnum,
+											   RelationGetDescr(rel), &isnull);
+
+			restored = !isnull &&
+				strcmp(TextDatumGetCString(outcome), "restored") == 0;
+		}
+		if (!restored)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only release_expired_orders writes its audit rows in \"%s\"",
+							RelationGetRelationName(rel)),
+					 errdetail("restore_order() trusts these rows to move stock and shares."),
+					 errhint("Let the job and restore_order() write them; the owner of the table may correct history by hand.")));
+	}
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }

@@ -62,6 +62,7 @@ typedef struct BuiltStatement
 } BuiltStatement;
 
 static SPIPlanPtr plans[STMT_COUNT];
+static bool in_own_statement = false;
 static int	expected_rcs[STMT_COUNT];
 static AppSchema plans_schema;
 static bool plans_schema_set = false;
@@ -508,7 +509,17 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 		expected_rcs[stmt] = b.expected_rc;
 	}
 
-	rc = SPI_execute_plan(plans[stmt], values, nulls, false, 0);
+	/* The audit guard lets the extension's own statements write the audit. */
+	in_own_statement = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plans[stmt], values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		in_own_statement = false;
+	}
+	PG_END_TRY();
 
 	/*
 	 * SPI leaves the procedure context current; go back to the caller's, so
@@ -521,4 +532,14 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 			 (int) stmt, SPI_result_code_string(rc),
 			 SPI_result_code_string(expected_rcs[stmt]));
 	return SPI_processed;
+}
+
+/*
+ * Whether one of the statements above is running: the audit rows that undo
+ * trusts are written only then.
+ */
+bool
+ReoInOwnStatement(void)
+{
+	return in_own_statement;
 }

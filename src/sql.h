@@ -34,5 +34,6 @@ typedef enum ReoStatement
 
 extern void ReoUseSchema(const AppSchema *app);
 extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
+extern bool ReoInOwnStatement(void);
 
 #endif							/* REO_SQL_H */

@@ -106,6 +106,9 @@ prepare_root() {
 	local dir=$roots/$name new=$roots/$name.new
 	local pkgs=(postgresql-$pg postgresql-server-dev-$pg postgresql-$pg-cron
 		make gcc libc6-dev libipc-run-perl perl tzdata)
+	# Debian 13 moved zone names such as "CET" into tzdata-legacy; the
+	# naive_zone_rules test needs one that is also an abbreviation.
+	[ "$suite" != bookworm ] && pkgs+=(tzdata-legacy)
 	local sources="deb $mirror $suite main"
 	# A released suite gets its point and security updates, as users do.
 	[ "$suite" != sid ] && sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
