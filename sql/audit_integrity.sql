@@ -25,9 +25,9 @@ INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total
 CREATE ROLE regress_reo_greedy;
 GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_greedy;
 GRANT ALL ON ALL TABLES IN SCHEMA release_expired_orders TO regress_reo_greedy;
-GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb),
-	FUNCTION release_expired_orders.purge_history(interval),
-	FUNCTION release_expired_orders.restore_order(uuid) TO regress_reo_greedy;
+GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_greedy;
+GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval),
+	release_expired_orders.restore_order(uuid) TO regress_reo_greedy;
 GRANT SELECT, UPDATE ON orders, products, lottery_rounds TO regress_reo_greedy;
 GRANT INSERT ON notifications TO regress_reo_greedy;
 SET ROLE regress_reo_greedy;
@@ -38,7 +38,6 @@ SELECT order_number, outcome, stock_delta FROM release_expired_orders.order_even
 
 -- A forged release of A-2, which restore_order() would trust to take stock:
 -- refused.
-\set VERBOSITY sqlstate
 INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, quantity,
 	outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta)
 VALUES (1, '00000000-0000-0000-0000-000000000002', 'A-2', 3, 'released',
@@ -47,7 +46,6 @@ VALUES (1, '00000000-0000-0000-0000-000000000002', 'A-2', 3, 'released',
 UPDATE release_expired_orders.order_events SET stock_delta = 9;
 DELETE FROM release_expired_orders.order_events;
 TRUNCATE release_expired_orders.order_events;
-\set VERBOSITY default
 SELECT count(*) AS events, sum(stock_delta) AS stock_delta FROM release_expired_orders.order_events;
 
 -- A-2 was never released by the job: undo refuses, stock is untouched.
