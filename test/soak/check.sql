@@ -46,7 +46,24 @@ SELECT 'failed orders: rolled back, then pending or released later',
 		SELECT FROM release_expired_orders.order_events r
 		 WHERE r.order_id = f.order_id AND r.outcome = 'released' AND r.id > f.id)))
   FROM release_expired_orders.order_events f JOIN orders o ON o.id = f.order_id
- WHERE f.outcome = 'failed'
+ WHERE f.outcome IN ('failed', 'vetoed')
+UNION ALL
+SELECT 'orders the application refuses to cancel: never expired', count(*),
+	count(*) FILTER (WHERE status = 'expired')
+  FROM orders WHERE notes LIKE 'soak-%'
+UNION ALL
+SELECT 'refused orders: audited failed (raise, deferred) or vetoed, never released', count(*),
+	count(*) FILTER (WHERE e.outcome IS DISTINCT FROM CASE o.notes WHEN 'soak-veto' THEN 'vetoed' ELSE 'failed' END)
+  FROM orders o JOIN release_expired_orders.order_events e ON e.order_id = o.id
+ WHERE o.notes LIKE 'soak-%' AND e.outcome IN ('released', 'failed', 'vetoed')
+   AND coalesce(e.sqlstate, '') NOT IN ('55P03', '40P01', '40001')
+UNION ALL
+SELECT 'after the last run: no order the application lets go is left expired and pending',
+	count(*),
+	count(*) FILTER (WHERE o.status = 'pending' AND o.payment_status = 'pending'
+	                   AND o.fulfillment_status = 'pending' AND o.notes IS NULL
+	                   AND o.created_at < (now() AT TIME ZONE 'UTC') - interval '31 minutes')
+  FROM orders o
 UNION ALL
 SELECT 'runs: released counts add up to the expired orders', count(*),
 	CASE WHEN coalesce(sum(released), 0) =

@@ -3,7 +3,9 @@
 # and several concurrent runs of the job hammer the same products, rounds
 # and orders for a fixed time; then every product, round and order is
 # checked.  Orders the job fails on (lock timeouts) must stay pending and
-# be released by a later run.
+# be released by a later run; orders the application refuses to cancel
+# (a trigger raising or vetoing, a deferred constraint) stay pending and
+# never keep the others from being released.
 #
 #   pg_virtualenv -o shared_preload_libraries=pg_cron test/soak/run.sh [options]
 #
@@ -66,6 +68,30 @@ CREATE EXTENSION release_expired_orders;
 CREATE INDEX orders_pending_idx ON orders (created_at, id)
 	WHERE status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending';
 CREATE SEQUENCE soak_order_number;
+-- Orders the application refuses to cancel (notes set by place.sql, one in
+-- 100 each): a trigger that raises, one that vetoes (returns NULL), and a
+-- deferred constraint that fails at commit.  Payments still go through.
+CREATE FUNCTION soak_refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+	IF NEW.status = 'expired' AND OLD.notes = 'soak-poison' THEN
+		RAISE EXCEPTION 'order % may not be cancelled', OLD.order_number;
+	END IF;
+	IF NEW.status = 'expired' AND OLD.notes = 'soak-veto' THEN
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END \$\$;
+CREATE TRIGGER soak_refuse BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION soak_refuse();
+CREATE FUNCTION soak_deferred() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+	IF NEW.status = 'expired' AND NEW.notes LIKE 'soak-deferred%' THEN
+		RAISE EXCEPTION 'order % is held by a deferred rule', NEW.order_number
+			USING ERRCODE = 'check_violation';
+	END IF;
+	RETURN NULL;
+END \$\$;
+CREATE CONSTRAINT TRIGGER soak_deferred AFTER UPDATE ON orders DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION soak_deferred();
 CREATE TABLE soak_payments (order_id uuid, paid boolean NOT NULL);
 -- Products and their rounds, with the stock and shares they started with.
 CREATE TABLE soak_products (n integer PRIMARY KEY, product_id uuid NOT NULL,
@@ -86,7 +112,8 @@ status=0
 pgbench -n -M extended -c "$clients" -j "$clients" -T "$seconds" -D products="$products" \
 	-f "$here/place.sql@3" -f "$here/pay.sql@1" "$db" >"$log/app.out" 2>"$log/app.err" &
 app=$!
-PGOPTIONS="${PGOPTIONS:-} -c release_expired_orders.chunk_size=25 -c release_expired_orders.lock_timeout=100ms" \
+# The job's role defaults to SERIALIZABLE: the job runs at READ COMMITTED anyway.
+PGOPTIONS="${PGOPTIONS:-} -c release_expired_orders.chunk_size=25 -c release_expired_orders.lock_timeout=100ms -c default_transaction_isolation=serializable" \
 	pgbench -n -M simple -c "$jobs" -j "$jobs" -T "$seconds" \
 	-f "$here/job.sql" "$db" >"$log/job.out" 2>"$log/job.err" &
 job=$!
@@ -104,7 +131,8 @@ for f in app job hold; do
 	grep -E '^(number of transactions actually processed|tps)' "$log/$f.out" | sed "s/^/soak: $f: /"
 done
 
-# One last run, so that the check also covers a quiet database.
+# One last run, so that the check also covers a quiet database: every
+# order the application lets go is released, whatever is ahead of it.
 "${psql[@]}" -c 'CALL release_expired_orders(30, 1000000)' >/dev/null
 
 "${psql[@]}" -A -F ' | ' -t <<'SQL'
