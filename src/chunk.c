@@ -5,17 +5,14 @@
  *	  the orders that cannot be released.
  *
  * A chunk is taken oldest first with FOR UPDATE SKIP LOCKED and copied out
- * of SPI, which fixes the locked set once.  The fast path releases the
- * whole chunk in one subtransaction: the orders, their audit and
- * notifications first, then the product rows and then the round rows, each
- * locked in id order and incremented as the chunk's last writes, so that a
- * hot counter row is held only briefly.  If that fails, the chunk's
- * counter rows are locked once, in id order, by the chunk's transaction,
- * and the chunk is split in halves until each failing order stands alone:
- * a few subtransactions per bad order, and no deadlock with another run.
- * Guarantees: an order's writes commit together or not at all; a failed or
- * vetoed order is audited and left alone for release_expired_orders.retry_backoff; the audit's stock
- * and share deltas are what the counter updates really wrote.
+ * of SPI, which fixes the locked set once, and released as one part
+ * (part.c) in a subtransaction.  If that fails, the chunk's counter rows
+ * are locked once, in id order, by the chunk's transaction, and the chunk
+ * is split in halves until each failing order stands alone: a few
+ * subtransactions per bad order, and no deadlock with another run.
+ * Guarantees: a failed or vetoed order is audited, which leaves it alone
+ * for release_expired_orders.retry_backoff; notifications that cannot be
+ * written are skipped, never the release.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,176 +29,9 @@
 #include "utils/timestamp.h"
 
 #include "chunk.h"
+#include "part.h"
 #include "sql.h"
 #include "util.h"
-
-/* Columns of a candidate, in the order STMT_RECORD wants them. */
-#define C_ID		0
-#define C_NUMBER	1
-#define C_USER		2
-#define C_PRODUCT	3
-#define C_ROUND		4
-#define C_QUANTITY	5
-#define C_NCOLS		6
-
-typedef enum CandidateState
-{
-	CAND_PENDING,
-	CAND_RELEASED,
-	CAND_VETOED,
-	CAND_FAILED
-} CandidateState;
-
-typedef struct Candidate
-{
-	Datum		values[C_NCOLS];
-	char		nulls[C_NCOLS];
-	CandidateState state;
-	ErrorData  *error;			/* for CAND_FAILED */
-} Candidate;
-
-typedef struct Chunk
-{
-	ReoRun	   *run;
-	Candidate  *c;
-	int			n;
-	Datum		notes;			/* text appended to orders.notes */
-	/* the part being released: indexes into c */
-	int		   *part;
-	int			part_n;
-	int64		part_released;
-} Chunk;
-
-/* Do two candidates' uuid columns hold the same value? */
-static bool
-SameUuid(Datum a, Datum b)
-{
-	return memcmp(DatumGetPointer(a), DatumGetPointer(b), UUID_LEN) == 0;
-}
-
-/* A uuid[] of the part's ids. */
-static Datum
-PartIds(Chunk *chunk)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(chunk->part_n, 1));
-
-	for (int i = 0; i < chunk->part_n; i++)
-		elems[i] = chunk->c[chunk->part[i]].values[C_ID];
-	return PointerGetDatum(construct_array(elems, chunk->part_n, UUIDOID,
-										   UUID_LEN, false, TYPALIGN_CHAR));
-}
-
-/* Mark the part's candidates that the release statement's array lists. */
-static void
-MarkVetoed(Chunk *chunk, Datum array)
-{
-	Datum	   *ids;
-	int			n;
-
-	deconstruct_array(DatumGetArrayTypeP(array), UUIDOID, UUID_LEN, false,
-					  TYPALIGN_CHAR, &ids, NULL, &n);
-	for (int k = 0; k < chunk->part_n; k++)
-	{
-		Candidate  *c = &chunk->c[chunk->part[k]];
-
-		for (int j = 0; j < n; j++)
-			if (SameUuid(c->values[C_ID], ids[j]))
-				c->state = CAND_VETOED;
-	}
-}
-
-/*
- * Give back the part's stock or shares, and correct the audit where a
- * counter did not move by what was asked.  ids and qty come from the
- * release statement, aggregated per counter row and sorted by id.
- */
-static void
-ReturnCounters(Chunk *chunk, Datum ids, Datum qty, bool rounds)
-{
-	ReoRun	   *run = chunk->run;
-	Datum		values[5];
-	bool		isnull;
-	SPITupleTable *tt;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-
-	values[0] = ids;
-	values[1] = qty;
-	values[2] = ReoTimeValue(now, rounds ? run->app.rounds_updated_tz :
-							 run->app.products_updated_tz, run->naive_time_zone);
-	ReoExecute(rounds ? STMT_ROUNDS : STMT_PRODUCTS, values, NULL);
-	tt = SPI_tuptable;
-
-	/* Rows that did not move by their quantity: rare, so a second statement. */
-	values[2] = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);
-	if (!isnull)
-	{
-		values[3] = SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull);
-		values[4] = SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull);
-		values[0] = Int64GetDatum(run->run_id);
-		values[1] = PartIds(chunk);
-		ReoExecute(rounds ? STMT_FIX_SHARES : STMT_FIX_STOCK, values, NULL);
-	}
-	SPI_freetuptable(tt);
-}
-
-/*
- * Release the part; the body of a subtransaction.  The orders first, then
- * the counters in id order, products before rounds, as the application's
- * purchases take them.
- */
-static void
-ReleasePart(void *arg)
-{
-	Chunk	   *chunk = (Chunk *) arg;
-	ReoRun	   *run = chunk->run;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	SPITupleTable *tt;
-	Datum		values[6];
-	Datum		row[6];
-	bool		isnull[6];
-
-	values[0] = PartIds(chunk);
-	values[1] = Int64GetDatum(run->run_id);
-	values[2] = ReoTimeValue(now, run->app.orders_updated_tz, run->naive_time_zone);
-	values[3] = chunk->notes;
-	values[4] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
-	values[5] = BoolGetDatum(run->write_notifications);
-	ReoExecute(STMT_RELEASE, values, NULL);
-	tt = SPI_tuptable;
-	for (int col = 0; col < 6; col++)
-		row[col] = SPI_getbinval(tt->vals[0], tt->tupdesc, col + 1, &isnull[col]);
-
-	chunk->part_released = DatumGetInt64(row[0]);
-	if (!isnull[2])
-		ReturnCounters(chunk, row[2], row[3], false);
-	if (!isnull[4])
-		ReturnCounters(chunk, row[4], row[5], true);
-	if (!isnull[1])
-		MarkVetoed(chunk, row[1]);
-	for (int k = 0; k < chunk->part_n; k++)
-		if (chunk->c[chunk->part[k]].state == CAND_PENDING)
-			chunk->c[chunk->part[k]].state = CAND_RELEASED;
-	SPI_freetuptable(tt);
-}
-
-/*
- * Try the part in a subtransaction; on failure, undo the states the body
- * set and return the error.
- */
-static ErrorData *
-TryPart(Chunk *chunk, int *part, int part_n)
-{
-	ErrorData  *edata;
-
-	chunk->part = part;
-	chunk->part_n = part_n;
-	chunk->part_released = 0;
-	edata = ReoInSubtransaction(ReleasePart, chunk);
-	if (edata != NULL)
-		for (int k = 0; k < part_n; k++)
-			chunk->c[part[k]].state = CAND_PENDING;
-	return edata;
-}
 
 /* Take the next candidates after the keyset position, copied out of SPI. */
 static int
@@ -270,7 +100,7 @@ CounterIds(Chunk *chunk, int col, int *count)
 			DatumGetInt32(c->values[C_QUANTITY]) <= 0)
 			continue;
 		for (int j = 0; j < n && !seen; j++)
-			seen = SameUuid(elems[j], c->values[col]);
+			seen = ReoSameUuid(elems[j], c->values[col]);
 		if (!seen)
 			elems[n++] = c->values[col];
 	}
@@ -334,7 +164,7 @@ LockCounters(Chunk *chunk, int col, ReoStatement stmt)
 			Candidate  *c = &chunk->c[i];
 
 			if (c->state == CAND_PENDING && c->nulls[col] != 'n' &&
-				SameUuid(c->values[col], elems[j]))
+				ReoSameUuid(c->values[col], elems[j]))
 			{
 				c->state = CAND_FAILED;
 				c->error = edata;
@@ -375,7 +205,7 @@ SucceedsWithoutNotifications(Chunk *chunk, int *part, int part_n, ErrorData *eda
 	if (!run->write_notifications || ReoErrorIsTransient(edata))
 		return false;
 	run->write_notifications = false;
-	if (TryPart(chunk, part, part_n) != NULL)
+	if (ReoTryPart(chunk, part, part_n) != NULL)
 	{
 		run->write_notifications = true;
 		return false;
@@ -400,7 +230,7 @@ Bisect(Chunk *chunk, int *part, int part_n, ErrorData *known)
 		return;
 	if (edata == NULL)
 	{
-		edata = TryPart(chunk, part, part_n);
+		edata = ReoTryPart(chunk, part, part_n);
 		if (edata == NULL)
 		{
 			chunk->run->released += chunk->part_released;
@@ -520,7 +350,7 @@ ReoReleaseChunk(ReoRun *run, int wanted)
 	for (int i = 0; i < chunk.n; i++)
 		all[i] = i;
 
-	edata = TryPart(&chunk, all, chunk.n);
+	edata = ReoTryPart(&chunk, all, chunk.n);
 	if (edata == NULL)
 		run->released += chunk.part_released;
 	else if (ReoErrorEndsRun(edata))

@@ -1,0 +1,77 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql_build.h
+ *	  What the files that build the SQL texts share: the statement being
+ *	  built, and the qualified operators every text uses.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REO_SQL_BUILD_H
+#define REO_SQL_BUILD_H
+
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+
+#include "app_schema.h"
+#include "util.h"
+
+#define MAX_ARGS 14
+
+/* Contents of the application-compatible notifications (SPEC 7). */
+#define NOTE_PREFIX "过期订单清理: "
+#define NIL_UUID "'00000000-0000-0000-0000-000000000000'::pg_catalog.uuid"
+
+/* Operators, qualified so that no look-alike in another schema is chosen. */
+#define EQ " OPERATOR(pg_catalog.=) "
+#define NE " OPERATOR(pg_catalog.<>) "
+#define LT " OPERATOR(pg_catalog.<) "
+#define LE " OPERATOR(pg_catalog.<=) "
+#define GT " OPERATOR(pg_catalog.>) "
+#define GE " OPERATOR(pg_catalog.>=) "
+#define PLUS " OPERATOR(pg_catalog.+) "
+#define MINUS " OPERATOR(pg_catalog.-) "
+#define TIMES " OPERATOR(pg_catalog.*) "
+
+#define EVENTS REO_SCHEMA ".order_events"
+/*
+ * An audit row that makes its order wait out the retry backoff: a veto, or
+ * a failure that says something about the order (not a lock timeout, a
+ * deadlock or a serialization failure).  The install script's partial
+ * index order_events_retry_idx has the same predicate.
+ */
+#define BACKOFF_ROW "(f.outcome" EQ "'vetoed' OR (f.outcome" EQ "'failed'" \
+	" AND f.sqlstate" NE "ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+#define EVENT_COLUMNS "run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome"
+
+typedef struct BuiltStatement
+{
+	StringInfoData sql;
+	int			nargs;
+	Oid			argtypes[MAX_ARGS];
+	int			expected_rc;
+	bool		custom_plan;	/* plan for each execution's values */
+} BuiltStatement;
+
+static inline Oid
+TsType(bool tz)
+{
+	return tz ? TIMESTAMPTZOID : TIMESTAMPOID;
+}
+
+static inline void
+Args(BuiltStatement *b, int nargs, const Oid *types)
+{
+	Assert(nargs <= MAX_ARGS);
+	b->nargs = nargs;
+	memcpy(b->argtypes, types, nargs * sizeof(Oid));
+}
+
+/* sql_release.c: the texts of a part's release */
+extern void BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp);
+extern void BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds);
+extern void BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds);
+extern void BuildRecord(BuiltStatement *b, const AppSchema *app, const char *nsp);
+
+#endif							/* REO_SQL_BUILD_H */
