@@ -59,6 +59,8 @@ if ls "$work"/test/t/*.pl >/dev/null 2>&1; then
 	for f in "$work"/tmp_check/log/*; do :; done
 fi
 
+suite "source layout (no cycle between files, none over 400 lines)" python3 test/layout.py
+
 if [ -x "$work/test/soak/run.sh" ]; then
 	suite "invariant soak (smoke)" pg_virtualenv "${cluster_opts[@]}" test/soak/run.sh --smoke
 fi
