@@ -20,6 +20,8 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 ifdef WERROR
 PG_CFLAGS += -Werror
 endif
+# The library refuses to run against the SQL objects of another version.
+PG_CPPFLAGS += -DREO_VERSION='"$(EXTVERSION)"'
 ifdef ASSERTS
 PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
 endif

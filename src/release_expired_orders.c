@@ -13,15 +13,20 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xlog.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -42,6 +47,43 @@ void
 _PG_init(void)
 {
 	ReoDefineSettings();
+}
+
+/*
+ * The library runs only against the SQL objects of its own version: after
+ * make install of a new version, a database not yet upgraded gets a clear
+ * error instead of statements that fail on a missing column.
+ */
+static void
+CheckInstalledVersion(void)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("release_expired_orders"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (version != NULL && strcmp(version, REO_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("release_expired_orders %s is installed in database \"%s\", but the library is version %s",
+						version, get_database_name(MyDatabaseId), REO_VERSION),
+				 errhint("Run ALTER EXTENSION release_expired_orders UPDATE;")));
 }
 
 /* Build the INOUT summary as the one-column record a procedure returns. */
@@ -94,6 +136,7 @@ release_expired_orders(PG_FUNCTION_ARGS)
 	run->atomic = true;
 	if (fcinfo->context && IsA(fcinfo->context, CallContext))
 		run->atomic = castNode(CallContext, fcinfo->context)->atomic;
+	CheckInstalledVersion();
 	ArgumentsOrSettings(fcinfo, &run->timeout_minutes, &run->batch_limit);
 	run->chunk_size = reo_chunk_size;
 	run->retry_backoff_s = reo_retry_backoff_s;

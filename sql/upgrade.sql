@@ -1,0 +1,105 @@
+-- ALTER EXTENSION ... UPDATE from 1.0 gives exactly the objects, definitions,
+-- privileges and dump marks of a fresh 1.1 installation, compared in the
+-- catalog; and it keeps the history and the settings it had.
+\set ECHO none
+\i test/fixtures/app_schema.sql
+\set ECHO all
+SET client_min_messages = error;
+
+-- What an installation is made of, one row per aspect of each object.
+CREATE TEMP VIEW installation AS
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'release_expired_orders'),
+members AS (
+	SELECT d.classid, d.objid FROM pg_depend d, ext
+	WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+tables AS (
+	SELECT c.oid FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+	WHERE c.relkind IN ('r', 'p'))
+SELECT pg_describe_object(m.classid, m.objid, 0) AS object, 'member' AS aspect,
+	   coalesce(obj_description(m.objid, (SELECT relname FROM pg_class WHERE oid = m.classid)), '') AS value
+FROM members m
+UNION ALL
+SELECT p.oid::regprocedure::text, 'definition',
+	   CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END
+		   || ' acl ' || coalesce(p.proacl::text, 'default')
+FROM members m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
+UNION ALL
+SELECT c.oid::regclass::text, 'relation',
+	   c.relkind::text || ' acl ' || coalesce(c.relacl::text, 'default')
+		   || coalesce(' view ' || pg_get_viewdef(c.oid), '')
+FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+UNION ALL
+SELECT a.attrelid::regclass::text, 'column ' || a.attnum,
+	   a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+		   || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+		   || CASE WHEN a.attidentity::text <> '' THEN ' identity ' || a.attidentity::text ELSE '' END
+FROM tables t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+UNION ALL
+SELECT co.conrelid::regclass::text, 'constraint ' || co.conname, pg_get_constraintdef(co.oid)
+FROM tables t JOIN pg_constraint co ON co.conrelid = t.oid
+UNION ALL
+SELECT i.indrelid::regclass::text, 'index ' || i.indexrelid::regclass, pg_get_indexdef(i.indexrelid)
+FROM tables t JOIN pg_index i ON i.indrelid = t.oid
+UNION ALL
+SELECT tg.tgrelid::regclass::text, 'trigger ' || tg.tgname, pg_get_triggerdef(tg.oid)
+FROM tables t JOIN pg_trigger tg ON tg.tgrelid = t.oid AND NOT tg.tgisinternal
+UNION ALL
+SELECT 'extension', 'dumped with pg_dump', c.relname::text
+FROM pg_extension e JOIN pg_class c ON c.oid = ANY (e.extconfig)
+WHERE e.extname = 'release_expired_orders'
+UNION ALL
+SELECT 'schema release_expired_orders', 'acl', coalesce(nspacl::text, 'default')
+FROM pg_namespace WHERE nspname = 'release_expired_orders';
+
+-- A 1.0 installation with some history and a role's grant, then upgraded.
+CREATE ROLE regress_reo_payments;
+CREATE EXTENSION release_expired_orders VERSION '1.0';
+GRANT EXECUTE ON FUNCTION release_expired_orders.restore_order(uuid) TO regress_reo_payments;
+INSERT INTO products (id, stock) VALUES ('00000000-0000-0000-0000-0000000000a1', 1);
+INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
+VALUES ('00000000-0000-0000-0000-000000000001', 'U-1', '00000000-0000-0000-0000-0000000000c1',
+		'00000000-0000-0000-0000-0000000000a1', 'direct_buy', 2, 1, (now() AT TIME ZONE 'UTC') - interval '2 hours');
+RESET client_min_messages;
+-- The 1.1 library refuses to run on the 1.0 SQL objects, clearly.
+CALL release_expired_orders(30, 100);
+-- A release as 1.0 recorded it.
+UPDATE orders SET status = 'expired', payment_status = 'cancelled', fulfillment_status = 'cancelled';
+UPDATE products SET stock = stock + 2;
+INSERT INTO release_expired_orders.runs (started_at, ended_at, timeout_minutes, batch_limit,
+	chunk_size, cutoff, atomic, found, released, outcome)
+VALUES (now(), now(), 30, 100, 1000, now(), false, 1, 1, 'success');
+INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, quantity,
+	product_id, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta)
+VALUES (1, '00000000-0000-0000-0000-000000000001', 'U-1', 2,
+		'00000000-0000-0000-0000-0000000000a1', 'released', 'pending', 'pending', 'pending', 2);
+SET client_min_messages = error;
+ALTER EXTENSION release_expired_orders UPDATE TO '1.1';
+RESET client_min_messages;
+SELECT extversion FROM pg_extension WHERE extname = 'release_expired_orders';
+-- The history is kept, and undo of a release made by 1.0 works.
+SELECT count(*) AS runs FROM release_expired_orders.runs;
+SELECT order_number, outcome, stock_delta FROM release_expired_orders.order_events;
+SELECT stock_taken FROM release_expired_orders.restore_order('00000000-0000-0000-0000-000000000001');
+SELECT stock FROM products;
+SET client_min_messages = error;
+CREATE TEMP TABLE upgraded AS SELECT * FROM installation;
+-- (the role's grant is kept by the upgrade; a fresh install has none)
+REVOKE EXECUTE ON FUNCTION release_expired_orders.restore_order(uuid) FROM regress_reo_payments;
+DELETE FROM upgraded;
+INSERT INTO upgraded SELECT * FROM installation;
+DROP EXTENSION release_expired_orders;
+CREATE EXTENSION release_expired_orders;
+RESET client_min_messages;
+CREATE TEMP TABLE fresh AS SELECT * FROM installation;
+
+-- Rows on one side only: none.
+SELECT count(*) AS aspects FROM fresh;
+(SELECT 'upgraded only' AS side, * FROM upgraded EXCEPT SELECT 'upgraded only', * FROM fresh)
+UNION ALL
+(SELECT 'fresh only', * FROM fresh EXCEPT SELECT 'fresh only', * FROM upgraded)
+ORDER BY 2, 3, 1;
+
+DROP EXTENSION release_expired_orders;
+DROP TABLE orders, products, lottery_rounds, notifications;
+DROP ROLE regress_reo_payments;
