@@ -114,7 +114,7 @@ BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds)
 					 " WHERE t.id" EQ "ANY ($1) ORDER BY t.id FOR NO KEY UPDATE OF t),"
 					 " done AS (UPDATE %s.%s t SET %s = %s, updated_at = $3"
 					 " FROM d, locked l WHERE t.id" EQ "d.id AND l.id" EQ "t.id"
-					 " RETURNING t.id, %s AS applied)"
+					 " RETURNING t.id, pg_catalog.int8(%s) AS applied)"
 					 " SELECT pg_catalog.array_agg(d.id ORDER BY d.id),"
 					 " pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id),"
 					 " pg_catalog.array_agg(CASE WHEN x.id IS NOT NULL THEN '%s'"
