@@ -178,6 +178,31 @@ BEGIN
 END
 $$;
 
+-- How often a pg_cron schedule runs, for the schedules whose period is
+-- plain: pg_cron 1.5+'s intervals ('30 seconds'), and every N minutes or
+-- hours, hourly and daily cron lines; NULL for any other.  POSIX classes,
+-- not backslashes: the same whatever standard_conforming_strings says.
+CREATE OR REPLACE FUNCTION release_expired_orders.schedule_interval(schedule text)
+RETURNS interval LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+RETURN CASE
+	WHEN schedule ~ '^[[:space:]]*[0-9]+[[:space:]]+seconds?[[:space:]]*$'
+		THEN make_interval(secs => substring(schedule FROM '[0-9]+')::double precision)
+	WHEN schedule ~ '^[[:space:]]*[*][[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]*$'
+		THEN interval '1 minute'
+	WHEN schedule ~ '^[[:space:]]*[*]/[0-9]+[[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]*$'
+		THEN make_interval(mins => substring(schedule FROM '/([0-9]+)')::integer)
+	WHEN schedule ~ '^[[:space:]]*[0-9]+[[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]*$'
+		THEN interval '1 hour'
+	WHEN schedule ~ '^[[:space:]]*[0-9]+[[:space:]]+[*]/[0-9]+[[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]*$'
+		THEN make_interval(hours => substring(schedule FROM '/([0-9]+)')::integer)
+	WHEN schedule ~ '^[[:space:]]*[0-9]+[[:space:]]+[0-9]+[[:space:]]+[*][[:space:]]+[*][[:space:]]+[*][[:space:]]*$'
+		THEN interval '1 day'
+	END;
+
+COMMENT ON FUNCTION release_expired_orders.schedule_interval(text) IS
+	'How often a pg_cron schedule (cron line or pg_cron 1.5+ interval) runs, or NULL when it has no plain period';
+
 -- The pg_cron job of this database named job_name(),
 -- with its latest run.  SECURITY DEFINER because pg_cron's row-level
 -- security shows each role only its own jobs, and health() must see the
@@ -695,6 +720,8 @@ DECLARE
 	roles text[];
 	ddl text;
 	oldest timestamptz;
+	window_iv interval;
+	window_text text;
 BEGIN
 	-- Consecutive failed runs, newest first: failed and interrupted runs,
 	-- and runs still marked running whose backend is gone.
@@ -813,10 +840,24 @@ BEGIN
 	END;
 	RETURN NEXT;
 
-	-- A successful (or partial) run within release_expired_orders.alert_after.
+	-- A successful (or partial) run within twice the pg_cron job's interval
+	-- (either form of schedule), or within release_expired_orders.alert_after
+	-- when that is set or the schedule has no plain period.
 	"check" := 'last_success';
 	BEGIN
 		alert_min := release_expired_orders.setting('alert_after')::bigint;
+		SELECT 2 * pg_catalog.min(release_expired_orders.schedule_interval(j.schedule))
+		INTO window_iv FROM release_expired_orders.job_status() j WHERE j.active;
+		IF window_iv IS NULL OR (SELECT s.source <> 'default' FROM pg_catalog.pg_settings s
+								 WHERE s.name = 'release_expired_orders.alert_after') THEN
+			window_iv := pg_catalog.make_interval(mins => alert_min::integer);
+			window_text := pg_catalog.format('release_expired_orders.alert_after (%s min)', alert_min);
+		ELSE
+			window_text := pg_catalog.format('twice the pg_cron job''s interval (%s)',
+				CASE WHEN window_iv < interval '2 minutes'
+					 THEN pg_catalog.date_part('epoch', window_iv) || ' s'
+					 ELSE pg_catalog.date_part('epoch', window_iv) / 60 || ' min' END);
+		END IF;
 		SELECT pg_catalog.max(r.ended_at) AS ended, pg_catalog.count(*) AS runs INTO rec
 		FROM release_expired_orders.runs r;
 		SELECT pg_catalog.max(r.ended_at) AS ended, rec.runs AS runs INTO rec
@@ -827,13 +868,13 @@ BEGIN
 		ELSIF rec.ended IS NULL THEN
 			status := 'critical';
 			detail := pg_catalog.format('no run has succeeded yet (%s recorded)', rec.runs);
-		ELSIF rec.ended < pg_catalog.now() - pg_catalog.make_interval(mins => alert_min::integer) THEN
+		ELSIF rec.ended < pg_catalog.now() - window_iv THEN
 			status := 'critical';
-			detail := pg_catalog.format('no successful run for %s min (release_expired_orders.alert_after is %s min)',
-				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.ended) / 60), alert_min);
+			detail := pg_catalog.format('no successful run for %s min, longer than %s',
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.ended) / 60), window_text);
 		ELSE
 			status := 'ok';
-			detail := pg_catalog.format('a run succeeded within release_expired_orders.alert_after (%s min)', alert_min);
+			detail := pg_catalog.format('a run succeeded within %s', window_text);
 		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		status := 'critical';
