@@ -94,7 +94,7 @@ RESET client_min_messages;
 CREATE TEMP TABLE fresh AS SELECT * FROM installation;
 
 -- Rows on one side only: none.
-SELECT count(*) AS aspects FROM fresh;
+SELECT count(*) > 100 AS many_aspects_compared FROM fresh;
 (SELECT 'upgraded only' AS side, * FROM upgraded EXCEPT SELECT 'upgraded only', * FROM fresh)
 UNION ALL
 (SELECT 'fresh only', * FROM fresh EXCEPT SELECT 'fresh only', * FROM upgraded)
