@@ -166,8 +166,22 @@ count_tap() {
 	vpass=$((vpass + ok)); vfail=$((vfail + bad))
 }
 
-# run_root <name>: build, install and test the checkout in a cached root.
+# run_root <name>: build, install and test the checkout in a cached root,
+# holding the root's lock: another run of the same root (another checkout
+# on this machine) waits rather than unmounting what this one uses.
 run_root() {
+	local lockfd
+	mkdir -p "$roots"
+	exec {lockfd}>"$roots/$1.lock"
+	if ! flock -n "$lockfd"; then
+		say "$1: waiting for another run that uses this root"
+		flock "$lockfd"
+	fi
+	run_root_locked "$1"
+	exec {lockfd}>&-
+}
+
+run_root_locked() {
 	local name=$1
 	local suite arch pg tap
 	read -r suite arch pg tap <<<"${targets[$name]}"
@@ -215,8 +229,11 @@ run_root() {
 
 	local port
 	port=$(free_port "${ports[$name]}")
+	# The regression and the isolation suite one after the other, so that a
+	# failure in the first does not skip the second.
 	in_root "$dir" env PGPORT="$port" sh -c 'cd /build/reo && exec "$@"' sh "${runas[@]}" \
-		pg_virtualenv -v "$pg" "${cluster_opts[@]}" make installcheck PG_CONFIG=$pgconf \
+		pg_virtualenv -v "$pg" "${cluster_opts[@]}" sh -c \
+		"make installcheck ISOLATION= PG_CONFIG=$pgconf; r=\$?; make installcheck REGRESS= PG_CONFIG=$pgconf && exit \$r" \
 		>"$logs/installcheck.log" 2>&1
 	local rc=$?
 	cat "$logs/installcheck.log"
