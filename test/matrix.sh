@@ -10,7 +10,7 @@
 # i386  Debian 12 "bookworm" i386 root: PostgreSQL 15 (32-bit), pg_cron 1.4.
 #
 # Each root is made once with debootstrap and cached outside the checkout in
-# $REO_ROOTS/NAME (default /var/cache/release_expired_orders/roots).  A run
+# $REO_ROOTS/NAME-HASH (default /var/cache/release_expired_orders/roots).  A run
 # copies the checkout into the root, builds with make WERROR=1 ASSERTS=1,
 # installs, and runs make installcheck (pg_regress and isolation) as
 # postgres under pg_virtualenv with pg_cron preloaded, then the TAP tests
@@ -100,19 +100,30 @@ umount_all() {
 trap umount_all EXIT
 trap 'umount_all; exit 130' INT TERM
 
-# prepare_root <name> <suite> <arch> <pg>: debootstrap the root unless cached.
-prepare_root() {
-	local name=$1 suite=$2 arch=$3 pg=$4
-	local dir=$roots/$name new=$roots/$name.new
-	local pkgs=(postgresql-$pg postgresql-server-dev-$pg postgresql-$pg-cron
+# root_spec <name>: what the target's root is made of, and where it is
+# cached: $roots/NAME-HASH, the hash of that spec, so that checkouts whose
+# specs differ (another branch's package list) keep roots of their own.
+root_spec() {
+	local suite arch pg tap
+	read -r suite arch pg tap <<<"${targets[$1]}"
+	spec_pkgs=(postgresql-$pg postgresql-server-dev-$pg postgresql-$pg-cron
 		make gcc libc6-dev libipc-run-perl perl tzdata)
 	# Debian 13 moved zone names such as "CET" into tzdata-legacy; the
 	# naive_zone_rules test needs one that is also an abbreviation.
-	[ "$suite" != bookworm ] && pkgs+=(tzdata-legacy)
-	local sources="deb $mirror $suite main"
+	[ "$suite" != bookworm ] && spec_pkgs+=(tzdata-legacy)
+	spec_sources="deb $mirror $suite main"
 	# A released suite gets its point and security updates, as users do.
-	[ "$suite" != sid ] && sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
-	local want="$suite $arch ${pkgs[*]} | $sources"
+	[ "$suite" != sid ] && spec_sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
+	spec_want="$suite $arch ${spec_pkgs[*]} | $spec_sources"
+	spec_dir=$roots/$1-$(printf '%s' "$spec_want" | md5sum | cut -c1-8)
+}
+
+# prepare_root <name> <suite> <arch>: debootstrap the root of root_spec
+# unless it is cached.
+prepare_root() {
+	local name=$1 suite=$2 arch=$3
+	local dir=$spec_dir new=$spec_dir.new
+	local pkgs=("${spec_pkgs[@]}") sources=$spec_sources want=$spec_want
 	# A cached root is used for up to a week, then made afresh.
 	if [ -f "$dir/.reo-root" ] && [ "$(cat "$dir/.reo-root")" = "$want" ] &&
 		[ -n "$(find "$dir/.reo-root" -mtime -7)" ]; then
@@ -124,8 +135,8 @@ prepare_root() {
 	umount_stale "$dir"; umount_stale "$new"
 	rm -rf --one-file-system "$dir" "$new"
 	if ! debootstrap --variant=minbase --arch="$arch" "$suite" "$new" "$mirror" \
-		>"$roots/$name.debootstrap.log" 2>&1; then
-		tail -20 "$roots/$name.debootstrap.log"
+		>"$dir.debootstrap.log" 2>&1; then
+		tail -20 "$dir.debootstrap.log"
 		return 1
 	fi
 	echo "$sources" >"$new/etc/apt/sources.list"
@@ -143,10 +154,10 @@ prepare_root() {
 	{ in_root "$new" apt-get "${aptopt[@]}" update &&
 	  in_root "$new" env DEBIAN_FRONTEND=noninteractive apt-get "${aptopt[@]}" \
 		install -y --no-install-recommends "${pkgs[@]}" &&
-	  in_root "$new" apt-get clean; } >"$roots/$name.apt.log" 2>&1 || ok=0
+	  in_root "$new" apt-get clean; } >"$dir.apt.log" 2>&1 || ok=0
 	umount_all
 	if [ $ok = 0 ]; then
-		tail -20 "$roots/$name.apt.log"
+		tail -20 "$dir.apt.log"
 		return 1
 	fi
 	echo "$want" >"$new/.reo-root"
@@ -169,19 +180,34 @@ count_tap() {
 	vpass=$((vpass + ok)); vfail=$((vfail + bad))
 }
 
-# run_root <name>: build, install and test the checkout in a cached root.
+# run_root <name>: build, install and test the checkout in a cached root,
+# holding the root's lock: another run of the same root (another checkout
+# on this machine) waits rather than unmounting what this one uses.
 run_root() {
+	local lockfd
+	mkdir -p "$roots"
+	root_spec "$1"
+	exec {lockfd}>"$spec_dir.lock"
+	if ! flock -n "$lockfd"; then
+		say "$1: waiting for another run that uses this root"
+		flock "$lockfd"
+	fi
+	run_root_locked "$1"
+	exec {lockfd}>&-
+}
+
+run_root_locked() {
 	local name=$1
 	local suite arch pg tap
 	read -r suite arch pg tap <<<"${targets[$name]}"
 	vpass=0; vfail=0
 	echo "=== $name: PostgreSQL $pg on Debian $suite ($arch)"
-	if ! prepare_root "$name" "$suite" "$arch" "$pg"; then
+	if ! prepare_root "$name" "$suite" "$arch"; then
 		say "$name: could not prepare the root"
 		vfail=1; finish_target "$name" "no root"; return
 	fi
-	local dir=$roots/$name
-	local logs=$roots/$name.logs
+	local dir=$spec_dir
+	local logs=$spec_dir.logs
 	umount_stale "$dir"
 	rm -rf --one-file-system "$dir/build" "$logs"; mkdir -p "$dir/build/reo" "$logs"
 	# The checkout as it is, without what git ignores (build output).
@@ -218,8 +244,11 @@ run_root() {
 
 	local port
 	port=$(free_port "${ports[$name]}")
+	# The regression and the isolation suite one after the other, so that a
+	# failure in the first does not skip the second.
 	in_root "$dir" env PGPORT="$port" sh -c 'cd /build/reo && exec "$@"' sh "${runas[@]}" \
-		pg_virtualenv -v "$pg" "${cluster_opts[@]}" make installcheck PG_CONFIG=$pgconf \
+		pg_virtualenv -v "$pg" "${cluster_opts[@]}" sh -c \
+		"make installcheck ISOLATION= PG_CONFIG=$pgconf; r=\$?; make installcheck REGRESS= PG_CONFIG=$pgconf && exit \$r" \
 		>"$logs/installcheck.log" 2>&1
 	local rc=$?
 	cat "$logs/installcheck.log"
