@@ -118,6 +118,20 @@ ReoIsoUtc(TimestampTz t)
 					tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (fsec / 1000));
 }
 
+/* The zone named zone, by pg_tzset(): the rule the setting is checked by. */
+static pg_tz *
+LoadZone(const char *zone)
+{
+	pg_tz	   *tz = pg_tzset(zone);
+
+	if (tz == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone \"%s\" is not recognized", zone),
+				 errhint("Set release_expired_orders.naive_time_zone to a name from pg_timezone_names, such as \"UTC\".")));
+	return tz;
+}
+
 /*
  * The wall-clock time of t in the zone named zone, by that zone's full
  * rules.  SQL's timezone(text, timestamptz) would read a name such as
@@ -127,17 +141,12 @@ ReoIsoUtc(TimestampTz t)
 Timestamp
 ReoWallClock(TimestampTz t, const char *zone)
 {
-	pg_tz	   *tz = pg_tzset(zone);
+	pg_tz	   *tz = LoadZone(zone);
 	struct pg_tm tm;
 	fsec_t		fsec;
 	int			offset;
 	Timestamp	result;
 
-	if (tz == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone \"%s\" is not recognized", zone),
-				 errhint("Set release_expired_orders.naive_time_zone to a name from pg_timezone_names, such as \"UTC\".")));
 	if (TIMESTAMP_NOT_FINITE(t))
 		return t;
 	if (timestamp2tm(t, &offset, &tm, &fsec, NULL, tz) != 0 ||
@@ -152,17 +161,12 @@ ReoWallClock(TimestampTz t, const char *zone)
 TimestampTz
 ReoFromWallClock(Timestamp t, const char *zone)
 {
-	pg_tz	   *tz = pg_tzset(zone);
+	pg_tz	   *tz = LoadZone(zone);
 	struct pg_tm tm;
 	fsec_t		fsec;
 	int			offset;
 	TimestampTz result;
 
-	if (tz == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone \"%s\" is not recognized", zone),
-				 errhint("Set release_expired_orders.naive_time_zone to a name from pg_timezone_names, such as \"UTC\".")));
 	if (TIMESTAMP_NOT_FINITE(t))
 		return t;
 	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
