@@ -373,12 +373,16 @@ ReoReleaseChunk(ReoRun *run, int wanted)
 		if (chunk.c[i].state == CAND_FAILED || chunk.c[i].state == CAND_VETOED)
 			RecordOutcome(&chunk, &chunk.c[i]);
 
-	progress[0] = Int64GetDatum(run->run_id);
-	progress[1] = Int32GetDatum(chunk.n);
-	progress[2] = Int32GetDatum((int32) (run->released - released_before));
-	progress[3] = Int32GetDatum((int32) (run->failed - failed_before));
-	progress[4] = Int32GetDatum((int32) (run->vetoed - vetoed_before));
-	ReoExecute(STMT_RUN_PROGRESS, progress, NULL);
+	/* A chunk released in one part was counted by its release statement. */
+	if (!chunk.counted)
+	{
+		progress[0] = Int64GetDatum(run->run_id);
+		progress[1] = Int32GetDatum(chunk.n);
+		progress[2] = Int32GetDatum((int32) (run->released - released_before));
+		progress[3] = Int32GetDatum((int32) (run->failed - failed_before));
+		progress[4] = Int32GetDatum((int32) (run->vetoed - vetoed_before));
+		ReoExecute(STMT_RUN_PROGRESS, progress, NULL);
+	}
 	run->found += chunk.n;
 	return chunk.n;
 }

@@ -107,7 +107,7 @@ ReleasePart(void *arg)
 	ReoRun	   *run = chunk->run;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	SPITupleTable *tt;
-	Datum		values[6];
+	Datum		values[7];
 	Datum		row[6];
 	bool		isnull[6];
 
@@ -117,6 +117,8 @@ ReleasePart(void *arg)
 	values[3] = chunk->notes;
 	values[4] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
 	values[5] = BoolGetDatum(run->write_notifications);
+	/* A whole chunk in one part is counted in the run row by the same statement. */
+	values[6] = BoolGetDatum(chunk->part_n == chunk->n);
 	ReoExecute(STMT_RELEASE, values, NULL);
 	tt = SPI_tuptable;
 	for (int col = 0; col < 6; col++)
@@ -148,6 +150,8 @@ ReoTryPart(Chunk *chunk, int *part, int part_n)
 	chunk->part_n = part_n;
 	chunk->part_released = 0;
 	edata = ReoInSubtransaction(ReleasePart, chunk);
+	if (edata == NULL && part_n == chunk->n)
+		chunk->counted = true;
 	if (edata != NULL)
 		for (int k = 0; k < part_n; k++)
 			chunk->c[part[k]].state = CAND_PENDING;

@@ -45,6 +45,7 @@ typedef struct Chunk
 	int		   *part;
 	int			part_n;
 	int64		part_released;
+	bool		counted;		/* the run row counts the chunk already */
 } Chunk;
 
 extern bool ReoSameUuid(Datum a, Datum b);

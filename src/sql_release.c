@@ -17,6 +17,7 @@
  * The release of a part of a chunk in one statement: the orders (with the
  * pending statuses checked again under the row lock), their audit rows,
  * and the application's notifications.  It
+ * counts a whole chunk in its run row ($7: the chunk is one part), and
  * returns the number released, the orders a trigger on orders vetoed (the
  * locked candidates it did not update), and the stock and shares to give
  * back, aggregated per product and per round in id order.
@@ -30,7 +31,7 @@ void
 BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
 	Oid			types[] = {UUIDARRAYOID, INT8OID, TsType(app->orders_updated_tz),
-	TEXTOID, TsType(app->notifications_tz), BOOLOID};
+	TEXTOID, TsType(app->notifications_tz), BOOLOID, BOOLOID};
 
 	appendStringInfo(&b->sql,
 					 "WITH released AS ("
@@ -53,7 +54,13 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " THEN r.quantity ELSE 0 END,"
 					 " CASE WHEN r.round_id IS NOT NULL AND r.quantity" GT "0"
 					 " THEN" MINUS "r.quantity ELSE 0 END"
-					 " FROM released r)",
+					 " FROM released r),"
+					 " progress AS (UPDATE " REO_SCHEMA ".runs"
+					 " SET found = found" PLUS "pg_catalog.cardinality($1),"
+					 " released = released" PLUS "(SELECT pg_catalog.count(*) FROM released),"
+					 " vetoed = vetoed" PLUS "pg_catalog.cardinality($1)" MINUS
+					 "(SELECT pg_catalog.count(*) FROM released)"
+					 " WHERE id" EQ "$2 AND $7)",
 					 nsp);
 	if (app->notifications)
 		appendStringInfo(&b->sql,
@@ -80,7 +87,7 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 						   " FROM (SELECT r.round_id, pg_catalog.sum(r.quantity) FROM released r"
 						   " WHERE r.round_id IS NOT NULL AND r.quantity" GT "0"
 						   " GROUP BY r.round_id) d (id, qty)) g (ids, qty)");
-	Args(b, 6, types);
+	Args(b, 7, types);
 	b->expected_rc = SPI_OK_SELECT;
 	/* Planned for the part's ids, so that orders are found by primary key. */
 	b->custom_plan = true;
