@@ -388,7 +388,7 @@ BEGIN
 		RAISE EXCEPTION 'invalid cron schedule "%"', cron
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('pg_cron said: %s.', message),
-				  HINT = 'pg_cron 1.4 accepts the five-field cron syntax only (minute hour day-of-month month day-of-week, in GMT), for example ''*/10 * * * *''; intervals such as ''30 seconds'' need pg_cron 1.5 or later.';
+				  HINT = 'Use the five-field cron syntax (minute hour day-of-month month day-of-week, in GMT), for example ''*/10 * * * *'', or, with pg_cron 1.5 or later, an interval such as ''30 seconds''.';
 	END;
 	RETURN job;
 END

@@ -89,7 +89,7 @@ SELECT CASE WHEN result = expected THEN 'as the installed pg_cron does' ELSE res
 	AS thirty_seconds
   FROM (SELECT pg_temp.try_schedule('30 seconds') AS result,
 			   CASE WHEN :'cron_takes_seconds'::boolean THEN 'accepted, job schedule 30 seconds'
-			   ELSE 'refused 22023: invalid cron schedule "30 seconds" (pg_cron 1.4 accepts the five-field cron syntax only (minute hour day-of-month month day-of-week, in GMT), for example ''*/10 * * * *''; intervals such as ''30 seconds'' need pg_cron 1.5 or later.)'
+			   ELSE 'refused 22023: invalid cron schedule "30 seconds" (Use the five-field cron syntax (minute hour day-of-month month day-of-week, in GMT), for example ''*/10 * * * *'', or, with pg_cron 1.5 or later, an interval such as ''30 seconds''.)'
 			   END AS expected) AS t;
 ROLLBACK TO s;
 -- Bad input: a clear error, and the job unchanged.
