@@ -355,8 +355,9 @@ ReoReleaseChunk(ReoRun *run, int wanted)
 		run->released += chunk.part_released;
 	else if (ReoErrorEndsRun(edata))
 		ReThrowError(edata);
-	else if (!SucceedsWithoutNotifications(&chunk, all, chunk.n, edata))
+	else
 	{
+		/* (a failure of the notifications is found, and skipped, as any other) */
 		ereport(DEBUG1,
 				(errmsg_internal("release_expired_orders: chunk of %d failed (%s), splitting it",
 								 chunk.n, edata->message)));

@@ -250,12 +250,14 @@ ReleaseAll(ReoRun *run, volatile bool *in_commit)
 		Commit(run, level, false, in_commit);
 	}
 
-	/* The purge comes after the last chunk's locks are released. */
+	/*
+	 * The purge comes after the last chunk's locks are released (and after
+	 * its settings are undone); the CALL commits the run row's outcome.
+	 */
 	Commit(run, level, false, in_commit);
 	PurgeHistory();
 	outcome = RunOutcome(run);
 	RunEnd(run, outcome, NULL);
-	AtEOXact_GUC(true, level);
 	return outcome;
 }
 

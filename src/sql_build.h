@@ -32,7 +32,6 @@
 #define GE " OPERATOR(pg_catalog.>=) "
 #define PLUS " OPERATOR(pg_catalog.+) "
 #define MINUS " OPERATOR(pg_catalog.-) "
-#define TIMES " OPERATOR(pg_catalog.*) "
 
 #define EVENTS REO_SCHEMA ".order_events"
 /*
