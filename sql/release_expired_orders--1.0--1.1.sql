@@ -10,13 +10,29 @@
 ALTER TABLE release_expired_orders.runs
 	ADD COLUMN backend_start timestamptz,
 	ADD COLUMN vetoed integer NOT NULL DEFAULT 0,
-	ADD COLUMN warnings text;
+	ADD COLUMN warnings text,
+	ADD COLUMN windows jsonb,
+	ADD COLUMN scheduler text NOT NULL DEFAULT 'call'
+		CONSTRAINT runs_scheduler_check CHECK (scheduler IN ('call', 'pg_cron', 'worker'));
 ALTER TABLE release_expired_orders.order_events
 	DROP CONSTRAINT order_events_outcome_check,
 	ADD CONSTRAINT order_events_outcome_check
 		CHECK (outcome IN ('released', 'failed', 'vetoed', 'product_not_found',
 						   'round_not_found', 'shares_clamped', 'stock_skipped',
 						   'shares_skipped', 'restored'));
+CREATE TABLE release_expired_orders.payment_windows (
+	order_type text NOT NULL
+		CONSTRAINT payment_windows_order_type_check CHECK (order_type <> ''),
+	-- NULL: any payment method
+	payment_method text
+		CONSTRAINT payment_windows_payment_method_check CHECK (payment_method <> ''),
+	timeout_minutes integer
+		CONSTRAINT payment_windows_timeout_minutes_check
+		CHECK (timeout_minutes BETWEEN 1 AND 525600),
+	CONSTRAINT payment_windows_key UNIQUE NULLS NOT DISTINCT (order_type, payment_method)
+);
+-- preview() gains columns, which CREATE OR REPLACE cannot add.
+DROP FUNCTION release_expired_orders.preview(integer, integer);
 
 DROP FUNCTION release_expired_orders.check_argument(text, integer, integer);
 DROP FUNCTION release_expired_orders.setting_int(text, text, bigint);
@@ -39,6 +55,11 @@ SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs_id_seq',
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events', '');
 
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events_id_seq', '');
+
+COMMENT ON TABLE release_expired_orders.payment_windows IS
+	'Payment window in minutes per order type and payment method (NULL method: any; NULL minutes: never expires)';
+
+SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.payment_windows', '');
 
 CREATE OR REPLACE PROCEDURE release_expired_orders(
 	timeout_minutes integer DEFAULT NULL,
@@ -474,11 +495,12 @@ CREATE OR REPLACE FUNCTION release_expired_orders.preview(
 	timeout_minutes integer DEFAULT NULL,
 	batch_limit integer DEFAULT NULL)
 RETURNS TABLE (order_id uuid, order_number varchar, user_id uuid, product_id uuid,
-			   round_id uuid, quantity integer, created_at timestamptz, age interval)
+			   round_id uuid, quantity integer, created_at timestamptz, age interval,
+			   window_minutes integer, deadline timestamptz)
 LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_preview';
 
 COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
-	'Dry run: the orders the next CALL release_expired_orders() would release, with their age; no locks, no writes';
+	'Dry run: the orders the next CALL release_expired_orders() would release, oldest deadline first, with their age, window and deadline; no locks, no writes';
 
 -- Undo one release made by the procedure, from its audit row: the order
 -- gets back the statuses it had, the stock returned is taken again and the

@@ -47,7 +47,12 @@ CREATE TABLE release_expired_orders.runs (
 	-- with backend_pid, what identifies the backend of a live run
 	backend_start timestamptz,
 	vetoed integer NOT NULL DEFAULT 0,
-	warnings text
+	warnings text,
+	-- the payment windows in force (NULL: none, every order has timeout_minutes)
+	windows jsonb,
+	-- what started the run; run_by is the role it ran as
+	scheduler text NOT NULL DEFAULT 'call'
+		CONSTRAINT runs_scheduler_check CHECK (scheduler IN ('call', 'pg_cron', 'worker'))
 );
 CREATE INDEX runs_started_at_idx ON release_expired_orders.runs (started_at);
 CREATE INDEX runs_running_idx ON release_expired_orders.runs (id) WHERE outcome = 'running';
@@ -93,6 +98,26 @@ SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events', '');
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events_id_seq', '');
+
+-- The payment window of each kind of order (SPEC 13): the most specific row
+-- wins, (type, method) then (type, any method); an order no row matches has
+-- the timeout_minutes argument or setting.  timeout_minutes NULL: orders of
+-- that kind never expire.  The rows are the operator's configuration, so
+-- pg_dump dumps them.
+CREATE TABLE release_expired_orders.payment_windows (
+	order_type text NOT NULL
+		CONSTRAINT payment_windows_order_type_check CHECK (order_type <> ''),
+	-- NULL: any payment method
+	payment_method text
+		CONSTRAINT payment_windows_payment_method_check CHECK (payment_method <> ''),
+	timeout_minutes integer
+		CONSTRAINT payment_windows_timeout_minutes_check
+		CHECK (timeout_minutes BETWEEN 1 AND 525600),
+	CONSTRAINT payment_windows_key UNIQUE NULLS NOT DISTINCT (order_type, payment_method)
+);
+COMMENT ON TABLE release_expired_orders.payment_windows IS
+	'Payment window in minutes per order type and payment method (NULL method: any; NULL minutes: never expires)';
+SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.payment_windows', '');
 
 ----------------------------------------------------------------------------
 -- The job
@@ -547,10 +572,11 @@ CREATE FUNCTION release_expired_orders.preview(
 	timeout_minutes integer DEFAULT NULL,
 	batch_limit integer DEFAULT NULL)
 RETURNS TABLE (order_id uuid, order_number varchar, user_id uuid, product_id uuid,
-			   round_id uuid, quantity integer, created_at timestamptz, age interval)
+			   round_id uuid, quantity integer, created_at timestamptz, age interval,
+			   window_minutes integer, deadline timestamptz)
 LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_preview';
 COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
-	'Dry run: the orders the next CALL release_expired_orders() would release, with their age; no locks, no writes';
+	'Dry run: the orders the next CALL release_expired_orders() would release, oldest deadline first, with their age, window and deadline; no locks, no writes';
 
 -- Undo one release made by the procedure, from its audit row: the order
 -- gets back the statuses it had, the stock returned is taken again and the

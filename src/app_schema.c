@@ -203,6 +203,29 @@ CheckColumns(Oid relid, const char *schema, const char *table,
 }
 
 /*
+ * Whether an optional text column exists; one of another type is an error
+ * naming it, since the windows that need it would silently never apply.
+ */
+static bool
+HasTextColumn(Oid relid, const char *schema, const char *table, const char *column)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+	Oid			type;
+
+	if (attnum == InvalidAttrNumber)
+		return false;
+	type = get_atttype(relid, attnum);
+	if (!KindAccepts(COL_TEXT, type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of relation \"%s.%s\" has type %s",
+						column, schema, table, format_type_be(type)),
+				 errhint("release_expired_orders matches payment windows on %s.%s of type %s.",
+						 table, column, KindName(COL_TEXT))));
+	return true;
+}
+
+/*
  * Row-level security that applies to roleid on the table hides rows from
  * it.  Hidden orders would be neither released nor counted, and a hidden
  * product or round would keep an order's stock or shares.
@@ -307,6 +330,9 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	orders_owner = RelOwner(relid);
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
+	app->orders_type = HasTextColumn(relid, schema, "orders", "type");
+	app->orders_payment_method = app->orders_type &&
+		HasTextColumn(relid, schema, "orders", "payment_method");
 
 	relid = FindTable(nsp, schema, "products", false);
 	CheckColumns(relid, schema, "products", products_columns, tz);

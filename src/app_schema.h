@@ -23,6 +23,8 @@ typedef struct AppSchema
 	bool		rounds_updated_tz;
 	bool		notifications;	/* write notifications rows */
 	bool		notifications_tz;	/* notifications.sent_at/created_at */
+	bool		orders_type;	/* orders.type exists: payment windows apply */
+	bool		orders_payment_method;	/* windows per payment method apply */
 } AppSchema;
 
 extern void ReoDiscoverSchema(AppSchema *app, const char *schema,

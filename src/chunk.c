@@ -37,19 +37,23 @@
 static int
 SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 {
-	Datum		values[5];
+	Datum		values[7];
 	SPITupleTable *tt;
 	Candidate  *c;
 	uint64		n;
 	bool		isnull;
 
-	values[0] = TimestampGetDatum(run->cutoff_value);
-	values[1] = TimestampGetDatum(run->after_created);
+	values[0] = run->windowed ? TimestampTzGetDatum(run->reference) :
+		TimestampGetDatum(run->cutoff_value);
+	values[1] = run->windowed ? TimestampTzGetDatum(run->after_deadline) :
+		TimestampGetDatum(run->after_created);
 	values[2] = UUIDPGetDatum(&run->after_id);
 	values[3] = Int32GetDatum(wanted);
 	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
 									(TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
-	n = ReoExecute(STMT_CANDIDATES, values, NULL);
+	values[5] = Int32GetDatum(run->timeout_minutes);
+	values[6] = CStringGetTextDatum(run->naive_time_zone);
+	n = ReoExecute(run->windowed ? STMT_CANDIDATES_W : STMT_CANDIDATES, values, NULL);
 	tt = SPI_tuptable;
 
 	c = palloc0(sizeof(Candidate) * Max(n, 1));
@@ -75,6 +79,9 @@ SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 		/* created_at is never NULL here: it passed "created_at < cutoff". */
 		run->after_created = DatumGetTimestamp(SPI_getbinval(tt->vals[n - 1],
 															 tt->tupdesc, 7, &isnull));
+		if (run->windowed)
+			run->after_deadline = DatumGetTimestampTz(SPI_getbinval(tt->vals[n - 1],
+																	tt->tupdesc, 9, &isnull));
 		Assert(!isnull);
 		memcpy(&run->after_id, DatumGetUUIDP(c[n - 1].values[C_ID]), UUID_LEN);
 	}

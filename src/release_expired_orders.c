@@ -13,31 +13,19 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/xlog.h"
-#include "catalog/pg_extension.h"
-#include "catalog/pg_type.h"
-#include "commands/dbcommands.h"
-#include "executor/spi.h"
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
-#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "app_schema.h"
-#include "run.h"
+#include "job.h"
 #include "settings.h"
-#include "sql.h"
-#include "summary.h"
-#include "util.h"
 
 PG_MODULE_MAGIC;
 
@@ -47,43 +35,6 @@ void
 _PG_init(void)
 {
 	ReoDefineSettings();
-}
-
-/*
- * The library runs only against the SQL objects of its own version: after
- * make install of a new version, a database not yet upgraded gets a clear
- * error instead of statements that fail on a missing column.
- */
-static void
-CheckInstalledVersion(void)
-{
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	char	   *version = NULL;
-
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("release_expired_orders"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
-									 RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			version = text_to_cstring(DatumGetTextPP(d));
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	if (version != NULL && strcmp(version, REO_VERSION) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("release_expired_orders %s is installed in database \"%s\", but the library is version %s",
-						version, get_database_name(MyDatabaseId), REO_VERSION),
-				 errhint("Run ALTER EXTENSION release_expired_orders UPDATE;")));
 }
 
 /* Build the INOUT summary as the one-column record a procedure returns. */
@@ -112,13 +63,6 @@ ArgumentsOrSettings(FunctionCallInfo fcinfo, int *timeout_minutes, int *batch_li
 	ReoCheckArgument("batch_limit", *batch_limit);
 }
 
-/* The cutoff for created_at in its own convention. */
-static int64
-CutoffValue(TimestampTz cutoff, const AppSchema *app)
-{
-	return app->orders_created_tz ? cutoff : ReoWallClock(cutoff, reo_naive_time_zone);
-}
-
 PG_FUNCTION_INFO_V1(release_expired_orders);
 
 /*
@@ -127,94 +71,18 @@ PG_FUNCTION_INFO_V1(release_expired_orders);
 Datum
 release_expired_orders(PG_FUNCTION_ARGS)
 {
-	ReoRun		runbuf = {0};
-	ReoRun	   *run = &runbuf;
-	ReoSummary	summary = {0};
-	char	   *notifications_problem;
-	char	   *json;
+	bool		atomic = true;
+	int			timeout_minutes;
+	int			batch_limit;
+	const char *app_name = GetConfigOption("application_name", true, false);
 
-	run->atomic = true;
 	if (fcinfo->context && IsA(fcinfo->context, CallContext))
-		run->atomic = castNode(CallContext, fcinfo->context)->atomic;
-	CheckInstalledVersion();
-	ArgumentsOrSettings(fcinfo, &run->timeout_minutes, &run->batch_limit);
-	run->chunk_size = reo_chunk_size;
-	run->retry_backoff_s = reo_retry_backoff_s;
-	run->lock_timeout_ms = reo_lock_timeout_ms;
-	run->started = GetCurrentTimestamp();
-	summary.started = run->started;
-	summary.timeout_minutes = run->timeout_minutes;
-
-	if (RecoveryInProgress())
-	{
-		ereport(NOTICE,
-				(errmsg("release_expired_orders skipped: the server is a standby"),
-				 errdetail("A server in recovery cannot release orders."),
-				 errhint("Run the job on the primary.")));
-		summary.outcome = "skipped";
-		summary.message = "skipped: the server is in recovery";
-		PG_RETURN_DATUM(SummaryResult(fcinfo, ReoSummaryJson(&summary, NULL)));
-	}
-
-	/* Every check that can refuse the run happens before any write. */
-	ReoDiscoverSchema(&run->app, reo_app_schema, reo_write_notifications,
-					  &notifications_problem);
-	if (notifications_problem)
-		ereport(WARNING,
-				(errmsg("release_expired_orders does not write the application's notifications: %s",
-						notifications_problem),
-				 errhint("Give the column a default, or set release_expired_orders.write_notifications to off.")));
-	run->write_notifications = run->app.notifications;
-	run->warnings = notifications_problem ?
-		psprintf("notifications skipped: %s", notifications_problem) : NULL;
-
-	/*
-	 * The cutoff is fixed once, from the first transaction's now(): created_at
-	 * without time zone is wall-clock time in naive_time_zone, whatever the
-	 * session's TimeZone.
-	 */
-	run->cutoff = GetCurrentTransactionStartTimestamp() -
-		(TimestampTz) run->timeout_minutes * SECS_PER_MINUTE * USECS_PER_SEC;
-	run->cutoff_value = CutoffValue(run->cutoff, &run->app);
-	run->after_created = DT_NOBEGIN;
-
-	if (SPI_connect_ext(run->atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/* SPI's procedure context survives the commits between chunks. */
-	run->cxt = AllocSetContextCreate(CurrentMemoryContext,
-									 "release_expired_orders run",
-									 ALLOCSET_DEFAULT_SIZES);
-	run->chunk_cxt = AllocSetContextCreate(run->cxt,
-										   "release_expired_orders chunk",
-										   ALLOCSET_DEFAULT_SIZES);
-	run->naive_time_zone = MemoryContextStrdup(run->cxt, reo_naive_time_zone);
-	if (run->warnings)
-		run->warnings = MemoryContextStrdup(run->cxt, run->warnings);
-	MemoryContextSwitchTo(run->cxt);
-	ReoInitErrorList(&run->errors, run->cxt);
-	ReoUseSchema(&run->app);
-
-	summary.outcome = ReoRunExecute(run);
-	summary.run_id = run->run_id;
-	summary.found = run->found;
-	summary.released = run->released;
-	summary.failed = run->failed;
-	summary.vetoed = run->vetoed;
-	summary.elapsed_ms = (GetCurrentTimestamp() - run->started) / 1000;
-	if (run->found == 0)
-		summary.message = "no expired orders to release";
-	else
-		summary.message = psprintf("released " INT64_FORMAT " of " INT64_FORMAT
-								   " expired orders, " INT64_FORMAT " failed%s",
-								   run->released, run->found, run->failed,
-								   run->vetoed > 0 ?
-								   psprintf(", " INT64_FORMAT " vetoed", run->vetoed) : "");
-	json = ReoSummaryJson(&summary, &run->errors);
-	json = strcpy(SPI_palloc(strlen(json) + 1), json);	/* outlives SPI */
-
-	SPI_finish();
-	PG_RETURN_DATUM(SummaryResult(fcinfo, json));
+		atomic = castNode(CallContext, fcinfo->context)->atomic;
+	ArgumentsOrSettings(fcinfo, &timeout_minutes, &batch_limit);
+	PG_RETURN_DATUM(SummaryResult(fcinfo,
+								  ReoReleaseJob(timeout_minutes, batch_limit, atomic,
+												app_name && strcmp(app_name, "pg_cron") == 0 ?
+												"pg_cron" : "call")));
 }
 
 /* A tuplestore for a set-returning function in materialize mode. */
@@ -242,59 +110,48 @@ MaterializedResult(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 	return store;
 }
 
+typedef struct PreviewState
+{
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+	TimestampTz now;
+} PreviewState;
+
+static void
+PreviewRow(const ReoDueOrder *order, void *arg)
+{
+	PreviewState *state = (PreviewState *) arg;
+	Datum		values[10];
+	bool		nulls[10] = {0};
+
+	memcpy(values, order->values, sizeof(order->values));
+	memcpy(nulls, order->nulls, sizeof(order->nulls));
+	values[7] = DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(state->now), values[6]);
+	values[8] = Int32GetDatum(order->window_minutes);
+	values[9] = TimestampTzGetDatum(order->deadline);
+	tuplestore_putvalues(state->store, state->tupdesc, values, nulls);
+}
+
 PG_FUNCTION_INFO_V1(reo_preview);
 
 /*
  * preview(timeout_minutes, batch_limit): the orders the next call would
- * release, oldest first, by the job's own candidate statement without its
- * locks; created_at as timestamptz and the age.
+ * release, oldest deadline first, by the job's own candidate statement
+ * without its locks; created_at as timestamptz, the age, the window that
+ * applies and the deadline.
  */
 Datum
 reo_preview(PG_FUNCTION_ARGS)
 {
 	int			timeout_minutes;
 	int			batch_limit;
-	AppSchema	app;
-	char	   *notifications_problem;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	TupleDesc	tupdesc;
-	Tuplestorestate *store;
-	Datum		args[5];
-	pg_uuid_t	nil = {{0}};
-	SPITupleTable *tt;
-	uint64		n;
+	PreviewState state;
 
 	ArgumentsOrSettings(fcinfo, &timeout_minutes, &batch_limit);
-	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
-	store = MaterializedResult(fcinfo, &tupdesc);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
-	args[0] = TimestampGetDatum(CutoffValue(now - (TimestampTz) timeout_minutes *
-											SECS_PER_MINUTE * USECS_PER_SEC, &app));
-	args[1] = TimestampGetDatum(DT_NOBEGIN);
-	args[2] = UUIDPGetDatum(&nil);
-	args[3] = Int32GetDatum(batch_limit);
-	args[4] = TimestampTzGetDatum(now - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC);
-	n = ReoExecute(STMT_PREVIEW, args, NULL);
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < n; i++)
-	{
-		Datum		values[8];
-		bool		nulls[8];
-		TimestampTz created;
-
-		for (int col = 0; col < 7; col++)
-			values[col] = SPI_getbinval(tt->vals[i], tt->tupdesc, col + 1, &nulls[col]);
-		created = DatumGetTimestampTz(values[6]);
-		if (!app.orders_created_tz)
-			created = ReoFromWallClock(created, reo_naive_time_zone);
-		values[6] = TimestampTzGetDatum(created);
-		values[7] = DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(now), values[6]);
-		nulls[7] = false;
-		tuplestore_putvalues(store, tupdesc, values, nulls);
-	}
-	SPI_finish();
+	state.now = GetCurrentTransactionStartTimestamp();
+	state.store = MaterializedResult(fcinfo, &state.tupdesc);
+	(void) ReoDueOrders(timeout_minutes, batch_limit, state.now,
+						state.now - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC,
+						PreviewRow, &state);
 	return (Datum) 0;
 }

@@ -110,8 +110,11 @@ Commit(ReoRun *run, int level, bool async, volatile bool *in_commit)
 static void
 RunBegin(ReoRun *run)
 {
-	Datum		values[7];
+	Datum		values[9];
+	char		nulls[9];
 	bool		isnull;
+
+	memset(nulls, ' ', sizeof(nulls));
 
 	values[0] = TimestampTzGetDatum(run->started);
 	values[1] = Int32GetDatum(run->timeout_minutes);
@@ -120,7 +123,10 @@ RunBegin(ReoRun *run)
 	values[4] = TimestampTzGetDatum(run->cutoff);
 	values[5] = BoolGetDatum(run->atomic);
 	values[6] = TimestampTzGetDatum(MyStartTimestamp);
-	if (ReoExecute(STMT_RUN_BEGIN, values, NULL) != 1)
+	values[7] = run->windows_json ? CStringGetTextDatum(run->windows_json) : (Datum) 0;
+	nulls[7] = run->windows_json ? ' ' : 'n';
+	values[8] = CStringGetTextDatum(run->scheduler);
+	if (ReoExecute(STMT_RUN_BEGIN, values, nulls) != 1)
 		elog(ERROR, "inserting the run row returned no id");
 	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));

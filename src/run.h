@@ -35,14 +35,24 @@ typedef struct ReoRun
 	AppSchema	app;
 	bool		write_notifications;	/* turned off when they cannot be written */
 	char	   *warnings;		/* for the run row, or NULL */
+	const char *scheduler;		/* "call", "pg_cron" or "worker" */
+
+	/* payment windows, read once at the start */
+	bool		windowed;		/* in force: the windowed statements */
+	char	   *windows_json;	/* those that apply, for the run row */
 
 	/* times */
 	TimestampTz started;
+	TimestampTz reference;		/* the first transaction's now() */
 	TimestampTz cutoff;			/* created_at older than this expires */
 	int64		cutoff_value;	/* cutoff in created_at's convention */
 
-	/* keyset position: the last candidate taken, in created_at's convention */
+	/*
+	 * keyset position: the last candidate taken, in created_at's convention,
+	 * or by its deadline when windows are in force
+	 */
 	int64		after_created;
+	TimestampTz after_deadline;
 	pg_uuid_t	after_id;
 
 	/* results */

@@ -90,7 +90,7 @@ static void
 BuildRunBegin(BuiltStatement *b)
 {
 	Oid			types[] = {TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID,
-	TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID};
+	TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
 
 	appendStringInfoString(&b->sql,
 						   "WITH stale AS ("
@@ -99,9 +99,9 @@ BuildRunBegin(BuiltStatement *b)
 						   " WHERE r.outcome" EQ "'running' AND NOT COALESCE("
 						   REO_SCHEMA ".run_is_alive(r.backend_pid, r.backend_start), false))"
 						   " INSERT INTO " REO_SCHEMA ".runs (started_at, timeout_minutes,"
-						   " batch_limit, chunk_size, cutoff, atomic, backend_start)"
-						   " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id");
-	Args(b, 7, types);
+						   " batch_limit, chunk_size, cutoff, atomic, backend_start, windows, scheduler)"
+						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9) RETURNING id");
+	Args(b, 9, types);
 	b->expected_rc = SPI_OK_INSERT_RETURNING;
 }
 
@@ -159,6 +159,15 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			break;
 		case STMT_PREVIEW:
 			BuildCandidates(b, app, nsp, false);
+			break;
+		case STMT_CANDIDATES_W:
+			BuildWindowedCandidates(b, app, nsp, true);
+			break;
+		case STMT_PREVIEW_W:
+			BuildWindowedCandidates(b, app, nsp, false);
+			break;
+		case STMT_WINDOWS:
+			BuildWindowsInForce(b, app);
 			break;
 		case STMT_RELEASE:
 			BuildRelease(b, app, nsp);

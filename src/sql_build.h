@@ -73,4 +73,9 @@ extern void BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool roun
 extern void BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds);
 extern void BuildRecord(BuiltStatement *b, const AppSchema *app, const char *nsp);
 
+/* sql_windows.c: the candidates when payment windows are in force */
+extern void BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app,
+									const char *nsp, bool lock);
+extern void BuildWindowsInForce(BuiltStatement *b, const AppSchema *app);
+
 #endif							/* REO_SQL_BUILD_H */

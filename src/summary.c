@@ -74,10 +74,13 @@ ReoSummaryJson(const ReoSummary *s, const ReoErrorList *errors)
 					 ", \"failed\": " INT64_FORMAT
 					 ", \"vetoed\": " INT64_FORMAT
 					 ", \"processingTimeMs\": " INT64_FORMAT
-					 ", \"timestamp\": \"%s\", \"timeoutMinutes\": %d, \"runId\": ",
+					 ", \"timestamp\": \"%s\", \"timeoutMinutes\": %d",
 					 s->found, s->released + s->failed + s->vetoed, s->released,
 					 s->failed, s->vetoed, s->elapsed_ms, ReoIsoUtc(s->started),
 					 s->timeout_minutes);
+	if (s->windows)
+		appendStringInfo(&buf, ", \"windows\": %s", s->windows);
+	appendStringInfoString(&buf, ", \"runId\": ");
 	if (s->run_id > 0)
 		appendStringInfo(&buf, INT64_FORMAT, s->run_id);
 	else

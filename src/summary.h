@@ -34,6 +34,7 @@ typedef struct ReoSummary
 	int64		elapsed_ms;
 	TimestampTz started;
 	int			timeout_minutes;
+	const char *windows;		/* JSON array of the payment windows, or NULL */
 } ReoSummary;
 
 extern void ReoInitErrorList(ReoErrorList *list, MemoryContext cxt);

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * job.h
+ *	  A release as a whole, for whoever asks for one (the procedure, the
+ *	  deadline worker), and the orders that are or will be due.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REO_JOB_H
+#define REO_JOB_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+/* An order that is, or will be, due; values as the candidate columns. */
+typedef struct ReoDueOrder
+{
+	Datum		values[7];		/* id ... quantity, created_at (timestamptz) */
+	bool		nulls[7];
+	int			window_minutes;
+	TimestampTz deadline;
+} ReoDueOrder;
+
+typedef void (*ReoDueFn) (const ReoDueOrder *order, void *arg);
+
+extern char *ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
+						   const char *scheduler);
+extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
+						   TimestampTz backoff_since, ReoDueFn fn, void *arg);
+extern bool ReoNextDeadline(int timeout_minutes, bool all, TimestampTz *deadline);
+extern int	ReoShortestWindow(int timeout_minutes);
+
+#endif							/* REO_JOB_H */

@@ -1,0 +1,174 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql_windows.c
+ *	  The candidate statement when payment windows are in force: each
+ *	  order's deadline is created_at plus the window of its type and
+ *	  payment method, and candidates come oldest deadline first.
+ *
+ * The scan stays index-driven: the distinct order types among pending
+ * orders are found by a skip scan (one index probe per type with an index
+ * on (type, created_at, id) for pending orders), and within a type of one
+ * window the deadline order is the created_at order, so each type is an
+ * index range that stops at its own cutoff and its LIMIT.  An order type a
+ * window says never expires is not scanned at all.  A payment method's
+ * window is a kind of its own (type and method); the rest of that type
+ * keeps the type's window.  The kinds' candidates are merged by deadline,
+ * and only the chosen ones are locked.
+ *
+ * Parameters: $1 the run's now (infinity for "the next deadline"), $2 and
+ * $3 the keyset position (deadline, id), $4 the limit, $5 the start of the
+ * retry backoff, $6 the window of an order no row matches, $7 the zone of
+ * created_at without time zone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+
+#include "sql_build.h"
+
+#define PENDING(o) " " o ".status" EQ "'pending' AND " o ".payment_status" EQ "'pending'" \
+	" AND " o ".fulfillment_status" EQ "'pending'"
+#define MINUTES(w) "pg_catalog.make_interval(mins => " w ")"
+
+/*
+ * A time expression converted between absolute time and created_at's
+ * convention; "AT TIME ZONE" goes either way.
+ */
+static const char *
+Conv(const AppSchema *app, const char *expr)
+{
+	if (app->orders_created_tz)
+		return expr;
+	return psprintf("(%s AT TIME ZONE $7)", expr);
+}
+
+/*
+ * The kinds: one per pending order type (its any-method window, else $6),
+ * one per window of a type and payment method, and one for orders without
+ * a type.  excluded lists the methods that have windows of their own.
+ */
+static void
+AppendKinds(BuiltStatement *b, const AppSchema *app, const char *nsp)
+{
+	appendStringInfo(&b->sql,
+					 "WITH RECURSIVE types (type) AS ("
+					 " (SELECT o.type FROM %s.orders o WHERE" PENDING("o")
+					 " AND o.type IS NOT NULL ORDER BY o.type LIMIT 1)"
+					 " UNION ALL"
+					 " SELECT (SELECT o.type FROM %s.orders o WHERE" PENDING("o")
+					 " AND o.type" GT "t.type ORDER BY o.type LIMIT 1)"
+					 " FROM types t WHERE t.type IS NOT NULL),"
+					 " kinds (type, method, excluded, minutes) AS ("
+					 " SELECT t.type::pg_catalog.text, NULL::pg_catalog.text, %s,"
+					 " CASE WHEN a.order_type IS NULL THEN $6 ELSE a.timeout_minutes END"
+					 " FROM types t LEFT JOIN " REO_SCHEMA ".payment_windows a"
+					 " ON a.order_type" EQ "t.type AND a.payment_method IS NULL"
+					 " WHERE t.type IS NOT NULL",
+					 nsp, nsp,
+					 app->orders_payment_method ?
+					 "(SELECT pg_catalog.array_agg(m.payment_method) FROM "
+					 REO_SCHEMA ".payment_windows m WHERE m.order_type" EQ "t.type"
+					 " AND m.payment_method IS NOT NULL)" : "NULL::pg_catalog.text[]");
+	if (app->orders_payment_method)
+		appendStringInfoString(&b->sql,
+							   " UNION ALL SELECT m.order_type, m.payment_method, NULL,"
+							   " m.timeout_minutes FROM " REO_SCHEMA ".payment_windows m"
+							   " WHERE m.payment_method IS NOT NULL");
+	appendStringInfoString(&b->sql, "),");
+}
+
+/* One kind's candidates, oldest first, up to the limit. */
+static void
+AppendPerKind(BuiltStatement *b, const AppSchema *app, const char *nsp)
+{
+	const char *deadline = psprintf("%s" PLUS MINUTES("k.minutes"), Conv(app, "o.created_at"));
+
+	appendStringInfo(&b->sql,
+					 " due AS (SELECT c.* FROM kinds k CROSS JOIN LATERAL ("
+					 " SELECT o.id, k.minutes, %s AS deadline FROM %s.orders o"
+					 " WHERE o.type" EQ "k.type AND" PENDING("o"),
+					 deadline, nsp);
+	if (app->orders_payment_method)
+		appendStringInfoString(&b->sql,
+							   " AND (k.method IS NULL OR o.payment_method" EQ "k.method)"
+							   " AND (k.excluded IS NULL OR o.payment_method IS NULL"
+							   " OR o.payment_method" NE "ALL (k.excluded))");
+	appendStringInfo(&b->sql,
+					 " AND o.created_at" LT "%s"
+					 " AND (o.created_at, o.id)" GT "(%s, $3)"
+					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
+					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
+					 " ORDER BY o.created_at, o.id LIMIT $4) c",
+					 Conv(app, "($1" MINUS MINUTES("k.minutes") ")"),
+					 Conv(app, "($2" MINUS MINUTES("k.minutes") ")"));
+
+	/* Orders without a type have the default window. */
+	appendStringInfo(&b->sql,
+					 " UNION ALL (SELECT o.id, $6, %s" PLUS MINUTES("$6") " FROM %s.orders o"
+					 " WHERE o.type IS NULL AND" PENDING("o")
+					 " AND o.created_at" LT "%s AND (o.created_at, o.id)" GT "(%s, $3)"
+					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
+					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
+					 " ORDER BY o.created_at, o.id LIMIT $4)),",
+					 Conv(app, "o.created_at"), nsp,
+					 Conv(app, "($1" MINUS MINUTES("$6") ")"),
+					 Conv(app, "($2" MINUS MINUTES("$6") ")"));
+}
+
+/*
+ * The windowed candidate statement; with lock, the chosen orders are
+ * locked, skipping those another transaction holds, and checked again
+ * under the lock.  Columns: those of the plain statement, then the
+ * window in minutes and the deadline.
+ */
+void
+BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool lock)
+{
+	Oid			types[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID, INT4OID,
+	TIMESTAMPTZOID, INT4OID, TEXTOID};
+
+	AppendKinds(b, app, nsp);
+	AppendPerKind(b, app, nsp);
+	appendStringInfo(&b->sql,
+					 " picked AS (SELECT d.id, d.minutes, d.deadline FROM due d"
+					 " ORDER BY d.deadline, d.id LIMIT $4)"
+					 " SELECT o.id, o.order_number, o.user_id, o.product_id,"
+					 " o.round_id, o.quantity, o.created_at, p.minutes, p.deadline"
+					 " FROM picked p JOIN %s.orders o ON o.id" EQ "p.id"
+					 " WHERE" PENDING("o")
+					 " ORDER BY p.deadline, p.id%s",
+					 nsp, lock ? " FOR UPDATE OF o SKIP LOCKED" : "");
+	Args(b, 7, types);
+	b->expected_rc = SPI_OK_SELECT;
+	/* as the plain statement: the planner walks each range from its bounds */
+	b->custom_plan = true;
+}
+
+/*
+ * The windows in force and those that cannot apply: every row when orders
+ * has no type column, a method's row when it has no payment_method column.
+ * Columns: whether any applies, the ignored rows as text, the shortest
+ * window that applies, and those that apply as JSON (for the run row).
+ */
+void
+BuildWindowsInForce(BuiltStatement *b, const AppSchema *app)
+{
+	const char *ignored = !app->orders_type ? "true" :
+		!app->orders_payment_method ? "w.payment_method IS NOT NULL" : "false";
+
+	appendStringInfo(&b->sql,
+					 "SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s))" GT "0,"
+					 " pg_catalog.string_agg(pg_catalog.format('(%%L, %%L)', w.order_type,"
+					 " w.payment_method), ', ' ORDER BY w.order_type, w.payment_method)"
+					 " FILTER (WHERE %s),"
+					 " pg_catalog.min(w.timeout_minutes) FILTER (WHERE NOT (%s)),"
+					 " pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('order_type', w.order_type,"
+					 " 'payment_method', w.payment_method, 'timeout_minutes', w.timeout_minutes)"
+					 " ORDER BY w.order_type, w.payment_method) FILTER (WHERE NOT (%s))::pg_catalog.text"
+					 " FROM " REO_SCHEMA ".payment_windows w",
+					 ignored, ignored, ignored, ignored);
+	b->expected_rc = SPI_OK_SELECT;
+}
