@@ -744,6 +744,8 @@ DECLARE
 	oldest timestamptz;
 	window_iv interval;
 	window_text text;
+	key_cols text;
+	lead name[];
 BEGIN
 	-- Consecutive failed runs, newest first: failed and interrupted runs,
 	-- and runs still marked running whose backend is gone.
@@ -995,8 +997,13 @@ BEGIN
 	-- (status, created_at) index is not one: a paid order keeps status
 	-- 'pending'.  The regular expressions are E'' strings: health() parses
 	-- them in the caller's session, whatever standard_conforming_strings says.
+	-- With payment windows in force the scan goes type by type, so the
+	-- index leads with type: (type, created_at, id).
 	"check" := 'candidate_index';
 	BEGIN
+		lead := CASE WHEN EXISTS (SELECT FROM release_expired_orders.payment_windows)
+					 THEN '{type,created_at}'::name[] ELSE '{created_at}'::name[] END;
+		key_cols := pg_catalog.array_to_string(lead, ', ') || ', id';
 		SELECT c.oid, c.relkind = 'p' INTO orders_rel, partitioned
 		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
 		WHERE s.nspname = app AND c.relname = 'orders' AND c.relkind IN ('r', 'p');
@@ -1004,8 +1011,8 @@ BEGIN
 			RAISE EXCEPTION 'relation "%.orders" does not exist', app;
 		END IF;
 		IF NOT partitioned THEN
-			ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
-				app);
+			ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (%s) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+				app, key_cols);
 		ELSE
 			-- CREATE INDEX CONCURRENTLY is refused on a partitioned table: an
 			-- index on each partitioned table of the tree alone (ON ONLY,
@@ -1025,13 +1032,13 @@ BEGIN
 			SELECT pg_catalog.string_agg(x.stmt, '; ' ORDER BY x.step, x.level, x.tbl) INTO ddl
 			FROM (
 				SELECT 1 AS step, t.level, t.tbl,
-					   pg_catalog.format('CREATE INDEX %I ON ONLY %s (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
-						   t.idx, t.tbl) AS stmt
+					   pg_catalog.format('CREATE INDEX %I ON ONLY %s (%s) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl, key_cols) AS stmt
 				FROM tree t WHERE NOT t.isleaf
 				UNION ALL
 				SELECT 2, t.level, t.tbl,
-					   pg_catalog.format('CREATE INDEX CONCURRENTLY %I ON %s (created_at, id) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
-						   t.idx, t.tbl)
+					   pg_catalog.format('CREATE INDEX CONCURRENTLY %I ON %s (%s) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl, key_cols)
 				FROM tree t WHERE t.isleaf
 				UNION ALL
 				SELECT 3, -t.level, t.tbl,
@@ -1051,16 +1058,18 @@ BEGIN
 			WHERE k.pos <= i.indnkeyatts) k
 		CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS pred) p
 		WHERE i.indrelid = orders_rel AND am.amname = 'btree'
-		  AND ((k.cols[1] = 'created_at'
+		  AND ((k.cols[1:pg_catalog.cardinality(lead)] = lead
 				AND p.pred ~ E'\\mstatus\\M\\)?(::[a-z ]+)? = ''pending'''
 				AND p.pred ~ E'\\mpayment_status\\M\\)?(::[a-z ]+)? = ''pending'''
 				AND p.pred ~ E'\\mfulfillment_status\\M\\)?(::[a-z ]+)? = ''pending''')
 			   OR (k.cols[1:3] @> '{status,payment_status,fulfillment_status}'::name[]
-				   AND k.cols[4] = 'created_at'))
+				   AND k.cols[4:3 + pg_catalog.cardinality(lead)] = lead))
 		ORDER BY i.indisvalid AND i.indisready DESC, ic.relname LIMIT 1;
 		IF NOT FOUND THEN
 			status := 'warning';
-			detail := pg_catalog.format('no index lets the candidate scan skip paid orders, so every run reads all old orders; create one: %s',
+			detail := pg_catalog.format('no index lets the candidate scan skip paid orders%s, so every run reads all old orders; create one: %s',
+				CASE WHEN pg_catalog.cardinality(lead) > 1
+					 THEN ' and go type by type, as it does with payment windows' ELSE '' END,
 				ddl);
 		ELSIF NOT rec.usable AND partitioned THEN
 			status := 'warning';

@@ -66,22 +66,11 @@ static const ColumnRule notifications_columns[] = {
 	{"created_at", COL_TIMESTAMP}, {NULL}
 };
 
-static const char *
-KindName(ColumnKind kind)
-{
-	switch (kind)
-	{
-		case COL_UUID:
-			return "uuid";
-		case COL_TEXT:
-			return "varchar or text";
-		case COL_INT4:
-			return "integer";
-		case COL_TIMESTAMP:
-			return "timestamp or timestamptz";
-	}
-	return "?";
-}
+static const char *const kind_names[] = {
+	"uuid", "varchar or text", "integer", "timestamp or timestamptz"
+};
+
+#define KindName(kind) (kind_names[(kind)])
 
 static bool
 KindAccepts(ColumnKind kind, Oid type)
@@ -202,26 +191,15 @@ CheckColumns(Oid relid, const char *schema, const char *table,
 	}
 }
 
-/*
- * Whether an optional text column exists; one of another type is an error
- * naming it, since the windows that need it would silently never apply.
- */
+/* Whether an optional column exists; one of the wrong type is an error. */
 static bool
-HasTextColumn(Oid relid, const char *schema, const char *table, const char *column)
+HasColumn(Oid relid, const char *schema, const char *table, const char *column)
 {
-	AttrNumber	attnum = get_attnum(relid, column);
-	Oid			type;
+	ColumnRule	rules[] = {{column, COL_TEXT}, {NULL}};
 
-	if (attnum == InvalidAttrNumber)
+	if (get_attnum(relid, column) == InvalidAttrNumber)
 		return false;
-	type = get_atttype(relid, attnum);
-	if (!KindAccepts(COL_TEXT, type))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of relation \"%s.%s\" has type %s",
-						column, schema, table, format_type_be(type)),
-				 errhint("release_expired_orders matches payment windows on %s.%s of type %s.",
-						 table, column, KindName(COL_TEXT))));
+	CheckColumns(relid, schema, table, rules, NULL);
 	return true;
 }
 
@@ -330,9 +308,9 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	orders_owner = RelOwner(relid);
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
-	app->orders_type = HasTextColumn(relid, schema, "orders", "type");
+	app->orders_type = HasColumn(relid, schema, "orders", "type");
 	app->orders_payment_method = app->orders_type &&
-		HasTextColumn(relid, schema, "orders", "payment_method");
+		HasColumn(relid, schema, "orders", "payment_method");
 
 	relid = FindTable(nsp, schema, "products", false);
 	CheckColumns(relid, schema, "products", products_columns, tz);
