@@ -165,5 +165,6 @@ CALL release_expired_orders() \gset
 SELECT :'summary'::jsonb #>> '{summary,successful}' AS released,
 	   :'summary'::jsonb #> '{summary,windows}' AS summary_windows;
 
+DROP FUNCTION pg_temp.rows_read();
 DROP SCHEMA windows_app CASCADE;
 DROP EXTENSION release_expired_orders;

@@ -61,6 +61,10 @@ COMMENT ON TABLE release_expired_orders.payment_windows IS
 
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.payment_windows', '');
 
+-- Every role that runs the job reads them (the schema's USAGE still decides
+-- who reaches them); only the owner changes them.
+GRANT SELECT ON release_expired_orders.payment_windows TO PUBLIC;
+
 CREATE OR REPLACE PROCEDURE release_expired_orders(
 	timeout_minutes integer DEFAULT NULL,
 	batch_limit integer DEFAULT NULL,
@@ -718,6 +722,51 @@ GROUP BY p.period, p.period_start;
 
 COMMENT ON VIEW release_expired_orders.stats IS
 	'Runs per hour and per day: runs, failed runs, orders found, released and failed, avg/p95/max duration in ms';
+
+-- The earliest deadline of any order still pending, by the job's own
+-- candidate statement (orders waiting out the retry backoff included).
+CREATE OR REPLACE FUNCTION release_expired_orders.oldest_deadline()
+RETURNS timestamptz LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_oldest_deadline';
+
+COMMENT ON FUNCTION release_expired_orders.oldest_deadline() IS
+	'The earliest deadline (created_at plus its payment window) of any order still pending, or NULL';
+
+-- Numbers for dashboards (SPEC 14): one row per metric, with its
+-- Prometheus type and help, for sql_exporter or postgres_exporter's custom
+-- queries.  oldest_overdue_seconds is the one to alert on.  Totals are over
+-- the history kept (history_retention).  It reads the run rows and one
+-- index probe per order type, so it is cheap enough to scrape every 15 s.
+CREATE OR REPLACE VIEW release_expired_orders.metrics AS
+WITH totals AS (
+	SELECT pg_catalog.count(*) AS runs,
+		   pg_catalog.count(*) FILTER (WHERE r.outcome IN ('failed', 'interrupted')) AS failed_runs,
+		   COALESCE(pg_catalog.sum(r.released), 0) AS released,
+		   COALESCE(pg_catalog.sum(r.failed), 0) AS failed,
+		   COALESCE(pg_catalog.sum(r.vetoed), 0) AS vetoed,
+		   pg_catalog.max(r.ended_at) FILTER (WHERE r.outcome IN ('success', 'partial')) AS last_success
+	FROM release_expired_orders.runs r),
+last_run AS (
+	SELECT (SELECT r.duration_ms FROM release_expired_orders.runs r
+			WHERE r.outcome <> 'running' ORDER BY r.id DESC LIMIT 1) AS duration_ms),
+due AS (SELECT release_expired_orders.oldest_deadline() AS oldest)
+SELECT m.metric, m.value, m.type, m.help
+FROM totals t, last_run l, due d
+CROSS JOIN LATERAL (VALUES
+	('oldest_overdue_seconds',
+	 COALESCE(GREATEST(0, pg_catalog.date_part('epoch', pg_catalog.now() - d.oldest)), 0),
+	 'gauge', 'How long the oldest order still pending is past its deadline (0: none is overdue)'),
+	('seconds_since_last_success', pg_catalog.date_part('epoch', pg_catalog.now() - t.last_success),
+	 'gauge', 'Seconds since the last run that finished (success or partial); NULL: none kept'),
+	('released_total', t.released::double precision, 'counter', 'Orders released by the runs kept'),
+	('failed_total', t.failed::double precision, 'counter', 'Orders that failed to be released, by the runs kept'),
+	('vetoed_total', t.vetoed::double precision, 'counter', 'Orders the application vetoed, by the runs kept'),
+	('runs_total', t.runs::double precision, 'counter', 'Runs kept'),
+	('failed_runs_total', t.failed_runs::double precision, 'counter', 'Runs kept that failed or were interrupted'),
+	('last_run_duration_seconds', l.duration_ms / 1000, 'gauge', 'Duration of the last finished run')
+) m (metric, value, type, help);
+
+COMMENT ON VIEW release_expired_orders.metrics IS
+	'One row per metric (value, Prometheus type, help) for dashboards; alert on oldest_overdue_seconds';
 
 -- One row per check of SPEC 10, each ok, warning or critical.  A check
 -- that cannot run (a missing table, a missing privilege) says so as

@@ -33,7 +33,8 @@ GRANT SELECT ON app_state TO PUBLIC;
 
 -- 1. The catalog: no routine of the extension that can write (every
 -- volatile one) is executable by PUBLIC, the extension's schema grants
--- PUBLIC nothing, and no table of the extension is writable by PUBLIC.
+-- PUBLIC nothing, and no table of the extension is writable by PUBLIC
+-- (PUBLIC reads one: payment_windows, which every role running the job needs).
 SELECT p.oid::regprocedure AS public_executes_volatile_routine
 FROM pg_depend d
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'release_expired_orders'

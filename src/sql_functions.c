@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "app_schema.h"
+#include "job.h"
 #include "settings.h"
 #include "sql.h"
 #include "util.h"
@@ -198,4 +199,22 @@ reo_audit_guard(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
+}
+
+PG_FUNCTION_INFO_V1(reo_oldest_deadline);
+
+/*
+ * oldest_deadline(): the earliest deadline of any order still pending,
+ * those waiting out the retry backoff included, or NULL; by the job's own
+ * candidate statement, so that it reads what a run reads.
+ */
+Datum
+reo_oldest_deadline(PG_FUNCTION_ARGS)
+{
+	TimestampTz deadline;
+
+	ReoCheckSettings();
+	if (!ReoNextDeadline(reo_timeout_minutes, true, &deadline))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(deadline);
 }
