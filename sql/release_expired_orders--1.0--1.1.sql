@@ -69,7 +69,7 @@ CREATE OR REPLACE PROCEDURE release_expired_orders(
 	timeout_minutes integer DEFAULT NULL,
 	batch_limit integer DEFAULT NULL,
 	INOUT summary jsonb DEFAULT NULL)
-LANGUAGE C AS 'MODULE_PATHNAME', 'release_expired_orders';
+LANGUAGE C AS 'MODULE_PATHNAME', 'reo_release_v1_1';
 
 COMMENT ON PROCEDURE release_expired_orders(integer, integer, jsonb) IS
 	'Release orders unpaid for timeout_minutes: at most batch_limit, oldest first';

@@ -73,10 +73,17 @@ INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number,
 	product_id, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta)
 VALUES (1, '00000000-0000-0000-0000-000000000001', 'U-1', 2,
 		'00000000-0000-0000-0000-0000000000a1', 'released', 'pending', 'pending', 'pending', 2);
+SELECT prosrc AS symbol_1_0 FROM pg_proc
+ WHERE oid = 'public.release_expired_orders(integer, integer, jsonb)'::regprocedure;
 SET client_min_messages = error;
 ALTER EXTENSION release_expired_orders UPDATE TO '1.1';
 RESET client_min_messages;
 SELECT extversion FROM pg_extension WHERE extname = 'release_expired_orders';
+-- The 1.1 procedure names a C symbol the 1.0 library does not have, so a
+-- session that still runs the 1.0 library after the update gets "could not
+-- find function" instead of a release that ignores payment windows.
+SELECT prosrc AS symbol_1_1 FROM pg_proc
+ WHERE oid = 'public.release_expired_orders(integer, integer, jsonb)'::regprocedure;
 -- The history is kept, and undo of a release made by 1.0 works.
 SELECT count(*) AS runs FROM release_expired_orders.runs;
 SELECT order_number, outcome, stock_delta FROM release_expired_orders.order_events;

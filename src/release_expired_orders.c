@@ -63,13 +63,11 @@ ArgumentsOrSettings(FunctionCallInfo fcinfo, int *timeout_minutes, int *batch_li
 	ReoCheckArgument("batch_limit", *batch_limit);
 }
 
-PG_FUNCTION_INFO_V1(release_expired_orders);
-
 /*
  * CALL release_expired_orders(timeout_minutes, batch_limit, INOUT summary)
  */
-Datum
-release_expired_orders(PG_FUNCTION_ARGS)
+static Datum
+ReleaseExpiredOrders(FunctionCallInfo fcinfo)
 {
 	bool		atomic = true;
 	int			timeout_minutes;
@@ -83,6 +81,31 @@ release_expired_orders(PG_FUNCTION_ARGS)
 								  ReoReleaseJob(timeout_minutes, batch_limit, atomic,
 												app_name && strcmp(app_name, "pg_cron") == 0 ?
 												"pg_cron" : "call")));
+}
+
+/*
+ * The 1.1 procedure's symbol.  It differs from 1.0's so that a session
+ * still running the 1.0 library after ALTER EXTENSION UPDATE gets "could
+ * not find function" instead of a release that ignores payment windows.
+ */
+PG_FUNCTION_INFO_V1(reo_release_v1_1);
+
+Datum
+reo_release_v1_1(PG_FUNCTION_ARGS)
+{
+	return ReleaseExpiredOrders(fcinfo);
+}
+
+/*
+ * 1.0's symbol: a database whose SQL objects are still 1.0 reaches the
+ * version check (an error that says to run ALTER EXTENSION UPDATE).
+ */
+PG_FUNCTION_INFO_V1(release_expired_orders);
+
+Datum
+release_expired_orders(PG_FUNCTION_ARGS)
+{
+	return ReleaseExpiredOrders(fcinfo);
 }
 
 /* A tuplestore for a set-returning function in materialize mode. */
