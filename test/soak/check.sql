@@ -13,6 +13,17 @@ SELECT 'rounds: sold_shares = greatest(0, initial + quantity of non-expired orde
   LEFT JOIN (SELECT round_id, sum(quantity) AS qty FROM orders
               WHERE status <> 'expired' GROUP BY round_id) x ON x.round_id = s.round_id
 UNION ALL
+SELECT 'payment windows: no order released before its deadline (direct buys 29 min, others 30)',
+	count(*),
+	count(*) FILTER (WHERE e.created_at < (o.created_at AT TIME ZONE 'UTC')
+	                   + CASE o.type WHEN 'direct_buy' THEN interval '29 minutes' ELSE interval '30 minutes' END)
+  FROM orders o JOIN release_expired_orders.order_events e ON e.order_id = o.id AND e.outcome = 'released'
+UNION ALL
+SELECT 'payment windows: direct buys released before the 30 minutes of the CALL (the window applied)',
+	count(*), CASE WHEN count(*) = 0 THEN 1 ELSE 0 END
+  FROM orders o JOIN release_expired_orders.order_events e ON e.order_id = o.id AND e.outcome = 'released'
+ WHERE o.type = 'direct_buy' AND e.created_at < (o.created_at AT TIME ZONE 'UTC') + interval '30 minutes'
+UNION ALL
 SELECT 'orders: never both paid and expired', count(*),
 	count(*) FILTER (WHERE payment_status = 'paid' AND status = 'expired')
   FROM orders
