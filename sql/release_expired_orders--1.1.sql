@@ -581,6 +581,27 @@ LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_preview';
 COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
 	'Dry run: the orders the next CALL release_expired_orders() would release, oldest deadline first, with their age, window and deadline; no locks, no writes';
 
+-- The deadline worker (README, The deadline worker): its state, one row
+-- when the library is in shared_preload_libraries and
+-- release_expired_orders.worker_database is set (pid NULL: not running),
+-- none otherwise.  Read-only: executable by whoever may use the schema.
+CREATE FUNCTION release_expired_orders.worker_status()
+RETURNS TABLE (pid integer, database name, role name, started_at timestamptz,
+			   last_wake timestamptz, next_wake timestamptz, last_lag_ms double precision,
+			   last_error text, last_error_at timestamptz)
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'reo_worker_status';
+COMMENT ON FUNCTION release_expired_orders.worker_status() IS
+	'The deadline worker: pid (NULL: not running), database, role, start, last and next wake, lag of the last wake for a deadline, last error';
+
+-- Make the worker look for the next deadline now, for an application that
+-- just placed an order with a window shorter than the worker's sleep.
+-- false when no worker runs.  Not executable by PUBLIC: grant it to the
+-- application's role (each call costs the worker a look).
+CREATE FUNCTION release_expired_orders.wake_worker()
+RETURNS boolean LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'reo_wake_worker';
+COMMENT ON FUNCTION release_expired_orders.wake_worker() IS
+	'Wake the deadline worker so that it looks for the next deadline now; false when no worker runs';
+
 -- Undo one release made by the procedure, from its audit row: the order
 -- gets back the statuses it had, the stock returned is taken again and the
 -- shares given back are counted again, or nothing changes and an error
@@ -1242,10 +1263,57 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+
+	-- The deadline worker, when release_expired_orders.worker_database names
+	-- this database: running, waking when it meant to (its next_wake not
+	-- passed by more than a minute), on time (lag of its last wake for a
+	-- deadline under a second), and its last step not failed.
+	"check" := 'worker';
+	BEGIN
+		names := release_expired_orders.setting('worker_database');
+		SELECT w.* INTO rec FROM release_expired_orders.worker_status() w;
+		IF names IS DISTINCT FROM pg_catalog.current_database() THEN
+			status := 'ok';
+			detail := CASE WHEN names = '' THEN 'no deadline worker configured (release_expired_orders.worker_database is empty): runs are scheduled by pg_cron or by hand'
+					  ELSE pg_catalog.format('not configured for this database: the deadline worker serves database %I', names) END;
+		ELSIF NOT FOUND THEN
+			status := 'critical';
+			detail := 'release_expired_orders.worker_database names this database, but release_expired_orders is not in shared_preload_libraries: no worker runs; add it and restart the server';
+		ELSIF pg_catalog.pg_is_in_recovery() THEN
+			status := 'ok';
+			detail := 'the server is a standby: the deadline worker starts when it is promoted';
+		ELSIF rec.pid IS NULL THEN
+			status := 'critical';
+			detail := 'the deadline worker is not running'
+				|| coalesce(pg_catalog.format(' (last error at %s: %s)', rec.last_error_at, rec.last_error), '')
+				|| '; see the server log (a worker is registered at server start only: restart the server after setting worker_database)';
+		ELSIF rec.next_wake < pg_catalog.now() - interval '1 minute' THEN
+			status := 'warning';
+			detail := pg_catalog.format('the deadline worker (pid %s) should have woken at %s and has not: is it stuck?',
+				rec.pid, rec.next_wake);
+		ELSIF rec.last_lag_ms > 1000 THEN
+			status := 'warning';
+			detail := pg_catalog.format('the deadline worker (pid %s) woke %s ms after the deadline it slept for, more than 1000 ms: is the server overloaded?',
+				rec.pid, pg_catalog.round(rec.last_lag_ms::numeric));
+		ELSIF rec.last_error_at >= rec.last_wake THEN
+			status := 'warning';
+			detail := pg_catalog.format('the deadline worker (pid %s) failed at %s and tries again: %s',
+				rec.pid, rec.last_error_at, rec.last_error);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the deadline worker (pid %s, as role %s) runs; next wake %s%s', rec.pid, rec.role,
+				coalesce(rec.next_wake::text, 'now'),
+				coalesce(pg_catalog.format(', last lag %s ms', pg_catalog.round(rec.last_lag_ms::numeric, 1)), ''));
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.health() IS
-	'One row per check (consecutive failed runs, poison orders, notifications, slow run, last success, backlog, pg_cron job, candidate index, row-level security): ok, warning or critical';
+	'One row per check (consecutive failed runs, poison orders, notifications, slow run, last success, backlog, pg_cron job, candidate index, row-level security, deadline worker): ok, warning or critical';
 
 ----------------------------------------------------------------------------
 -- Privileges
@@ -1256,6 +1324,7 @@ REVOKE ALL ON FUNCTION release_expired_orders.schedule(text, integer, integer) F
 REVOKE ALL ON FUNCTION release_expired_orders.unschedule() FROM PUBLIC;
 REVOKE ALL ON FUNCTION release_expired_orders.purge_history(interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION release_expired_orders.restore_order(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION release_expired_orders.wake_worker() FROM PUBLIC;
 -- Nor is any SECURITY DEFINER function: job_status() shows the pg_cron job
 -- (its command, role and last message) to roles that pg_cron would not
 -- show it to; grant it to the roles that call health() or schedule().

@@ -47,10 +47,12 @@ typedef struct Windows
 /*
  * The library runs only against the SQL objects of its own version: after
  * make install of a new version, a database not yet upgraded gets a clear
- * error instead of statements that fail on a missing column.
+ * error instead of statements that fail on a missing column.  A database
+ * without the extension (only the deadline worker can get here then) gets
+ * one too.
  */
-static void
-CheckInstalledVersion(void)
+void
+ReoCheckInstalledVersion(void)
 {
 	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -73,7 +75,13 @@ CheckInstalledVersion(void)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (version != NULL && strcmp(version, REO_VERSION) != 0)
+	if (version == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"release_expired_orders\" is not installed in database \"%s\"",
+						get_database_name(MyDatabaseId)),
+				 errhint("Run CREATE EXTENSION release_expired_orders; in that database.")));
+	if (strcmp(version, REO_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("release_expired_orders %s is installed in database \"%s\", but the library is version %s",
@@ -146,7 +154,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	char	   *notifications_problem;
 	char	   *json;
 
-	CheckInstalledVersion();
+	ReoCheckInstalledVersion();
 	run->atomic = atomic;
 	run->timeout_minutes = timeout_minutes;
 	run->batch_limit = batch_limit;

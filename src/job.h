@@ -24,6 +24,7 @@ typedef struct ReoDueOrder
 
 typedef void (*ReoDueFn) (const ReoDueOrder *order, void *arg);
 
+extern void ReoCheckInstalledVersion(void);
 extern char *ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
 						   const char *scheduler);
 extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,

@@ -26,6 +26,7 @@
 
 #include "job.h"
 #include "settings.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,6 +35,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* First: ReoDefineSettings() reserves the prefix for defined names only. */
+	ReoWorkerInit();
 	ReoDefineSettings();
 }
 

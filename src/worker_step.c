@@ -1,0 +1,194 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_step.c
+ *	  One step of the deadline worker, in a transaction as its role: the
+ *	  earliest deadlines, a run when something is due, and when to look
+ *	  again.
+ *
+ * Asleep, the worker waits for the earliest deadline, and never longer
+ * than the shortest payment window from its look (no order placed after
+ * the look can be due sooner) or, while orders wait out the retry
+ * backoff, than the backoff.  After a run that used up batch_limit it
+ * looks again at once.  Orders still due after a run (a payment holds
+ * them) are tried again after a delay that doubles from 1 s to 60 s, but
+ * an order that falls due in the meantime is released at its deadline.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "tcop/pquery.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/portal.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "job.h"
+#include "settings.h"
+#include "worker_step.h"
+
+#define STUCK_FIRST_MS 1000
+#define STUCK_MAX_MS 60000
+#define LOOK_AHEAD 100			/* deadlines read to find one past stuck orders */
+
+/* summary.successful of a run's summary: did it use up batch_limit? */
+static int64
+Released(const char *json)
+{
+	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	JsonbValue	summary;
+	JsonbValue	n;
+
+	if (getKeyJsonValueFromContainer(&jb->root, "summary", 7, &summary) == NULL ||
+		summary.type != jbvBinary ||
+		getKeyJsonValueFromContainer(summary.val.binary.data, "successful", 10, &n) == NULL ||
+		n.type != jbvNumeric)
+		elog(ERROR, "the run's summary has no summary.successful: %s", json);
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n.val.numeric)));
+}
+
+typedef struct FirstFrom
+{
+	TimestampTz since;
+	TimestampTz found;
+} FirstFrom;
+
+static void
+KeepFirstFrom(const ReoDueOrder *order, void *arg)
+{
+	FirstFrom  *f = (FirstFrom *) arg;
+
+	if (order->deadline >= f->since && order->deadline < f->found)
+		f->found = order->deadline;
+}
+
+/*
+ * The earliest deadline at or after since, among the first LOOK_AHEAD
+ * pending orders; DT_NOEND if none.  What the orders a run could not take
+ * (a payment holds them) must not delay.
+ */
+static TimestampTz
+FirstDeadlineFrom(int timeout_minutes, TimestampTz since)
+{
+	FirstFrom	f = {since, DT_NOEND};
+	TimestampTz backoff_since = GetCurrentTransactionStartTimestamp() -
+		(TimestampTz) reo_retry_backoff_s * USECS_PER_SEC;
+
+	(void) ReoDueOrders(timeout_minutes, LOOK_AHEAD, DT_NOEND, backoff_since,
+						KeepFirstFrom, &f);
+	return f.found;
+}
+
+/*
+ * Run the job as a CALL does, and return how many orders it released.  In
+ * a non-atomic SPI connection each statement takes its snapshot through
+ * the active portal, which SPI_commit() then lets go of: the worker plays
+ * the CALL's portal, active for the length of the run, its context the
+ * parent of SPI's.  On error it is marked failed, as PortalRun() does, and
+ * the abort drops it.
+ */
+static int64
+RunJob(int timeout_minutes)
+{
+	Portal		portal = CreatePortal("release_expired_orders worker", true, true);
+	MemoryContext saved_cxt = PortalContext;
+	char	   *json;
+
+	portal->visible = false;
+	PortalDefineQuery(portal, NULL, "CALL release_expired_orders()", CMDTAG_CALL, NIL, NULL);
+	PortalStart(portal, NULL, 0, InvalidSnapshot);
+	MarkPortalActive(portal);
+	ActivePortal = portal;
+	PortalContext = portal->portalContext;
+	PG_TRY();
+	{
+		json = ReoReleaseJob(timeout_minutes, reo_batch_limit, false, "worker");
+	}
+	PG_CATCH();
+	{
+		MarkPortalFailed(portal);
+		ActivePortal = NULL;
+		PortalContext = saved_cxt;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ActivePortal = NULL;
+	PortalContext = saved_cxt;
+	MarkPortalDone(portal);
+	PortalDrop(portal, false);
+	return Released(json);
+}
+
+/*
+ * One step, in a READ COMMITTED transaction as the worker's role: look at
+ * the deadlines and run the job when something is due.  Returns when to
+ * wake (at or before now: at once); *deadline is the order's deadline the
+ * wake is for, or DT_NOBEGIN.  The looks run under a snapshot of their own
+ * (SPI needs one, outside a portal), popped before a run, which must find
+ * none.
+ */
+TimestampTz
+ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
+{
+	int			timeout = reo_timeout_minutes;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz backoff = (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC;
+	TimestampTz due_at = 0;
+	TimestampTz any_at = 0;
+	TimestampTz next = DT_NOEND;
+	TimestampTz wake;
+	bool		any;
+	bool		due;
+	bool		stuck;
+	int			shortest = 0;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	any = ReoNextDeadline(timeout, true, &any_at);
+	due = any && ReoNextDeadline(timeout, false, &due_at);
+	/* Still due after a run that did not use up batch_limit: a payment holds it. */
+	stuck = due && due_at < now && p->just_ran && !p->ran_full && due_at < p->last_run_ref;
+	if (stuck)
+		next = FirstDeadlineFrom(timeout, p->last_run_ref);
+	else if (!due || due_at >= now)
+		shortest = ReoShortestWindow(timeout);
+	PopActiveSnapshot();
+
+	*deadline = DT_NOBEGIN;
+	if (stuck)
+	{
+		/* Tried again later, not in a tight loop; new deadlines still count. */
+		p->stuck_ms = p->stuck_ms ? Min(p->stuck_ms * 2, STUCK_MAX_MS) : STUCK_FIRST_MS;
+		p->just_ran = false;
+		wake = now + (TimestampTz) p->stuck_ms * 1000;
+		if (next < wake)
+			*deadline = wake = next;
+		return wake;
+	}
+	if (due && due_at < now)
+	{
+		pgstat_report_activity(STATE_RUNNING, "release_expired_orders: releasing the orders that are due");
+		p->ran_full = RunJob(timeout) >= reo_batch_limit;
+		p->just_ran = true;
+		p->last_run_ref = now;
+		return now;
+	}
+
+	p->just_ran = false;
+	p->stuck_ms = 0;
+	wake = now + (TimestampTz) shortest * SECS_PER_MINUTE * USECS_PER_SEC;
+	if (due && due_at < wake)
+		*deadline = wake = due_at;
+	/* Orders waiting out the retry backoff are tried again after it. */
+	if (any && (!due || any_at < due_at) && now + backoff < wake)
+	{
+		wake = now + backoff;
+		*deadline = DT_NOBEGIN;
+	}
+	return wake;
+}
