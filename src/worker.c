@@ -260,6 +260,7 @@ reo_worker_main(Datum arg)
 								ALLOCSET_DEFAULT_SIZES);
 	/* A non-atomic SPI connection lives in PortalContext, as in a CALL. */
 	PortalContext = cxt;
+	ResetLatch(MyLatch);		/* the first step looks anyway */
 	for (;;)
 	{
 		TimestampTz wake;
