@@ -60,6 +60,7 @@ if ls "$work"/test/t/*.pl >/dev/null 2>&1; then
 fi
 
 suite "source layout (no cycle between files, none over 400 lines)" python3 test/layout.py
+suite "deadline worker isolation specs (test/worker_iso.sh)" env PG_CONFIG="$PG_CONFIG" test/worker_iso.sh
 
 if [ -x "$work/test/soak/run.sh" ]; then
 	suite "invariant soak (smoke)" pg_virtualenv "${cluster_opts[@]}" test/soak/run.sh --smoke
