@@ -509,12 +509,13 @@ COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
 -- The deadline worker (README, The deadline worker): its state, one row
 -- when the library is in shared_preload_libraries and
 -- release_expired_orders.worker_database is set (pid NULL: not running),
--- none otherwise.  Read-only: executable by whoever may use the schema.
+-- none otherwise.  Read-only (STABLE, as health() is): executable by whoever
+-- may use the schema.
 CREATE OR REPLACE FUNCTION release_expired_orders.worker_status()
 RETURNS TABLE (pid integer, database name, role name, started_at timestamptz,
 			   last_wake timestamptz, next_wake timestamptz, last_lag_ms double precision,
 			   last_error text, last_error_at timestamptz)
-LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'reo_worker_status';
+LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_worker_status';
 
 COMMENT ON FUNCTION release_expired_orders.worker_status() IS
 	'The deadline worker: pid (NULL: not running), database, role, start, last and next wake, lag of the last wake for a deadline, last error';
