@@ -846,9 +846,15 @@ WITH totals AS (
 last_run AS (
 	SELECT (SELECT r.duration_ms FROM release_expired_orders.runs r
 			WHERE r.outcome <> 'running' ORDER BY r.id DESC LIMIT 1) AS duration_ms),
-due AS (SELECT release_expired_orders.oldest_deadline() AS oldest)
+due AS (SELECT release_expired_orders.oldest_deadline() AS oldest),
+-- the deadline worker serving this database, if one is configured for it
+worker AS (
+	SELECT pg_catalog.count(*) > 0 AS configured, pg_catalog.max(w.pid) AS pid,
+		   pg_catalog.max(w.last_lag_ms) AS lag_ms
+	FROM release_expired_orders.worker_status() w
+	WHERE w.database = pg_catalog.current_database())
 SELECT m.metric, m.value, m.type, m.help
-FROM totals t, last_run l, due d
+FROM totals t, last_run l, due d, worker w
 CROSS JOIN LATERAL (VALUES
 	('oldest_overdue_seconds',
 	 COALESCE(GREATEST(0, pg_catalog.date_part('epoch', pg_catalog.now() - d.oldest)), 0),
@@ -860,7 +866,11 @@ CROSS JOIN LATERAL (VALUES
 	('vetoed_total', t.vetoed::double precision, 'counter', 'Orders the application vetoed, by the runs kept'),
 	('runs_total', t.runs::double precision, 'counter', 'Runs kept'),
 	('failed_runs_total', t.failed_runs::double precision, 'counter', 'Runs kept that failed or were interrupted'),
-	('last_run_duration_seconds', l.duration_ms / 1000, 'gauge', 'Duration of the last finished run')
+	('last_run_duration_seconds', l.duration_ms / 1000, 'gauge', 'Duration of the last finished run'),
+	('worker_running', CASE WHEN w.configured THEN (w.pid IS NOT NULL)::integer END::double precision,
+	 'gauge', 'Whether the deadline worker serving this database runs (1) or not (0); NULL: none configured'),
+	('worker_lag_seconds', w.lag_ms / 1000, 'gauge',
+	 'How late after the deadline it slept for the worker last woke; NULL: no worker or no such wake')
 ) m (metric, value, type, help);
 COMMENT ON VIEW release_expired_orders.metrics IS
 	'One row per metric (value, Prometheus type, help) for dashboards; alert on oldest_overdue_seconds';

@@ -269,6 +269,15 @@ run_root_locked() {
 		[ $rc -ne 0 ] && [ $vfail -eq $before ] && vfail=$((vfail + 1))
 		cp -r "$dir/build/reo/tmp_check/log" "$logs/tap-logs" 2>/dev/null
 	fi
+	# The deadline worker's isolation specs, on their own instance.
+	echo "=== $name: deadline worker isolation specs (test/worker_iso.sh)"
+	in_root "$dir" sh -c 'cd /build/reo && exec "$@"' sh "${runas[@]}" \
+		env PG_CONFIG=$pgconf PGPORT="$port" test/worker_iso.sh >"$logs/worker_iso.log" 2>&1
+	rc=$?
+	cat "$logs/worker_iso.log"
+	before=$vfail
+	count_regress "$logs/worker_iso.log"
+	[ $rc -ne 0 ] && [ $vfail -eq $before ] && vfail=$((vfail + 1))
 	umount_all
 	finish_target "$name" "$note"
 }

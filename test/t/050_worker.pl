@@ -118,6 +118,12 @@ is( $primary->safe_psql(
 is( $primary->safe_psql(
 		'postgres', q{SELECT status FROM release_expired_orders.health() WHERE "check" = 'worker'}),
 	'ok', 'health(): the worker check is ok');
+is( $primary->safe_psql(
+		'postgres', q{
+	SELECT string_agg(metric || '=' || CASE WHEN metric = 'worker_lag_seconds' THEN (value BETWEEN 0 AND 1)::text
+											 ELSE value::text END, ' ' ORDER BY metric)
+	  FROM release_expired_orders.metrics WHERE metric LIKE 'worker%'}),
+	'worker_lag_seconds=true worker_running=1', 'metrics: the worker runs, and its last wake was less than a second late');
 
 # SIGHUP: a new role, one that cannot log in, applies to the next run.
 $primary->safe_psql('postgres',
