@@ -118,6 +118,17 @@ RunJob(int timeout_minutes)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	/*
+	 * The last statement's snapshot belongs to the portal: let go of it, as
+	 * PortalRunUtility() does after a CALL, before the transaction commits.
+	 */
+	if (portal->portalSnapshot != NULL && ActiveSnapshotSet())
+	{
+		if (portal->portalSnapshot == GetActiveSnapshot())
+			PopActiveSnapshot();
+		portal->portalSnapshot = NULL;
+	}
 	ActivePortal = NULL;
 	PortalContext = saved_cxt;
 	MarkPortalDone(portal);

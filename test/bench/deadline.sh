@@ -104,7 +104,7 @@ place() {
 wait_released() {
 	local left
 	for _ in $(seq 1 "$2"); do
-		left=$(val -d "$1" -c "SELECT count(*) FROM orders WHERE type = 'recharge' AND status = 'pending'")
+		left=$(val -d "$1" -c "SELECT count(*) FROM orders WHERE type = 'recharge' AND status = 'pending' AND payment_status = 'pending'")
 		[ "$left" = 0 ] && return 0
 		sleep 1
 	done
@@ -140,7 +140,8 @@ lags() {
 		 WHERE o.type = 'recharge' ORDER BY 2" | tr '|' ' '
 }
 
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+# CPU time of a process in ms (schedstat: nanoseconds on a CPU)
+cpu_ms() { awk '{printf "%.3f", $1 / 1000000}' "/proc/$1/schedstat"; }
 blocks() { val -d postgres -c "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = '$1'"; }
 
 log "cluster: $(val -d postgres -c 'SELECT version()')"
@@ -171,7 +172,7 @@ log "worker: idle for $idle_s s"
 psql_ -d postgres -c "SELECT pg_stat_force_next_flush()" >/dev/null 2>&1 || true
 c0=$(cpu_ms "$pid"); b0=$(blocks reo_worker); sleep "$idle_s"
 c1=$(cpu_ms "$pid"); b1=$(blocks reo_worker)
-worker_idle_cpu=$(awk -v a="$c0" -v b="$c1" -v s="$idle_s" 'BEGIN {printf "%.1f", (b - a) * 60 / s}')
+worker_idle_cpu=$(awk -v a="$c0" -v b="$c1" -v s="$idle_s" 'BEGIN {printf "%.2f", (b - a) * 60 / s}')
 worker_idle_blocks=$(awk -v a="$b0" -v b="$b1" -v s="$idle_s" 'BEGIN {printf "%.0f", (b - a) * 60 / s}')
 
 # One idle CALL, warm, for comparison: time and blocks, averaged over 100.
@@ -186,7 +187,7 @@ call_blocks=$(( (b1 - b0) / 100 ))
 # pg_cron every minute
 #----------------------------------------------------------------------------
 if [ $smoke = 0 ]; then
-	psql_ -d reo_cron -c "DELETE FROM release_expired_orders.runs" -c "DELETE FROM orders WHERE type = 'recharge' AND status <> 'paid'" >/dev/null
+	psql_ -d reo_cron -c "DELETE FROM release_expired_orders.runs" -c "DELETE FROM orders WHERE type = 'recharge' AND payment_status <> 'paid'" >/dev/null
 	psql_ -d reo_cron -c "SELECT cron.schedule('reo-every-minute', '* * * * *', 'CALL public.release_expired_orders()')" >/dev/null
 	log "pg_cron every minute: placing $orders orders over $spread s"
 	place reo_cron "$orders" "$spread"
@@ -200,7 +201,7 @@ fi
 # pg_cron every 10 minutes, the tick simulated
 #----------------------------------------------------------------------------
 log "pg_cron every 10 minutes: deadlines over one cycle, one CALL at the tick"
-psql_ -d reo_cron -c "DELETE FROM orders WHERE type = 'recharge'" >/dev/null
+psql_ -d reo_cron -c "DELETE FROM orders WHERE type = 'recharge' AND payment_status <> 'paid'" >/dev/null
 psql_ -d reo_cron -c "INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at)
 	SELECT gen_random_uuid(), 'T-' || i, gen_random_uuid(), 'recharge', 10,
 		   (now() AT TIME ZONE 'UTC') - interval '1 minute' - (i - 0.5) * interval '600 seconds' / $orders

@@ -145,6 +145,8 @@ my $new_pid = worker_pid($primary, $pid);
 ok($new_pid && $new_pid != $pid, 'the postmaster restarted the worker after pg_terminate_backend');
 place_due($primary, 'D', 2);
 is(released_on_time($primary, 'D', 1), '1 0 0', 'the restarted worker serves');
+unlike(slurp_file($primary->logfile), qr/WARNING: .*(still active|leak)/,
+	"the worker's runs leave no snapshot or resource behind");
 
 # A standby runs no worker, changes nothing; promoted, it serves.
 $primary->backup('backup');
