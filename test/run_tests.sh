@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite on a throwaway cluster: pg_regress and isolation
 # specs (make installcheck under pg_virtualenv), TAP tests, and the smoke
-# runs of the soak and benchmark scripts.  Ends with "N passed, N failed".
+# runs of the soak and benchmark scripts (throughput and deadlines).  Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -67,6 +67,11 @@ if [ -x "$work/test/soak/run.sh" ]; then
 fi
 if [ -x "$work/test/bench/run.sh" ]; then
 	suite "benchmark (smoke)" pg_virtualenv "${cluster_opts[@]}" test/bench/run.sh --smoke
+fi
+if [ -x "$work/test/bench/deadline.sh" ]; then
+	suite "deadline benchmark (smoke)" pg_virtualenv -o shared_preload_libraries=pg_cron,release_expired_orders \
+		-o release_expired_orders.worker_database=reo_worker -o cron.database_name=reo_cron \
+		-o cron.use_background_workers=on test/bench/deadline.sh --smoke
 fi
 
 echo "$passed passed, $failed failed"
