@@ -143,6 +143,25 @@ BuildRunEnd(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	b->expected_rc = app->notifications ? SPI_OK_INSERT : SPI_OK_SELECT;
 }
 
+/*
+ * Whether the oldest finished run or the oldest audit row is older than $1:
+ * two index probes, so that a run with nothing to purge does not pay for
+ * compiling and planning purge_history() in every fresh session.
+ */
+static void
+BuildPurgeDue(BuiltStatement *b)
+{
+	Oid			types[] = {TIMESTAMPTZOID};
+
+	appendStringInfoString(&b->sql,
+						   "SELECT COALESCE((SELECT r.started_at FROM " REO_SCHEMA ".runs r"
+						   " WHERE r.outcome" NE "'running' ORDER BY r.started_at LIMIT 1)" LT "$1, false)"
+						   " OR COALESCE((SELECT e.created_at FROM " EVENTS " e"
+						   " ORDER BY e.id LIMIT 1)" LT "$1, false)");
+	Args(b, 1, types);
+	b->expected_rc = SPI_OK_SELECT;
+}
+
 static void
 BuildStatement(ReoStatement stmt, BuiltStatement *b)
 {
@@ -205,6 +224,9 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			break;
 		case STMT_RUN_END:
 			BuildRunEnd(b, app, nsp);
+			break;
+		case STMT_PURGE_DUE:
+			BuildPurgeDue(b);
 			break;
 		case STMT_PURGE:
 			appendStringInfoString(&b->sql, "SELECT " REO_SCHEMA ".purge_history()");
