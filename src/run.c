@@ -139,12 +139,16 @@ RunBegin(ReoRun *run)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* Close the run row with its outcome; writes the batch notification. */
+/*
+ * Close the run row with its outcome; writes the batch notification when
+ * the run released anything (a committed chunk counted in the row is also
+ * counted in run->released).
+ */
 static void
 RunEnd(ReoRun *run, const char *outcome, const char *error)
 {
-	Datum		values[8];
-	char		nulls[8];
+	Datum		values[6];
+	char		nulls[6];
 	TimestampTz now = GetCurrentTimestamp();
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -154,12 +158,15 @@ RunEnd(ReoRun *run, const char *outcome, const char *error)
 	nulls[2] = error ? ' ' : 'n';
 	values[3] = TimestampTzGetDatum(now);
 	values[4] = Float8GetDatum((double) (now - run->started) / 1000.0);
-	values[5] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
-							 run->app.notifications_tz, run->naive_time_zone);
-	values[6] = BoolGetDatum(run->write_notifications);
-	values[7] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
-	nulls[7] = run->warnings ? ' ' : 'n';
+	values[5] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
+	nulls[5] = run->warnings ? ' ' : 'n';
 	ReoExecute(STMT_RUN_END, values, nulls);
+	if (run->write_notifications && run->released > 0)
+	{
+		values[1] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+								 run->app.notifications_tz, run->naive_time_zone);
+		ReoExecute(STMT_RUN_NOTE, values, NULL);
+	}
 }
 
 /*
