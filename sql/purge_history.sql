@@ -75,6 +75,20 @@ SELECT * FROM history ORDER BY kind, age_days DESC;
 CALL release_expired_orders() \gset
 SELECT * FROM history ORDER BY kind, age_days DESC;
 RESET release_expired_orders.purge_limit;
+-- A run calls purge_history() only once some history is older than the
+-- retention by more than an hour (a 24th of it, if that is less), so that
+-- with a job every minute one run in sixty pays for it: history 30 minutes
+-- past the retention stays, 90 minutes past it goes.
+INSERT INTO release_expired_orders.runs (started_at, ended_at, duration_ms, timeout_minutes,
+	batch_limit, chunk_size, cutoff, atomic, outcome)
+VALUES (now() - interval '30 days 30 minutes', now() - interval '30 days 30 minutes', 1000, 30,
+	100, 1000, now() - interval '30 days 60 minutes', false, 'success');
+CALL release_expired_orders() \gset
+SELECT count(*) AS kept FROM release_expired_orders.runs WHERE started_at < now() - interval '30 days';
+UPDATE release_expired_orders.runs SET started_at = started_at - interval '1 hour'
+WHERE started_at < now() - interval '30 days';
+CALL release_expired_orders() \gset
+SELECT count(*) AS kept FROM release_expired_orders.runs WHERE started_at < now() - interval '30 days';
 
 -- The job's role needs EXECUTE only; without it, no purge.
 CREATE ROLE regress_reo_purger;

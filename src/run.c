@@ -21,8 +21,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -31,6 +36,7 @@
 
 #include "chunk.h"
 #include "run.h"
+#include "settings.h"
 #include "sql.h"
 #include "util.h"
 
@@ -133,12 +139,16 @@ RunBegin(ReoRun *run)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* Close the run row with its outcome; writes the batch notification. */
+/*
+ * Close the run row with its outcome; writes the batch notification when
+ * the run released anything (a committed chunk counted in the row is also
+ * counted in run->released).
+ */
 static void
 RunEnd(ReoRun *run, const char *outcome, const char *error)
 {
-	Datum		values[8];
-	char		nulls[8];
+	Datum		values[6];
+	char		nulls[6];
 	TimestampTz now = GetCurrentTimestamp();
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -148,17 +158,64 @@ RunEnd(ReoRun *run, const char *outcome, const char *error)
 	nulls[2] = error ? ' ' : 'n';
 	values[3] = TimestampTzGetDatum(now);
 	values[4] = Float8GetDatum((double) (now - run->started) / 1000.0);
-	values[5] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
-							 run->app.notifications_tz, run->naive_time_zone);
-	values[6] = BoolGetDatum(run->write_notifications);
-	values[7] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
-	nulls[7] = run->warnings ? ' ' : 'n';
+	values[5] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
+	nulls[5] = run->warnings ? ' ' : 'n';
 	ReoExecute(STMT_RUN_END, values, nulls);
+	if (run->write_notifications && run->released > 0)
+	{
+		values[1] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+								 run->app.notifications_tz, run->naive_time_zone);
+		ReoExecute(STMT_RUN_NOTE, values, NULL);
+	}
+}
+
+/*
+ * History kept this much longer than the retention (at most an hour) is
+ * purged in one go: with a job every minute, one run in sixty pays for
+ * purge_history(), the others for two index probes.
+ */
+#define PURGE_SLACK(retention) Min(USECS_PER_HOUR, (retention) / 24)
+
+/*
+ * Whether purge_history() may have anything to delete, by the retention it
+ * uses itself.  pg_cron's run details of the job age with its run rows, so
+ * they are trimmed with them.  A role that may not execute purge_history()
+ * is let through, to get the warning that says so.
+ */
+static bool
+PurgeDue(void)
+{
+	Oid			argtypes[] = {INTERVALOID};
+	Oid			fn = LookupFuncName(list_make2(makeString(REO_SCHEMA),
+											   makeString("purge_history")),
+									1, argtypes, true);
+	TimestampTz retention = (TimestampTz) reo_history_retention_min * SECS_PER_MINUTE * USECS_PER_SEC;
+	Datum		horizon;
+	bool		isnull;
+	bool		due;
+
+#if PG_VERSION_NUM >= 160000
+	if (!OidIsValid(fn) || object_aclcheck(ProcedureRelationId, fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+#else
+	if (!OidIsValid(fn) || pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+#endif
+		return true;
+	if (reo_purge_limit <= 0)
+		return false;
+	horizon = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+								  retention - PURGE_SLACK(retention));
+	if (ReoExecute(STMT_PURGE_DUE, &horizon, NULL) != 1)
+		elog(ERROR, "asking whether history is due for a purge returned no row");
+	due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return due;
 }
 
 static void
 PurgeFn(void *arg)
 {
+	if (!PurgeDue())
+		return;
 	ReoExecute(STMT_PURGE, NULL, NULL);
 	SPI_freetuptable(SPI_tuptable);
 }

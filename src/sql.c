@@ -118,29 +118,58 @@ BuildRunProgress(BuiltStatement *b)
 	b->expected_rc = SPI_OK_UPDATE;
 }
 
-/* Close a run; a run that released anything gets its batch notification. */
+/* Close a run. */
 static void
-BuildRunEnd(BuiltStatement *b, const AppSchema *app, const char *nsp)
+BuildRunEnd(BuiltStatement *b)
 {
-	Oid			types[] = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID,
-	TsType(app->notifications_tz), BOOLOID, TEXTOID};
+	Oid			types[] = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID, TEXTOID};
 
 	appendStringInfoString(&b->sql,
-						   "WITH done AS ("
-						   " UPDATE " REO_SCHEMA ".runs SET ended_at = $4, duration_ms = $5,"
-						   " outcome = $2, error = $3, warnings = $8 WHERE id" EQ "$1"
-						   " RETURNING released)");
-	if (app->notifications)
-		appendStringInfo(&b->sql,
-						 " INSERT INTO %s.notifications (id, user_id, type, content,"
-						 " status, sent_at, created_at)"
-						 " SELECT pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
-						 " '" NOTE_PREFIX "batch_processing_completed - 订单: N/A', 'sent', $6, $6"
-						 " FROM done WHERE done.released" GT "0 AND $7", nsp);
-	else
-		appendStringInfoString(&b->sql, " SELECT $6, $7 FROM done");
-	Args(b, 8, types);
-	b->expected_rc = app->notifications ? SPI_OK_INSERT : SPI_OK_SELECT;
+						   "UPDATE " REO_SCHEMA ".runs SET ended_at = $4, duration_ms = $5,"
+						   " outcome = $2, error = $3, warnings = $6 WHERE id" EQ "$1");
+	Args(b, 6, types);
+	b->expected_rc = SPI_OK_UPDATE;
+}
+
+/*
+ * The batch notification of a run that released anything, as its run row
+ * counts them.  A statement of its own, run only then, so that a run that
+ * finds nothing does not open the notifications table.
+ */
+static void
+BuildRunNote(BuiltStatement *b, const AppSchema *app, const char *nsp)
+{
+	Oid			types[] = {INT8OID, TsType(app->notifications_tz)};
+
+	if (!app->notifications)
+		elog(ERROR, "release_expired_orders writes no notifications here");
+	appendStringInfo(&b->sql,
+					 "INSERT INTO %s.notifications (id, user_id, type, content,"
+					 " status, sent_at, created_at)"
+					 " SELECT pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
+					 " '" NOTE_PREFIX "batch_processing_completed - 订单: N/A', 'sent', $2, $2"
+					 " FROM " REO_SCHEMA ".runs r WHERE r.id" EQ "$1 AND r.released" GT "0", nsp);
+	Args(b, 2, types);
+	b->expected_rc = SPI_OK_INSERT;
+}
+
+/*
+ * Whether the oldest finished run or the oldest audit row is older than $1:
+ * two index probes, so that a run with nothing to purge does not pay for
+ * compiling and planning purge_history() in every fresh session.
+ */
+static void
+BuildPurgeDue(BuiltStatement *b)
+{
+	Oid			types[] = {TIMESTAMPTZOID};
+
+	appendStringInfoString(&b->sql,
+						   "SELECT COALESCE((SELECT r.started_at FROM " REO_SCHEMA ".runs r"
+						   " WHERE r.outcome" NE "'running' ORDER BY r.started_at LIMIT 1)" LT "$1, false)"
+						   " OR COALESCE((SELECT e.created_at FROM " EVENTS " e"
+						   " ORDER BY e.id LIMIT 1)" LT "$1, false)");
+	Args(b, 1, types);
+	b->expected_rc = SPI_OK_SELECT;
 }
 
 static void
@@ -204,7 +233,13 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			BuildRunProgress(b);
 			break;
 		case STMT_RUN_END:
-			BuildRunEnd(b, app, nsp);
+			BuildRunEnd(b);
+			break;
+		case STMT_RUN_NOTE:
+			BuildRunNote(b, app, nsp);
+			break;
+		case STMT_PURGE_DUE:
+			BuildPurgeDue(b);
 			break;
 		case STMT_PURGE:
 			appendStringInfoString(&b->sql, "SELECT " REO_SCHEMA ".purge_history()");

@@ -31,6 +31,8 @@ typedef enum ReoStatement
 	STMT_RUN_BEGIN,
 	STMT_RUN_PROGRESS,
 	STMT_RUN_END,
+	STMT_RUN_NOTE,			/* the batch notification of a run */
+	STMT_PURGE_DUE,			/* whether any history is old enough */
 	STMT_PURGE,
 	STMT_COUNT
 } ReoStatement;
