@@ -195,6 +195,10 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 		case STMT_PREVIEW_W:
 			BuildWindowedCandidates(b, app, nsp, false);
 			break;
+		case STMT_ANY_WINDOW:
+			appendStringInfoString(&b->sql, "SELECT EXISTS (SELECT FROM " REO_SCHEMA ".payment_windows)");
+			b->expected_rc = SPI_OK_SELECT;
+			break;
 		case STMT_WINDOWS:
 			BuildWindowsInForce(b, app);
 			break;
