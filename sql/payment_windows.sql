@@ -87,6 +87,14 @@ SELECT array_agg(o.order_number ORDER BY o.order_number) AS released,
   FROM orders o WHERE o.status = 'expired';
 SELECT order_number, status FROM orders WHERE status = 'pending' ORDER BY order_number;
 
+-- An order without a type (where the column allows it) has the default window.
+DELETE FROM orders;
+ALTER TABLE orders ALTER COLUMN type DROP NOT NULL;
+SELECT pg_temp.place('N40', NULL, NULL, 40), pg_temp.place('N20', NULL, NULL, 20);
+SELECT order_number, window_minutes FROM release_expired_orders.preview();
+DELETE FROM orders;
+ALTER TABLE orders ALTER COLUMN type SET NOT NULL;
+
 -- A payment method's window beats its type's; the rest of the type keeps
 -- the type's window; a method's NULL means never.
 DELETE FROM orders;

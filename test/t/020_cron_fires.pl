@@ -78,9 +78,9 @@ is($node->safe_psql('postgres', 'SELECT stock FROM products'),
 	'3', 'their stock was returned');
 is( $node->safe_psql(
 		'postgres', q{
-	SELECT outcome || ' ' || released FROM release_expired_orders.runs
+	SELECT outcome || ' ' || released || ' ' || scheduler FROM release_expired_orders.runs
 	 WHERE released > 0 ORDER BY id LIMIT 1}),
-	'success 3', 'the run is recorded');
+	'success 3 pg_cron', 'the run is recorded, as started by pg_cron');
 is( $node->safe_psql(
 		'postgres', q{
 	SELECT status FROM release_expired_orders.health() WHERE "check" = 'cron_job'}),
