@@ -71,6 +71,41 @@ SELECT timeout_minutes, batch_limit, released FROM release_expired_orders.runs O
 RESET release_expired_orders.timeout_minutes;
 RESET release_expired_orders.batch_limit;
 
+-- A run that finds nothing has written only its own row, and its commit
+-- does not wait for the WAL flush (an idle run every minute then costs no
+-- fsync); a run that released orders waits for it.  Right after each
+-- commit, the WAL flushed so far falls short of what was inserted only in
+-- the first case.  The WAL writer (or another session) may flush or insert
+-- meanwhile, so one of five tries decides.
+DO $$
+DECLARE
+	idle_unflushed int := 0;
+	released_flushed int := 0;
+	summary jsonb;
+BEGIN
+	FOR i IN 1..5 LOOP
+		CALL release_expired_orders(30, 100, summary);
+		COMMIT;
+		IF pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() THEN
+			idle_unflushed := idle_unflushed + 1;
+		END IF;
+	END LOOP;
+	FOR i IN 1..5 LOOP
+		INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at)
+		VALUES (gen_random_uuid(), 'LSN-' || i, '00000000-0000-0000-0000-0000000000c1',
+				'recharge', 1.00, (now() AT TIME ZONE 'UTC') - interval '1 hour');
+		COMMIT;
+		CALL release_expired_orders(30, 100, summary);
+		COMMIT;
+		IF pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() THEN
+			released_flushed := released_flushed + 1;
+		END IF;
+	END LOOP;
+	RAISE NOTICE 'idle run left its commit unflushed: %; a release flushed its commit: %',
+		idle_unflushed > 0, released_flushed > 0;
+END $$;
+SELECT count(*) AS released FROM orders WHERE order_number LIKE 'LSN-%' AND status = 'expired';
+
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications, released_in;
 DROP FUNCTION note_xid();

@@ -234,6 +234,20 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	ReadWindows(&windows);
 	run->windowed = windows.in_force;
 	run->windows_json = windows.json;
+
+	/*
+	 * No order is due unless created before now less the shortest window
+	 * that applies.  With windows and created_at without time zone, each
+	 * window's bound is converted on its own (across a change of UTC
+	 * offset the order of the bounds can differ), so there is no probe.
+	 */
+	run->probe_first = !run->windowed || run->app.orders_created_tz;
+	run->due_before = DatumGetTimestamp(ReoTimeValue(run->reference -
+													 MINUTES(run->windowed && windows.shortest > 0 ?
+															 Min(windows.shortest, run->timeout_minutes) :
+															 run->timeout_minutes),
+													 run->app.orders_created_tz,
+													 run->naive_time_zone));
 	run->warnings = JoinWarnings(run->warnings, WarnIgnoredWindows(&windows, &run->app));
 	summary.windows = windows.json;
 

@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "chunk.h"
+#include "purge.h"
 #include "run.h"
 #include "settings.h"
 #include "sql.h"
@@ -112,6 +113,24 @@ Commit(ReoRun *run, int level, bool async, volatile bool *in_commit)
 	BeginOwnTransaction();
 }
 
+/*
+ * A run that found nothing has written only its own row (and perhaps
+ * purged history) by the time the CALL commits: that commit need not wait
+ * for the WAL flush, which is most of what an idle run costs with fsync
+ * on.  A crash within wal_writer_delay may lose the row of a run that
+ * changed nothing.  Only when the transaction is the run's own: inside the
+ * caller's transaction block the commit is the caller's.
+ */
+static void
+SkipFlushOfRunRow(ReoRun *run)
+{
+	if (run->atomic)
+		return;
+	(void) set_config_option("synchronous_commit", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+}
+
 /* Insert the run row; sets run->run_id. */
 static void
 RunBegin(ReoRun *run)
@@ -170,82 +189,30 @@ RunEnd(ReoRun *run, const char *outcome, const char *error)
 }
 
 /*
- * History kept this much longer than the retention (at most an hour) is
- * purged in one go: with a job every minute, one run in sixty pays for
- * purge_history(), the others for two index probes.
- */
-#define PURGE_SLACK(retention) Min(USECS_PER_HOUR, (retention) / 24)
-
-/*
- * Whether purge_history() may have anything to delete, by the retention it
- * uses itself.  pg_cron's run details of the job age with its run rows, so
- * they are trimmed with them.  A role that may not execute purge_history()
- * is let through, to get the warning that says so.
+ * Whether any order may be due.  Most runs of a job scheduled every minute
+ * find nothing, and pg_cron starts each in a fresh session: this probe
+ * spares them preparing the candidate scan.  A false "yes" costs one
+ * index probe.
  */
 static bool
-PurgeDue(void)
+AnyOrderDue(ReoRun *run)
 {
-	Oid			argtypes[] = {INTERVALOID};
-	Oid			fn = LookupFuncName(list_make2(makeString(REO_SCHEMA),
-											   makeString("purge_history")),
-									1, argtypes, true);
-	TimestampTz retention = (TimestampTz) reo_history_retention_min * SECS_PER_MINUTE * USECS_PER_SEC;
-	Datum		horizon;
+	Datum		value = TimestampGetDatum(run->due_before);
 	bool		isnull;
 	bool		due;
 
-#if PG_VERSION_NUM >= 160000
-	if (!OidIsValid(fn) || object_aclcheck(ProcedureRelationId, fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
-#else
-	if (!OidIsValid(fn) || pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
-#endif
-		return true;
-	if (reo_purge_limit <= 0)
-		return false;
-	horizon = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
-								  retention - PURGE_SLACK(retention));
-	if (ReoExecute(STMT_PURGE_DUE, &horizon, NULL) != 1)
-		elog(ERROR, "asking whether history is due for a purge returned no row");
+	if (ReoExecute(STMT_ANY_DUE, &value, NULL) != 1)
+		elog(ERROR, "asking whether any order is due returned no row");
 	due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return due;
-}
-
-static void
-PurgeFn(void *arg)
-{
-	if (!PurgeDue())
-		return;
-	ReoExecute(STMT_PURGE, NULL, NULL);
-	SPI_freetuptable(SPI_tuptable);
-}
-
-/*
- * Trim history older than release_expired_orders.history_retention, a
- * bounded amount per run.  A failure to purge must not cost the release
- * anything: it is rolled back on its own and reported as a warning.
- */
-static void
-PurgeHistory(void)
-{
-	ErrorData  *edata = ReoInSubtransaction(PurgeFn, NULL);
-
-	if (edata == NULL)
-		return;
-	if (ReoErrorIsFatal(edata))
-		ReThrowError(edata);
-	ereport(WARNING,
-			(errcode(edata->sqlerrcode),
-			 errmsg("release_expired_orders could not purge old history: %s",
-					edata->message),
-			 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
-			 errhint("Grant EXECUTE on FUNCTION release_expired_orders.purge_history(interval) to the role that runs the job.") : 0));
 }
 
 typedef struct ChunkStep
 {
 	ReoRun	   *run;
 	int			wanted;
+	bool		probe;			/* ask first whether anything is due */
 	int			found;
 } ChunkStep;
 
@@ -256,7 +223,10 @@ ChunkStepFn(void *arg)
 
 	MemoryContextReset(step->run->chunk_cxt);
 	MemoryContextSwitchTo(step->run->chunk_cxt);
-	step->found = ReoReleaseChunk(step->run, step->wanted);
+	if (step->probe && !AnyOrderDue(step->run))
+		step->found = 0;
+	else
+		step->found = ReoReleaseChunk(step->run, step->wanted);
 }
 
 /*
@@ -297,10 +267,10 @@ ReleaseAll(ReoRun *run, volatile bool *in_commit)
 
 	RunBegin(run);
 	Commit(run, level, true, in_commit);
-	for (;;)
+	for (bool first = true;; first = false)
 	{
 		int			remaining = (int) (run->batch_limit - run->released);
-		ChunkStep	step = {run, Min(remaining, run->chunk_size), 0};
+		ChunkStep	step = {run, Min(remaining, run->chunk_size), first && run->probe_first, 0};
 		ErrorData  *edata;
 
 		level = PushRunSettings(run);
@@ -318,9 +288,11 @@ ReleaseAll(ReoRun *run, volatile bool *in_commit)
 	 * its settings are undone); the CALL commits the run row's outcome.
 	 */
 	Commit(run, level, false, in_commit);
-	PurgeHistory();
+	ReoPurgeHistory();
 	outcome = RunOutcome(run);
 	RunEnd(run, outcome, NULL);
+	if (run->found == 0)
+		SkipFlushOfRunRow(run);
 	return outcome;
 }
 

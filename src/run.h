@@ -46,6 +46,8 @@ typedef struct ReoRun
 	TimestampTz reference;		/* the first transaction's now() */
 	TimestampTz cutoff;			/* created_at older than this expires */
 	int64		cutoff_value;	/* cutoff in created_at's convention */
+	bool		probe_first;	/* ask whether anything is due before the scan */
+	int64		due_before;		/* nothing is due unless created before this */
 
 	/*
 	 * keyset position: the last candidate taken, in created_at's convention,

@@ -18,6 +18,7 @@ typedef enum ReoStatement
 	STMT_PREVIEW,				/* the same selection, without locks */
 	STMT_CANDIDATES_W,			/* the same two with payment windows */
 	STMT_PREVIEW_W,
+	STMT_ANY_DUE,				/* whether any order may be due */
 	STMT_ANY_WINDOW,			/* whether there are payment windows */
 	STMT_WINDOWS,				/* the payment windows in force */
 	STMT_RELEASE,				/* orders, audit, notifications of a part */

@@ -50,7 +50,7 @@ typedef struct BuiltStatement
 	int			nargs;
 	Oid			argtypes[MAX_ARGS];
 	int			expected_rc;
-	bool		custom_plan;	/* plan for each execution's values */
+	int			cursor_options; /* CURSOR_OPT_CUSTOM_PLAN or _GENERIC_PLAN, or 0 */
 } BuiltStatement;
 
 static inline Oid

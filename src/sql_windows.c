@@ -144,7 +144,7 @@ BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp
 	Args(b, 7, types);
 	b->expected_rc = SPI_OK_SELECT;
 	/* as the plain statement: the planner walks each range from its bounds */
-	b->custom_plan = true;
+	b->cursor_options = CURSOR_OPT_CUSTOM_PLAN;
 }
 
 /*

@@ -190,18 +190,19 @@ check() {
 }
 
 declare -A ms_list result
-approaches=(floor old plpgsql ext floorchunk floor100 ext100)	# the floor first: the reference set
+approaches=(floor old plpgsql ext extc100 floorchunk floor100 ext100)	# the floor first: the reference set
 declare -A label=(
 	[old]="(1) old design: ~10 statements per order, each its own transaction, from one client connection"
 	[plpgsql]="(2) per-order PL/pgSQL loop (commit per 1000)"
 	[floor]="(3) floor: one set-based statement"
 	[ext]="(4) extension, batch_limit $batch (drain, chunk_size 1000)"
+	[extc100]="(8) extension, batch_limit $batch (drain, chunk_size 100)"
 	[floor100]="(6) floor, 100 per statement, repeated"
 	[floorchunk]="(7) floor, 1000 per statement (the extension's chunk_size), repeated"
 	[ext100]="(5) extension, batch_limit 100, CALL repeated"
 )
 declare -A short=([old]="old design" [plpgsql]="PL/pgSQL loop" [floor]="floor (drain)"
-	[ext]="extension (drain)" [floor100]="floor, runs of 100" [ext100]="extension, runs of 100" [floorchunk]="floor, runs of 1000")
+	[ext]="extension (drain)" [extc100]="extension (drain, chunks of 100)" [floor100]="floor, runs of 100" [ext100]="extension, runs of 100" [floorchunk]="floor, runs of 1000")
 
 run_approach() {	# run_approach <name>: prints elapsed ms
 	local t0 f
@@ -219,6 +220,9 @@ run_approach() {	# run_approach <name>: prints elapsed ms
 			-c "EXECUTE floor_release($timeout_min, $batch)" | timing_ms ;;
 	ext)
 		psql_ -d $copy -c '\timing on' -c "CALL release_expired_orders($timeout_min, $batch)" | timing_ms ;;
+	extc100)
+		psql_ -d $copy -c 'SET release_expired_orders.chunk_size = 100' -c '\timing on' \
+			-c "CALL release_expired_orders($timeout_min, $batch)" | timing_ms ;;
 	floorchunk)
 		f=$scratch/floorchunk.sql
 		{ cat "$here/sql/floor_prepare.sql"
@@ -361,8 +365,8 @@ latencies() {	# latencies <prefix> <t0> <from> <to>
 		END { for (s = 0; s <= 2; s++) { c = n[s]; if (!c) { printf "0 - - "; continue }
 			  i = int(c * 0.99); if (i < c * 0.99) i++; printf "%d %.1f %.1f ", c, v[s, i], v[s, c] } print "" }'
 }
-contention() {	# contention <base|drain|drain100|floor>: prints "t_from t_to drain_ms | pay n p99 max | buy n p99 max | late n p99 max"
-	local prefix=$scratch/pgb_$1 t0 a b pid dms spid
+contention() {	# contention <base|drain|drain100|runs100|floor>: prints "t_from t_to drain_ms | pay n p99 max | buy n p99 max | late n p99 max"
+	local prefix=$scratch/pgb_$1 t0 t1 a b pid dms spid
 	rm -f "$prefix".*
 	fresh_copy $tmpl $copy
 	t0=$(now_s)
@@ -390,6 +394,10 @@ contention() {	# contention <base|drain|drain100|floor>: prints "t_from t_to dra
 	drain100)
 		dms=$(psql_ -d $copy -c "SET release_expired_orders.chunk_size = 100" -c '\timing on' \
 			-c "CALL release_expired_orders($timeout_min, $batch)" | timing_ms) ;;
+	runs100)	# the defaults: CALL with batch_limit 100, repeated until nothing is left
+		t1=$(now_s)
+		psql_ -d $copy -f "$scratch/ext100.sql" >/dev/null
+		dms=$(ms_since "$t1") ;;
 	floor)
 		dms=$(psql_ -d $copy -f "$here/sql/floor_prepare.sql" -c '\timing on' \
 			-c "EXECUTE floor_release($timeout_min, $batch)" | timing_ms) ;;
@@ -406,7 +414,7 @@ contention() {	# contention <base|drain|drain100|floor>: prints "t_from t_to dra
 }
 log "contention: pgbench -R $rate for ${pgb_dur}s, drain from ${drain_at}s"
 declare -A cont
-for c in drain base drain100 floor; do
+for c in drain base runs100 drain100 floor; do
 	cont[$c]=$(contention $c)
 	log "contention $c: ${cont[$c]}; waits: $(cat "$scratch/waits_$c")"
 done
@@ -445,6 +453,7 @@ memory() {	# memory <batch_limit> <chunk_size>
 	mem_rows+=("$1|$2|$start_anon|$peak_anon|$peak_hwm")
 }
 memory "$batch" 1000
+memory 10000 1000
 memory 1000 1000
 memory "$batch" 10000
 
@@ -479,7 +488,7 @@ md=$scratch/results.md.tmp
 	echo
 	echo "| approach | orders | median time | orders/s | time / floor | throughput / old design |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	for a in old plpgsql floor floorchunk ext ext100 floor100; do
+	for a in old plpgsql floor floorchunk ext extc100 ext100 floor100; do
 		n=$expired; fl=${med[floor]}; t=${med[$a]}
 		[ $a = old ] && { n=$sample; t=$old_full_ms; }
 		case $a in ext100|floor100) fl=${med[floor100]} ;; esac
@@ -509,8 +518,9 @@ md=$scratch/results.md.tmp
 	echo
 	echo "| run | drain time | payments on other orders | their p99 | their max | purchases | purchases p99 | purchases max | late payments | their p99 | longest wait | what the application's sessions waited for (10 ms samples) |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-	for r in "without drain|${cont[base]}|base" "during the drain (extension, chunk_size 1000)|${cont[drain]}|drain" \
-		"during a drain with chunk_size 100|${cont[drain100]}|drain100" "during the floor drain (one statement)|${cont[floor]}|floor"; do
+	for r in "without drain|${cont[base]}|base" "during runs of 100, repeated (the defaults)|${cont[runs100]}|runs100" \
+		"during a drain with chunk_size 100 (batch_limit $batch)|${cont[drain100]}|drain100" \
+		"during a drain with chunk_size 1000 (batch_limit $batch)|${cont[drain]}|drain" "during the floor drain (one statement)|${cont[floor]}|floor"; do
 		IFS='|' read -r name v c <<<"$r"
 		echo "| $name | $([ $c = base ] && echo - || echo "$(field "$v" 3) ms") | $(field "$v" 4) | $(field "$v" 5) ms | $(field "$v" 6) ms | $(field "$v" 7) | $(field "$v" 8) ms | $(field "$v" 9) ms | $(field "$v" 10) | $(field "$v" 11) ms | $(field "$v" 12) ms | $(cat "$scratch/waits_$c") |"
 	done
@@ -532,6 +542,10 @@ md=$scratch/results.md.tmp
 	echo "| drain within 1.15x the floor | $x x | $(yes_no "$x <= 1.15") |"
 	x=$(ratio "${med[ext]}" "${med[floorchunk]}")
 	echo "| (context) drain vs the floor run in the same chunks of 1000, each its own transaction | $x x | - |"
+	x=$(ratio "${med[extc100]}" "${med[ext]}")
+	echo "| a drain in chunks of 100 within 1.3x a drain in chunks of 1000 | $x x | $(yes_no "$x <= 1.3") |"
+	x=$(ratio "${med[floor100]}" "${med[floorchunk]}")
+	echo "| (context) the floor in statements of 100 vs of 1000, each its own transaction | $x x | - |"
 	x=$(ratio "${med[ext]}" "${med[plpgsql]}")
 	echo "| drain faster than the PL/pgSQL loop | $x x its time | $(yes_no "$x < 1") |"
 	x=$(ratio "${ops[ext]}" "${ops[old]}")
@@ -548,19 +562,25 @@ md=$scratch/results.md.tmp
 	IFS='|' read -r _ _ _ _ _ _ _ ov pw <<<"${idle_rows[1]}"
 	echo "| a call that finds nothing: at most 5 ms over SELECT 1 in a fresh session (pgbench -C) | $ov ms | $(yes_no "$ov <= 5") |"
 	echo "| a call that finds nothing: at most 1 ms in a warm session (pgbench) | $pw ms | $(yes_no "$pw <= 1") |"
-	pb=$(field "$cont_base" 5); pd=$(field "$cont_drain" 5)
+	cr=${cont[runs100]}
+	pb=$(field "$cont_base" 5); pd=$(field "$cr" 5); pk=$(field "$cont_drain" 5)
 	x=$(ratio "$pd" "$pb")
-	echo "| payments on orders not being released, p99 at most 1.5x during a drain | $x x ($pb ms vs $pd ms) | $(yes_no "$x <= 1.5") |"
-	pb=$(field "$cont_base" 8); pd=$(field "$cont_drain" 8)
+	echo "| payments on orders not being released, p99 at most 1.5x during a drain with the defaults (runs of 100) | $x x ($pb ms vs $pd ms) | $(yes_no "$x <= 1.5") |"
+	echo "| (context) the same during a drain in chunks of 1000 | $(ratio "$pk" "$pb") x ($pk ms) | - |"
+	pb=$(field "$cont_base" 8); pd=$(field "$cr" 8); pk=$(field "$cont_drain" 8)
 	x=$(ratio "$pd" "$pb")
-	echo "| purchases of hot products, p99 at most 2x during a drain | $x x ($pb ms vs $pd ms) | $(yes_no "$x <= 2") |"
-	x=$(field "$cont_drain" 12)
+	echo "| purchases of hot products, p99 at most 2x during a drain with the defaults | $x x ($pb ms vs $pd ms) | $(yes_no "$x <= 2") |"
+	echo "| (context) the same during a drain in chunks of 1000 | $(ratio "$pk" "$pb") x ($pk ms) | - |"
+	x=$(field "$cr" 12)
 	echo "| late payments on orders being released wait at most ~10 ms with the defaults | longest $x ms | $(yes_no "${x/-/0} <= 10") |"
-	mx=$(echo "$(field "$cont_drain" 6) $(field "$cont_drain" 9) $(field "$cont_drain" 12)" | tr ' ' '\n' | grep -v '^-$' | sort -g | tail -1)
-	echo "| none waits longer than lock_timeout (5 s) | max $mx ms | $(yes_no "$mx < 5000") |"
+	echo "| (context) the same during a drain in chunks of 1000 | longest $(field "$cont_drain" 12) ms | - |"
+	mx=$(for c in runs100 drain100 drain; do v=${cont[$c]}; echo "$(field "$v" 6) $(field "$v" 9) $(field "$v" 12)"; done | tr ' ' '\n' | grep -v '^-$' | sort -g | tail -1)
+	echo "| none waits longer than lock_timeout (5 s), in any of the extension's drains | max $mx ms | $(yes_no "$mx < 5000") |"
 	IFS='|' read -r _ _ _ p1 _ <<<"${mem_rows[0]}"; IFS='|' read -r _ _ _ p2 _ <<<"${mem_rows[1]}"
 	x=$(ratio "$p1" "$p2")
-	echo "| memory bounded by chunk_size, not batch_limit | peak RssAnon batch_limit $batch / 1000: $x x | $(yes_no "$x <= 1.5") |"
+	echo "| memory bounded by chunk_size, not batch_limit: peak RssAnon, batch_limit $batch vs 10000 (chunks of 1000) | $x x | $(yes_no "$x <= 1.5") |"
+	IFS='|' read -r _ _ _ p3 _ <<<"${mem_rows[2]}"
+	echo "| (context) batch_limit $batch vs 1000, one chunk: what the plan cache and the catalog caches keep after the first chunks | $(ratio "$p1" "$p3") x | - |"
 	echo
 	failures=$(wc -l <"$failfile")
 	echo "Correctness: every approach that drained released the same orders and moved stock and shares by exactly what they carried, as the floor did: $([ "$failures" = 0 ] && echo yes || echo "**no, $failures failures**: $(tr '\n' ';' <"$failfile")")."
@@ -569,7 +589,7 @@ cat "$md"
 
 # chart
 dat=$scratch/throughput.dat
-for a in old plpgsql floor floorchunk ext floor100 ext100; do
+for a in old plpgsql floor floorchunk ext extc100 floor100 ext100; do
 	printf '"%s" %s\n' "${short[$a]}" "${ops[$a]}"
 done >"$dat"
 if command -v gnuplot >/dev/null; then
