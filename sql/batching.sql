@@ -106,6 +106,25 @@ BEGIN
 END $$;
 SELECT count(*) AS released FROM orders WHERE order_number LIKE 'LSN-%' AND status = 'expired';
 
+-- A long run's memory does not grow with its chunks: what the session
+-- keeps once a run is over (its caches and plans) is the same after 10
+-- chunks and after 40.
+INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at)
+SELECT gen_random_uuid(), 'MEM-' || n, '00000000-0000-0000-0000-0000000000c1',
+	   'recharge', 1.00, (now() AT TIME ZONE 'UTC') - interval '1 hour'
+FROM generate_series(1, 60) n;
+\c
+SET client_min_messages = warning;
+SET release_expired_orders.chunk_size = 1;
+CALL release_expired_orders(30, 10) \gset
+SELECT sum(used_bytes) AS after_10 FROM pg_backend_memory_contexts \gset
+CALL release_expired_orders(30, 40) \gset
+SELECT sum(used_bytes) AS after_50 FROM pg_backend_memory_contexts \gset
+SELECT :after_50 - :after_10 < 1024 AS kept_memory_flat,
+	   (SELECT count(*) FROM orders WHERE order_number LIKE 'MEM-%' AND status = 'expired') AS released;
+RESET release_expired_orders.chunk_size;
+RESET client_min_messages;
+
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications, released_in;
 DROP FUNCTION note_xid();
