@@ -122,6 +122,10 @@ CALL release_expired_orders(30, 40) \gset
 SELECT sum(used_bytes) AS after_50 FROM pg_backend_memory_contexts \gset
 SELECT :after_50 - :after_10 < 1024 AS kept_memory_flat,
 	   (SELECT count(*) FROM orders WHERE order_number LIKE 'MEM-%' AND status = 'expired') AS released;
+-- The release statement keeps one generic plan instead of being planned
+-- for every chunk (a custom plan is not kept once it has run).
+SELECT count(*) AS release_plans_kept FROM pg_backend_memory_contexts
+ WHERE name = 'CachedPlan' AND ident LIKE 'WITH released AS (%';
 RESET release_expired_orders.chunk_size;
 RESET client_min_messages;
 

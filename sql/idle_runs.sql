@@ -24,7 +24,7 @@ $$;
 -- Which of the job's statements this session has prepared (their plans
 -- are kept in contexts named after the statement's text).
 CREATE VIEW prepared AS
-SELECT count(*) FILTER (WHERE ident LIKE 'SELECT EXISTS (SELECT FROM public.orders o%') AS probe,
+SELECT count(*) FILTER (WHERE ident LIKE 'SELECT EXISTS (SELECT FROM %.orders o WHERE%') AS probe,
 	   count(*) FILTER (WHERE ident LIKE 'SELECT o.id, o.order_number%SKIP LOCKED'
 						  OR ident LIKE 'WITH RECURSIVE types (type)%') AS scan
   FROM pg_backend_memory_contexts WHERE name = 'CachedPlanSource';
@@ -62,6 +62,27 @@ UPDATE orders SET created_at = now() - interval '5 minutes' WHERE order_number =
 \c
 CALL release_expired_orders(30, 100) \gset
 SELECT (:'summary'::jsonb)->'summary'->>'totalFound' AS found, * FROM prepared;
+
+-- With windows and created_at without time zone there is no probe: each
+-- window's bound is converted to wall-clock time on its own, and across a
+-- change of UTC offset their order can differ.  The scan runs, and finds
+-- nothing.
+CREATE SCHEMA naive_app;
+SET search_path = naive_app, public;
+\set app_ts 'timestamp(3)'
+\set ECHO none
+\i test/fixtures/app_schema.sql
+\set ECHO all
+RESET search_path;
+INSERT INTO naive_app.orders (id, order_number, user_id, type, total_amount, created_at)
+VALUES (gen_random_uuid(), 'NAIVE5', 'd0000000-0000-0000-0000-000000000001', 'recharge', 10,
+		(now() AT TIME ZONE 'UTC') - interval '5 minutes');
+\c
+SET release_expired_orders.app_schema = naive_app;
+CALL release_expired_orders(30, 100) \gset
+SELECT (:'summary'::jsonb)->'summary'->>'totalFound' AS found, * FROM prepared;
+RESET release_expired_orders.app_schema;
+DROP SCHEMA naive_app CASCADE;
 
 DROP VIEW prepared;
 DROP FUNCTION place(text, text, integer);

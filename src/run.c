@@ -117,8 +117,8 @@ Commit(ReoRun *run, int level, bool async, volatile bool *in_commit)
  * A run that found nothing has written only its own row (and perhaps
  * purged history) by the time the CALL commits: that commit need not wait
  * for the WAL flush, which is most of what an idle run costs with fsync
- * on.  A crash within wal_writer_delay may lose the row of a run that
- * changed nothing.  Only when the transaction is the run's own: inside the
+ * on.  A crash within three times wal_writer_delay may lose the row of a
+ * run that changed nothing.  Only when the transaction is the run's own: inside the
  * caller's transaction block the commit is the caller's.
  */
 static void

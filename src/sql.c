@@ -49,8 +49,7 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool l
 					 "SELECT o.id, o.order_number, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at"
 					 " FROM %s.orders o"
-					 " WHERE o.status" EQ "'pending' AND o.payment_status" EQ "'pending'"
-					 " AND o.fulfillment_status" EQ "'pending'"
+					 " WHERE" PENDING("o")
 					 " AND o.created_at" LT "$1 AND o.created_at" GE "$2"
 					 " AND (o.created_at, o.id)" GT "($2, $3)"
 					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
@@ -185,9 +184,7 @@ BuildAnyDue(BuiltStatement *b, const AppSchema *app, const char *nsp)
 
 	appendStringInfo(&b->sql,
 					 "SELECT EXISTS (SELECT FROM %s.orders o"
-					 " WHERE o.status" EQ "'pending' AND o.payment_status" EQ "'pending'"
-					 " AND o.fulfillment_status" EQ "'pending'"
-					 " AND o.created_at" LT "$1)",
+					 " WHERE" PENDING("o") " AND o.created_at" LT "$1)",
 					 nsp);
 	Args(b, 1, types);
 	b->expected_rc = SPI_OK_SELECT;

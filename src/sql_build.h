@@ -28,6 +28,10 @@
 #define NE " OPERATOR(pg_catalog.<>) "
 #define LT " OPERATOR(pg_catalog.<) "
 #define LE " OPERATOR(pg_catalog.<=) "
+
+/* The three statuses of an order that may expire (SPEC 3), for alias o. */
+#define PENDING(o) " " o ".status" EQ "'pending' AND " o ".payment_status" EQ "'pending'" \
+	" AND " o ".fulfillment_status" EQ "'pending'"
 #define GT " OPERATOR(pg_catalog.>) "
 #define GE " OPERATOR(pg_catalog.>=) "
 #define PLUS " OPERATOR(pg_catalog.+) "

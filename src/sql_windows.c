@@ -29,8 +29,6 @@
 
 #include "sql_build.h"
 
-#define PENDING(o) " " o ".status" EQ "'pending' AND " o ".payment_status" EQ "'pending'" \
-	" AND " o ".fulfillment_status" EQ "'pending'"
 #define MINUTES(w) "pg_catalog.make_interval(mins => " w ")"
 
 /*
