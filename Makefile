@@ -1,5 +1,5 @@
 EXTENSION = release_expired_orders
-EXTVERSION = 1.1
+EXTVERSION = 1.2
 
 MODULE_big = release_expired_orders
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))

@@ -45,11 +45,12 @@ typedef struct Windows
 } Windows;
 
 /*
- * The library runs only against the SQL objects of its own version: after
- * make install of a new version, a database not yet upgraded gets a clear
- * error instead of statements that fail on a missing column.  A database
- * without the extension (only the deadline worker can get here then) gets
- * one too.
+ * The library runs against the SQL objects of its own version and of 1.1,
+ * whose tables 1.2 did not change: installing the new library does not stop
+ * a database that has not run ALTER EXTENSION UPDATE yet.  Older objects get
+ * a clear error instead of statements that fail on a missing column.  A
+ * database without the extension (only the deadline worker can get here
+ * then) gets one too.
  */
 void
 ReoCheckInstalledVersion(void)
@@ -81,7 +82,7 @@ ReoCheckInstalledVersion(void)
 				 errmsg("extension \"release_expired_orders\" is not installed in database \"%s\"",
 						get_database_name(MyDatabaseId)),
 				 errhint("Run CREATE EXTENSION release_expired_orders; in that database.")));
-	if (strcmp(version, REO_VERSION) != 0)
+	if (strcmp(version, REO_VERSION) != 0 && strcmp(version, "1.1") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("release_expired_orders %s is installed in database \"%s\", but the library is version %s",
