@@ -25,7 +25,7 @@ $$;
 -- are kept in contexts named after the statement's text).
 CREATE VIEW prepared AS
 SELECT count(*) FILTER (WHERE ident LIKE 'SELECT EXISTS (SELECT FROM %.orders o WHERE%') AS probe,
-	   count(*) FILTER (WHERE ident LIKE 'SELECT o.id, o.order_number%SKIP LOCKED'
+	   count(*) FILTER (WHERE ident LIKE 'SELECT o.id, o.order_number%FROM %.orders o WHERE%SKIP LOCKED'
 						  OR ident LIKE 'WITH RECURSIVE types (type)%') AS scan
   FROM pg_backend_memory_contexts WHERE name = 'CachedPlanSource';
 

@@ -15,6 +15,7 @@ INSERT INTO products (id, stock) VALUES ('00000000-0000-0000-0000-0000000000a1',
 INSERT INTO lottery_rounds (id, product_id, total_shares, sold_shares, status) VALUES
 	('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000a1', 100, 50, 'active');
 CREATE FUNCTION lottery_hook(uuid) RETURNS void LANGUAGE sql AS 'SELECT';
+GRANT EXECUTE ON FUNCTION lottery_hook(uuid) TO PUBLIC;
 CREATE FUNCTION app_rules() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW.type = 'lottery_win' THEN
@@ -35,7 +36,13 @@ SELECT ('00000000-0000-0000-0000-00000000000' || n)::uuid, 'ORD-' || n,
 	   (now() AT TIME ZONE 'UTC') - (100 - n) * interval '1 minute'
 FROM (VALUES (1, 'lottery_win'), (2, 'direct_buy'), (3, 'direct_buy'), (4, 'direct_buy'),
 			 (5, 'lottery_win'), (6, 'direct_buy')) AS v (n, t);
--- Row-level security on notifications, with no policy for anyone.
+-- Row-level security on notifications, with no policy for anyone, forced
+-- on their owner, which is not a superuser: no notification can be written.
+CREATE ROLE regress_reo_app;
+ALTER TABLE orders OWNER TO regress_reo_app;
+ALTER TABLE products OWNER TO regress_reo_app;
+ALTER TABLE lottery_rounds OWNER TO regress_reo_app;
+ALTER TABLE notifications OWNER TO regress_reo_app;
 ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notifications FORCE ROW LEVEL SECURITY;
 
@@ -46,7 +53,8 @@ SELECT :'summary'::jsonb -> 'summary' ->> 'successful' AS successful,
 SELECT order_number, status FROM orders ORDER BY order_number;
 SELECT order_number, outcome, sqlstate FROM release_expired_orders.order_events ORDER BY order_number;
 SELECT stock FROM products;
-SELECT outcome, warnings IS NOT NULL AS warned FROM release_expired_orders.runs;
+SELECT outcome, warnings FROM release_expired_orders.runs;
+SELECT count(*) AS notifications FROM notifications;
 -- The failed orders wait out their backoff: the next run finds nothing.
 CALL release_expired_orders(30, 100) \gset
 SELECT :'summary'::jsonb -> 'summary' ->> 'totalFound' AS found_again;
@@ -54,3 +62,4 @@ SELECT :'summary'::jsonb -> 'summary' ->> 'totalFound' AS found_again;
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
 DROP FUNCTION app_rules();
+DROP ROLE regress_reo_app;

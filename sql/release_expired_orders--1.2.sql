@@ -856,8 +856,10 @@ worker AS (
 SELECT m.metric, m.value, m.type, m.help
 FROM totals t, last_run l, due d, worker w
 CROSS JOIN LATERAL (VALUES
+	-- by epochs: an order created at -infinity is overdue without end
 	('oldest_overdue_seconds',
-	 COALESCE(GREATEST(0, pg_catalog.date_part('epoch', pg_catalog.now() - d.oldest)), 0),
+	 COALESCE(GREATEST(0, pg_catalog.date_part('epoch', pg_catalog.now())
+						  - pg_catalog.date_part('epoch', d.oldest)), 0),
 	 'gauge', 'How long the oldest order still pending is past its deadline (0: none is overdue)'),
 	('seconds_since_last_success', pg_catalog.date_part('epoch', pg_catalog.now() - t.last_success),
 	 'gauge', 'Seconds since the last run that finished (success or partial); NULL: none kept'),

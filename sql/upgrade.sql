@@ -89,6 +89,14 @@ SELECT count(*) AS runs FROM release_expired_orders.runs;
 SELECT order_number, outcome, stock_delta FROM release_expired_orders.order_events;
 SELECT stock_taken FROM release_expired_orders.restore_order('00000000-0000-0000-0000-000000000001');
 SELECT stock FROM products;
+-- Then to the current version: a grant given before the update is kept.
+GRANT EXECUTE ON FUNCTION release_expired_orders.restore_order(uuid) TO regress_reo_payments;
+SET client_min_messages = error;
+ALTER EXTENSION release_expired_orders UPDATE;
+RESET client_min_messages;
+SELECT extversion FROM pg_extension WHERE extname = 'release_expired_orders';
+SELECT has_function_privilege('regress_reo_payments', 'release_expired_orders.restore_order(uuid)',
+							  'EXECUTE') AS grant_kept;
 SET client_min_messages = error;
 CREATE TEMP TABLE upgraded AS SELECT * FROM installation;
 -- (the role's grant is kept by the upgrade; a fresh install has none)

@@ -32,7 +32,9 @@
 typedef enum ColumnKind
 {
 	COL_UUID,
-	COL_TEXT,
+	COL_TEXT,					/* a string type, an enum, or a domain over one */
+	COL_STATUS,					/* the same, holding the labels the job uses */
+	COL_STRING,					/* a string type the job appends text to */
 	COL_INT4,
 	COL_TIMESTAMP
 } ColumnKind;
@@ -46,8 +48,8 @@ typedef struct ColumnRule
 static const ColumnRule orders_columns[] = {
 	{"id", COL_UUID}, {"order_number", COL_TEXT}, {"user_id", COL_UUID},
 	{"product_id", COL_UUID}, {"round_id", COL_UUID}, {"quantity", COL_INT4},
-	{"status", COL_TEXT}, {"payment_status", COL_TEXT},
-	{"fulfillment_status", COL_TEXT}, {"notes", COL_TEXT},
+	{"status", COL_STATUS}, {"payment_status", COL_STATUS},
+	{"fulfillment_status", COL_STATUS}, {"notes", COL_STRING},
 	{"created_at", COL_TIMESTAMP}, {"updated_at", COL_TIMESTAMP}, {NULL}
 };
 
@@ -67,7 +69,14 @@ static const ColumnRule notifications_columns[] = {
 };
 
 static const char *const kind_names[] = {
-	"uuid", "varchar or text", "integer", "timestamp or timestamptz"
+	"uuid", "text, varchar, another string type or an enum",
+	"text, varchar, another string type or an enum",
+	"text, varchar or another string type", "integer", "timestamp or timestamptz"
+};
+
+/* The labels an order's statuses take: an enum status must have each. */
+static const char *const status_labels[] = {
+	"pending", "expired", "cancelled", NULL
 };
 
 #define KindName(kind) (kind_names[(kind)])
@@ -80,7 +89,17 @@ KindAccepts(ColumnKind kind, Oid type)
 		case COL_UUID:
 			return type == UUIDOID;
 		case COL_TEXT:
-			return type == VARCHAROID || type == TEXTOID;
+		case COL_STATUS:
+		case COL_STRING:
+			{
+				char		category;
+				bool		preferred;
+
+				/* text, varchar, bpchar, citext, or a domain over one */
+				get_type_category_preferred(getBaseType(type), &category, &preferred);
+				return category == TYPCATEGORY_STRING ||
+					(kind != COL_STRING && category == TYPCATEGORY_ENUM);
+			}
 		case COL_INT4:
 			return type == INT4OID;
 		case COL_TIMESTAMP:
@@ -157,6 +176,28 @@ RefuseForeignOwner(Oid relid, Oid orders_owner, const char *schema, const char *
 }
 
 /*
+ * An enum status column must have every label the job compares with or
+ * writes; otherwise each run would fail on the first order.
+ */
+static void
+CheckLabels(Oid enumtype, const char *schema, const char *table, const char *column)
+{
+	for (const char *const *label = status_labels; *label; label++)
+	{
+		HeapTuple	tuple = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(enumtype),
+											CStringGetDatum(*label));
+
+		if (!HeapTupleIsValid(tuple))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of relation \"%s.%s\" has type %s, which has no label \"%s\"",
+							column, schema, table, format_type_be(enumtype), *label),
+					 errhint("release_expired_orders reads \"pending\" and writes \"expired\" and \"cancelled\"; add the label with ALTER TYPE ... ADD VALUE.")));
+		ReleaseSysCache(tuple);
+	}
+}
+
+/*
  * Check every column a table must have; report whether its last
  * timestamp-kind columns are timestamptz through tz_flags, in rule order.
  */
@@ -186,6 +227,8 @@ CheckColumns(Oid relid, const char *schema, const char *table,
 							rule->name, schema, table, format_type_be(type)),
 					 errhint("release_expired_orders expects %s.%s of type %s.",
 							 table, rule->name, KindName(rule->kind))));
+		if (rule->kind == COL_STATUS && type_is_enum(getBaseType(type)))
+			CheckLabels(getBaseType(type), schema, table, rule->name);
 		if (rule->kind == COL_TIMESTAMP)
 			tz_flags[ntz++] = (type == TIMESTAMPTZOID);
 	}
@@ -306,6 +349,8 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	CheckColumns(relid, schema, "orders", orders_columns, tz);
 	RefuseRowSecurity(relid, schema, "orders");
 	orders_owner = RelOwner(relid);
+	app->orders_owner = orders_owner;
+	app->orders = relid;
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
 	app->orders_type = HasColumn(relid, schema, "orders", "type");
@@ -316,12 +361,14 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	CheckColumns(relid, schema, "products", products_columns, tz);
 	RefuseForeignOwner(relid, orders_owner, schema, "products");
 	RefuseRowSecurity(relid, schema, "products");
+	app->products = relid;
 	app->products_updated_tz = tz[0];
 
 	relid = FindTable(nsp, schema, "lottery_rounds", false);
 	CheckColumns(relid, schema, "lottery_rounds", rounds_columns, tz);
 	RefuseForeignOwner(relid, orders_owner, schema, "lottery_rounds");
 	RefuseRowSecurity(relid, schema, "lottery_rounds");
+	app->rounds = relid;
 	app->rounds_updated_tz = tz[0];
 
 	/* The notifications table is optional: without it, none are written. */
@@ -340,7 +387,61 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 		*notifications_problem = NotificationsProblem(relid, schema);
 		app->notifications = (*notifications_problem == NULL);
 		app->notifications_tz = tz[0];
+		if (app->notifications)
+			app->notifications_rel = relid;
 	}
+}
+
+/*
+ * The role running the job must hold mode on each of the columns (on the
+ * table, or on the column itself), as if it ran the statement itself.
+ */
+static void
+RequireColumns(Oid relid, AclMode mode, const char *const *columns)
+{
+	Oid			role = GetUserId();
+
+	if (pg_class_aclcheck(relid, role, mode) == ACLCHECK_OK)
+		return;
+	for (const char *const *col = columns; *col; col++)
+	{
+		AttrNumber	attnum = get_attnum(relid, *col);
+
+		if (attnum != InvalidAttrNumber &&
+			pg_attribute_aclcheck(relid, attnum, role, mode) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+	}
+}
+
+static const char *const orders_read[] = {
+	"id", "order_number", "user_id", "product_id", "round_id", "quantity", "status",
+	"payment_status", "fulfillment_status", "created_at", NULL
+};
+static const char *const orders_written[] = {
+	"status", "payment_status", "fulfillment_status", "notes", "updated_at", NULL
+};
+static const char *const products_read[] = {"id", "stock", NULL};
+static const char *const products_written[] = {"stock", "updated_at", NULL};
+static const char *const rounds_read[] = {"id", "sold_shares", NULL};
+static const char *const rounds_written[] = {"sold_shares", "updated_at", NULL};
+
+/*
+ * The role running the job must itself have the privileges the release
+ * uses on the application's tables, although the statements that run the
+ * application's code run as the owner of orders: running the job never
+ * lets a role do to those tables what it could not do itself.
+ */
+void
+ReoCheckJobPrivileges(const AppSchema *app)
+{
+	RequireColumns(app->orders, ACL_SELECT, orders_read);
+	RequireColumns(app->orders, ACL_UPDATE, orders_written);
+	RequireColumns(app->products, ACL_SELECT, products_read);
+	RequireColumns(app->products, ACL_UPDATE, products_written);
+	RequireColumns(app->rounds, ACL_SELECT, rounds_read);
+	RequireColumns(app->rounds, ACL_UPDATE, rounds_written);
+	if (OidIsValid(app->notifications_rel))
+		RequireColumns(app->notifications_rel, ACL_INSERT, notifications_written);
 }
 
 /*

@@ -25,10 +25,16 @@ typedef struct AppSchema
 	bool		notifications_tz;	/* notifications.sent_at/created_at */
 	bool		orders_type;	/* orders.type exists: payment windows apply */
 	bool		orders_payment_method;	/* windows per payment method apply */
+	Oid			orders_owner;	/* the application's code runs as this role */
+	Oid			orders;			/* the tables (notifications: InvalidOid when */
+	Oid			products;		/* none are written) */
+	Oid			rounds;
+	Oid			notifications_rel;
 } AppSchema;
 
 extern void ReoDiscoverSchema(AppSchema *app, const char *schema,
 							  bool want_notifications, char **notifications_problem);
+extern void ReoCheckJobPrivileges(const AppSchema *app);
 extern bool ReoColumnIsTz(const char *schema, const char *table, const char *column);
 extern char *ReoRowSecurityProblem(const char *schema, Oid roleid);
 

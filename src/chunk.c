@@ -33,34 +33,15 @@
 #include "sql.h"
 #include "util.h"
 
-/* Take the next candidates after the keyset position, copied out of SPI. */
-static int
-SelectCandidates(ReoRun *run, int wanted, Candidate **out)
+/* Copy n candidate rows of a tuple table out of SPI, into c. */
+static void
+CopyCandidates(SPITupleTable *tt, uint64 n, Candidate *c)
 {
-	Datum		values[7];
-	SPITupleTable *tt;
-	Candidate  *c;
-	uint64		n;
-	bool		isnull;
-
-	values[0] = run->windowed ? TimestampTzGetDatum(run->reference) :
-		TimestampGetDatum(run->cutoff_value);
-	values[1] = run->windowed ? TimestampTzGetDatum(run->after_deadline) :
-		TimestampGetDatum(run->after_created);
-	values[2] = UUIDPGetDatum(&run->after_id);
-	values[3] = Int32GetDatum(wanted);
-	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
-									(TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
-	values[5] = Int32GetDatum(run->timeout_minutes);
-	values[6] = CStringGetTextDatum(run->naive_time_zone);
-	n = ReoExecute(run->windowed ? STMT_CANDIDATES_W : STMT_CANDIDATES, values, NULL);
-	tt = SPI_tuptable;
-
-	c = palloc0(sizeof(Candidate) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)
 	{
 		for (int col = 0; col < C_NCOLS; col++)
 		{
+			bool		isnull;
 			Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, col + 1, &isnull);
 
 			c[i].nulls[col] = isnull ? 'n' : ' ';
@@ -74,20 +55,91 @@ SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 				c[i].values[col] = datumCopy(d, false, UUID_LEN);
 		}
 	}
-	if (n > 0)
-	{
-		/* created_at is never NULL here: it passed "created_at < cutoff". */
-		run->after_created = DatumGetTimestamp(SPI_getbinval(tt->vals[n - 1],
-															 tt->tupdesc, 7, &isnull));
-		if (run->windowed)
-			run->after_deadline = DatumGetTimestampTz(SPI_getbinval(tt->vals[n - 1],
-																	tt->tupdesc, 9, &isnull));
-		Assert(!isnull);
-		memcpy(&run->after_id, DatumGetUUIDP(c[n - 1].values[C_ID]), UUID_LEN);
-	}
-	SPI_freetuptable(tt);
+}
+
+/* The arguments of the candidate statements, from the run's keyset position. */
+static void
+CandidateArgs(ReoRun *run, int wanted, Datum *values)
+{
+	values[0] = run->windowed ? TimestampTzGetDatum(run->reference) :
+		TimestampGetDatum(run->cutoff_value);
+	values[1] = run->windowed ? TimestampTzGetDatum(run->after_deadline) :
+		TimestampGetDatum(run->after_created);
+	values[2] = UUIDPGetDatum(&run->after_id);
+	values[3] = Int32GetDatum(wanted);
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+									(TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
+	values[5] = Int32GetDatum(run->timeout_minutes);
+	values[6] = CStringGetTextDatum(run->naive_time_zone);
+}
+
+/*
+ * Take the next candidates after the keyset position, locked, copied out
+ * of SPI (which fixes the locked set once).  Without windows one statement
+ * walks the index past the orders another transaction holds.  With
+ * windows the orders are picked by deadline first and then locked, and
+ * the picking goes on past the held ones until wanted are locked or none
+ * are left, so that held orders never hide the due orders behind them.
+ */
+static int
+SelectCandidates(ReoRun *run, int wanted, Candidate **out)
+{
+	Candidate  *c = palloc0(sizeof(Candidate) * Max(wanted, 1));
+	Datum		values[7];
+	SPITupleTable *tt;
+	uint64		n;
+	int			found = 0;
+	bool		isnull;
+
 	*out = c;
-	return (int) n;
+	if (!run->windowed)
+	{
+		CandidateArgs(run, wanted, values);
+		n = ReoExecute(STMT_CANDIDATES, values, NULL);
+		tt = SPI_tuptable;
+		CopyCandidates(tt, n, c);
+		if (n > 0)
+		{
+			/* created_at is never NULL here: it passed "created_at < cutoff". */
+			run->after_created = DatumGetTimestamp(SPI_getbinval(tt->vals[n - 1],
+																 tt->tupdesc, 7, &isnull));
+			memcpy(&run->after_id, DatumGetUUIDP(c[n - 1].values[C_ID]), UUID_LEN);
+		}
+		SPI_freetuptable(tt);
+		return (int) n;
+	}
+
+	for (;;)
+	{
+		int			asked = wanted - found;
+		Datum	   *ids;
+		Datum		picked;
+
+		CandidateArgs(run, asked, values);
+		n = ReoExecute(STMT_PREVIEW_W, values, NULL);
+		tt = SPI_tuptable;
+		if (n == 0)
+		{
+			SPI_freetuptable(tt);
+			break;
+		}
+		ids = palloc(sizeof(Datum) * n);
+		for (uint64 i = 0; i < n; i++)
+			ids[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+		picked = PointerGetDatum(construct_array(ids, (int) n, UUIDOID, UUID_LEN, false,
+												 TYPALIGN_CHAR));
+		run->after_deadline = DatumGetTimestampTz(SPI_getbinval(tt->vals[n - 1],
+																tt->tupdesc, 9, &isnull));
+		memcpy(&run->after_id, DatumGetUUIDP(ids[n - 1]), UUID_LEN);
+		SPI_freetuptable(tt);
+
+		found += (int) ReoExecute(STMT_LOCK_ORDERS, &picked, NULL);
+		CopyCandidates(SPI_tuptable, SPI_processed, c + found - SPI_processed);
+		SPI_freetuptable(SPI_tuptable);
+		if (found >= wanted || (int) n < asked)
+			break;
+	}
+	return found;
 }
 
 /* A uuid[] of the chunk's distinct, non-NULL product or round ids. */
@@ -275,7 +327,7 @@ RecordFn(void *arg)
 {
 	RecordStep *step = (RecordStep *) arg;
 
-	ReoExecute(STMT_RECORD, step->values, step->nulls);
+	ReoExecute(STMT_NOTE_FAILED, step->values, step->nulls);
 }
 
 static void
@@ -288,9 +340,12 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 	const char *sqlstate = failed ? unpack_sql_state(c->error->sqlerrcode) : NULL;
 	const char *message = failed ?
 		(c->error->message ? c->error->message : "unknown error") :
+		c->veto_written ?
+		"a trigger on orders kept the order pending (a BEFORE trigger returned OLD or wrote its statuses back); the order stays pending" :
 		"a trigger on orders skipped the update (a BEFORE trigger returned NULL); the order stays pending";
-	Datum		values[12];
-	char		nulls[12];
+	Datum		values[10];
+	char		nulls[10];
+	Datum		note[2];
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(run->run_id);
@@ -300,19 +355,23 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 	values[8] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
 	nulls[8] = sqlstate ? ' ' : 'n';
 	values[9] = CStringGetTextDatum(message);
-	values[10] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
-							  run->app.notifications_tz, run->naive_time_zone);
-	values[11] = BoolGetDatum(run->write_notifications);
-	step.values = values;
-	step.nulls = nulls;
-	edata = ReoInSubtransaction(RecordFn, &step);
-	if (edata != NULL)
+	ReoExecute(STMT_RECORD, values, nulls);
+
+	/* The application's notification of a failure, never at the audit's cost. */
+	if (failed && run->write_notifications)
 	{
-		if (!run->write_notifications || ReoErrorEndsRun(edata))
-			ReThrowError(edata);
-		SkipNotifications(run, edata);
-		values[11] = BoolGetDatum(false);
-		ReoExecute(STMT_RECORD, values, nulls);
+		note[0] = c->values[C_ID];
+		note[1] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+							   run->app.notifications_tz, run->naive_time_zone);
+		step.values = note;
+		step.nulls = NULL;
+		edata = ReoInSubtransaction(RecordFn, &step);
+		if (edata != NULL)
+		{
+			if (ReoErrorEndsRun(edata))
+				ReThrowError(edata);
+			SkipNotifications(run, edata);
+		}
 	}
 
 	if (failed)
@@ -320,7 +379,7 @@ RecordOutcome(Chunk *chunk, Candidate *c)
 		run->failed++;
 		ReoListError(&run->errors,
 					 DatumGetCString(DirectFunctionCall1(uuid_out, c->values[C_ID])),
-					 TextDatumGetCString(c->values[C_NUMBER]),
+					 c->nulls[C_NUMBER] == 'n' ? NULL : TextDatumGetCString(c->values[C_NUMBER]),
 					 psprintf("%s (SQLSTATE %s)", message, sqlstate));
 	}
 	else

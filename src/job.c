@@ -90,10 +90,15 @@ ReoCheckInstalledVersion(void)
 				 errhint("Run ALTER EXTENSION release_expired_orders UPDATE;")));
 }
 
-/* Read the windows in force; SPI is connected and the schema in use. */
+/*
+ * Read the windows in force; SPI is connected and the schema in use.  With
+ * read_only, in the snapshot of the statement that called the extension.
+ */
 static void
-ReadWindows(Windows *w)
+ReadWindows(Windows *w, bool read_only)
 {
+	uint64		(*run) (ReoStatement, Datum *, const char *) =
+		read_only ? ReoQuery : ReoExecute;
 	SPITupleTable *tt;
 	bool		isnull;
 	Datum		d;
@@ -104,7 +109,7 @@ ReadWindows(Windows *w)
 	 * Most installations have no windows: a probe of the table is cheaper to
 	 * plan, in a fresh session, than the aggregate that describes them.
 	 */
-	if (ReoExecute(STMT_ANY_WINDOW, NULL, NULL) != 1)
+	if (run(STMT_ANY_WINDOW, NULL, NULL) != 1)
 		elog(ERROR, "probing the payment windows returned no row");
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
@@ -112,7 +117,7 @@ ReadWindows(Windows *w)
 		return;
 	}
 	SPI_freetuptable(SPI_tuptable);
-	if (ReoExecute(STMT_WINDOWS, NULL, NULL) != 1)
+	if (run(STMT_WINDOWS, NULL, NULL) != 1)
 		elog(ERROR, "reading the payment windows returned no row");
 	tt = SPI_tuptable;
 	w->in_force = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
@@ -194,6 +199,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	/* Every check that can refuse the run happens before any write. */
 	ReoDiscoverSchema(&run->app, reo_app_schema, reo_write_notifications,
 					  &notifications_problem);
+	ReoCheckJobPrivileges(&run->app);
 	if (notifications_problem)
 		ereport(WARNING,
 				(errmsg("release_expired_orders does not write the application's notifications: %s",
@@ -232,7 +238,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 		run->warnings = pstrdup(run->warnings);
 	ReoInitErrorList(&run->errors, run->cxt);
 	ReoUseSchema(&run->app);
-	ReadWindows(&windows);
+	ReadWindows(&windows, false);
 	run->windowed = windows.in_force;
 	run->windows_json = windows.json;
 
@@ -296,7 +302,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ReoUseSchema(&app);
-	ReadWindows(&windows);
+	ReadWindows(&windows, true);
 	if (windows.in_force)
 	{
 		args[0] = TimestampTzGetDatum(now);
@@ -306,7 +312,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 		args[4] = TimestampTzGetDatum(backoff_since);
 		args[5] = Int32GetDatum(timeout_minutes);
 		args[6] = CStringGetTextDatum(reo_naive_time_zone);
-		n = ReoExecute(STMT_PREVIEW_W, args, NULL);
+		n = ReoQuery(STMT_PREVIEW_W, args, NULL);
 	}
 	else
 	{
@@ -318,7 +324,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 		args[2] = UUIDPGetDatum(&nil);
 		args[3] = Int32GetDatum(limit);
 		args[4] = TimestampTzGetDatum(backoff_since);
-		n = ReoExecute(STMT_PREVIEW, args, NULL);
+		n = ReoQuery(STMT_PREVIEW, args, NULL);
 	}
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
@@ -341,12 +347,27 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 		else
 		{
 			o.window_minutes = timeout_minutes;
-			o.deadline = created + MINUTES(timeout_minutes);
+			o.deadline = ReoDeadline(created, timeout_minutes);
 		}
 		fn(&o, arg);
 	}
 	SPI_finish();
 	return n;
+}
+
+/*
+ * created plus a window, never past the timestamp range: a time so late
+ * that the sum would leave it has no deadline (infinity), and an infinite
+ * created_at keeps its infinity.
+ */
+TimestampTz
+ReoDeadline(TimestampTz created, int minutes)
+{
+	if (TIMESTAMP_NOT_FINITE(created))
+		return created;
+	if (created > END_TIMESTAMP - MINUTES(minutes) - 1)
+		return DT_NOEND;
+	return created + MINUTES(minutes);
 }
 
 static void
@@ -383,7 +404,7 @@ ReoShortestWindow(int timeout_minutes)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ReoUseSchema(&app);
-	ReadWindows(&windows);
+	ReadWindows(&windows, true);
 	SPI_finish();
 	if (windows.in_force && windows.shortest > 0)
 		return Min(windows.shortest, timeout_minutes);

@@ -29,6 +29,7 @@ extern char *ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
 						   const char *scheduler);
 extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 						   TimestampTz backoff_since, ReoDueFn fn, void *arg);
+extern TimestampTz ReoDeadline(TimestampTz created, int minutes);
 extern bool ReoNextDeadline(int timeout_minutes, bool all, TimestampTz *deadline);
 extern int	ReoShortestWindow(int timeout_minutes);
 

@@ -18,6 +18,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 
 #include "part.h"
 #include "sql.h"
@@ -30,7 +31,7 @@ ReoSameUuid(Datum a, Datum b)
 	return memcmp(DatumGetPointer(a), DatumGetPointer(b), UUID_LEN) == 0;
 }
 
-/* A uuid[] of the part's ids. */
+/* A uuid[] of the part's ids, in candidate order. */
 static Datum
 PartIds(Chunk *chunk)
 {
@@ -42,32 +43,138 @@ PartIds(Chunk *chunk)
 										   UUID_LEN, false, TYPALIGN_CHAR));
 }
 
-/* Mark the part's candidates that the release statement's array lists. */
-static void
-MarkVetoed(Chunk *chunk, Datum array)
+static int
+CompareCandidateIds(const void *a, const void *b)
 {
-	Datum	   *ids;
-	int			n;
+	const Candidate *x = *(Candidate *const *) a;
+	const Candidate *y = *(Candidate *const *) b;
 
-	deconstruct_array(DatumGetArrayTypeP(array), UUIDOID, UUID_LEN, false,
-					  TYPALIGN_CHAR, &ids, NULL, &n);
-	for (int k = 0; k < chunk->part_n; k++)
+	return memcmp(DatumGetPointer(x->values[C_ID]), DatumGetPointer(y->values[C_ID]), UUID_LEN);
+}
+
+/* The part's candidates sorted by id, to find a returned row's candidate. */
+static Candidate **
+SortedPart(Chunk *chunk)
+{
+	Candidate **sorted = palloc(sizeof(Candidate *) * Max(chunk->part_n, 1));
+
+	for (int i = 0; i < chunk->part_n; i++)
+		sorted[i] = &chunk->c[chunk->part[i]];
+	qsort(sorted, chunk->part_n, sizeof(Candidate *), CompareCandidateIds);
+	return sorted;
+}
+
+static Candidate *
+FindCandidate(Candidate **sorted, int n, Datum id)
+{
+	Candidate	key;
+	Candidate  *keyp = &key;
+	Candidate **found;
+
+	key.values[C_ID] = id;
+	found = bsearch(&keyp, sorted, n, sizeof(Candidate *), CompareCandidateIds);
+	if (found == NULL)
+		elog(ERROR, "the release returned an order that is not in the part");
+	return *found;
+}
+
+/*
+ * An array of one candidate column over the part's released candidates
+ * (NULLs kept), for the audit statement.
+ */
+static Datum
+ReleasedColumn(Chunk *chunk, int col, Oid type, int len, bool byval, char align)
+{
+	int			n = 0;
+	Datum	   *elems = palloc(sizeof(Datum) * Max(chunk->part_n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(chunk->part_n, 1));
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < chunk->part_n; i++)
 	{
-		Candidate  *c = &chunk->c[chunk->part[k]];
+		Candidate  *c = &chunk->c[chunk->part[i]];
 
-		for (int j = 0; j < n; j++)
-			if (ReoSameUuid(c->values[C_ID], ids[j]))
-				c->state = CAND_VETOED;
+		if (c->state != CAND_RELEASED)
+			continue;
+		elems[n] = c->values[col];
+		nulls[n] = (c->nulls[col] == 'n');
+		n++;
 	}
+	dims[0] = n;
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len,
+											  byval, align));
+}
+
+/* One counter row's share of the part: id and quantity to give back. */
+typedef struct CounterShare
+{
+	Datum		id;
+	int64		qty;
+} CounterShare;
+
+static int
+CompareShares(const void *a, const void *b)
+{
+	return memcmp(DatumGetPointer(((const CounterShare *) a)->id),
+				  DatumGetPointer(((const CounterShare *) b)->id), UUID_LEN);
+}
+
+/*
+ * What the part's released orders give back to each product or round, in
+ * id order: the quantity the locked row reserved before the update, when
+ * the row names that counter and the quantity is positive.  Returns the
+ * number of counter rows; *ids and *qty are the arrays to pass.
+ */
+static int
+CounterShares(Chunk *chunk, int col, Datum *ids, Datum *qty)
+{
+	CounterShare *shares = palloc(sizeof(CounterShare) * Max(chunk->part_n, 1));
+	Datum	   *id_elems;
+	Datum	   *qty_elems;
+	int			n = 0;
+	int			m = 0;
+
+	for (int i = 0; i < chunk->part_n; i++)
+	{
+		Candidate  *c = &chunk->c[chunk->part[i]];
+
+		if (c->state != CAND_RELEASED || c->nulls[col] == 'n' ||
+			c->nulls[C_QUANTITY] == 'n' || DatumGetInt32(c->values[C_QUANTITY]) <= 0)
+			continue;
+		shares[n].id = c->values[col];
+		shares[n].qty = DatumGetInt32(c->values[C_QUANTITY]);
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	qsort(shares, n, sizeof(CounterShare), CompareShares);
+	id_elems = palloc(sizeof(Datum) * n);
+	qty_elems = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (m > 0 && ReoSameUuid(id_elems[m - 1], shares[i].id))
+		{
+			qty_elems[m - 1] = Int64GetDatum(DatumGetInt64(qty_elems[m - 1]) + shares[i].qty);
+			continue;
+		}
+		id_elems[m] = shares[i].id;
+		qty_elems[m] = Int64GetDatum(shares[i].qty);
+		m++;
+	}
+	*ids = PointerGetDatum(construct_array(id_elems, m, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR));
+	*qty = PointerGetDatum(construct_array(qty_elems, m, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return m;
 }
 
 /*
  * Give back the part's stock or shares, and correct the audit where a
- * counter did not move by what was asked.  ids and qty come from the
- * release statement, aggregated per counter row and sorted by id.
+ * counter did not move by what was asked.
  */
 static void
-ReturnCounters(Chunk *chunk, Datum ids, Datum qty, bool rounds)
+ReturnCounters(Chunk *chunk, bool rounds)
 {
 	ReoRun	   *run = chunk->run;
 	Datum		values[5];
@@ -75,8 +182,8 @@ ReturnCounters(Chunk *chunk, Datum ids, Datum qty, bool rounds)
 	SPITupleTable *tt;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	values[0] = ids;
-	values[1] = qty;
+	if (CounterShares(chunk, rounds ? C_ROUND : C_PRODUCT, &values[0], &values[1]) == 0)
+		return;
 	values[2] = ReoTimeValue(now, rounds ? run->app.rounds_updated_tz :
 							 run->app.products_updated_tz, run->naive_time_zone);
 	ReoExecute(rounds ? STMT_ROUNDS : STMT_PRODUCTS, values, NULL);
@@ -96,9 +203,35 @@ ReturnCounters(Chunk *chunk, Datum ids, Datum qty, bool rounds)
 }
 
 /*
- * Release the part; the body of a subtransaction.  The orders first, then
- * the counters in id order, products before rounds, as the application's
- * purchases take them.
+ * The audit rows of the part's released orders, and the run row's counts
+ * when the part is the whole chunk.
+ */
+static void
+WriteAudit(Chunk *chunk, int vetoed)
+{
+	Datum		values[10];
+
+	values[0] = Int64GetDatum(chunk->run->run_id);
+	values[1] = ReleasedColumn(chunk, C_ID, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+	values[2] = ReleasedColumn(chunk, C_NUMBER, TEXTOID, -1, false, TYPALIGN_INT);
+	values[3] = ReleasedColumn(chunk, C_USER, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+	values[4] = ReleasedColumn(chunk, C_PRODUCT, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+	values[5] = ReleasedColumn(chunk, C_ROUND, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+	values[6] = ReleasedColumn(chunk, C_QUANTITY, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+	values[7] = Int32GetDatum(chunk->n);
+	values[8] = Int32GetDatum(vetoed);
+	/* A whole chunk in one part is counted in the run row by the same statement. */
+	values[9] = BoolGetDatum(chunk->part_n == chunk->n);
+	ReoExecute(STMT_AUDIT, values, NULL);
+}
+
+/*
+ * Release the part; the body of a subtransaction.  The orders first (as
+ * the owner of orders: the application's triggers run there), then their
+ * audit, then the counters in id order, products before rounds, as the
+ * application's purchases take them.  A row that a trigger wrote back as
+ * pending is a veto: the part is rolled back, so that nothing of that
+ * order changes, and tried again without it.
  */
 static void
 ReleasePart(void *arg)
@@ -107,53 +240,97 @@ ReleasePart(void *arg)
 	ReoRun	   *run = chunk->run;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	SPITupleTable *tt;
-	Datum		values[7];
-	Datum		row[6];
-	bool		isnull[6];
+	Candidate **sorted = SortedPart(chunk);
+	Datum		values[5];
+	uint64		n;
+	int			released = 0;
+	int			vetoed = 0;
 
 	values[0] = PartIds(chunk);
-	values[1] = Int64GetDatum(run->run_id);
-	values[2] = ReoTimeValue(now, run->app.orders_updated_tz, run->naive_time_zone);
-	values[3] = chunk->notes;
-	values[4] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
-	values[5] = BoolGetDatum(run->write_notifications);
-	/* A whole chunk in one part is counted in the run row by the same statement. */
-	values[6] = BoolGetDatum(chunk->part_n == chunk->n);
-	ReoExecute(STMT_RELEASE, values, NULL);
+	values[1] = ReoTimeValue(now, run->app.orders_updated_tz, run->naive_time_zone);
+	values[2] = chunk->notes;
+	values[3] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
+	values[4] = BoolGetDatum(run->write_notifications);
+	n = ReoExecute(STMT_RELEASE, values, NULL);
 	tt = SPI_tuptable;
-	for (int col = 0; col < 6; col++)
-		row[col] = SPI_getbinval(tt->vals[0], tt->tupdesc, col + 1, &isnull[col]);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+		bool		became = DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)) &&
+			!isnull;
+		Candidate  *c = FindCandidate(sorted, chunk->part_n, id);
 
-	chunk->part_released = DatumGetInt64(row[0]);
-	if (!isnull[2])
-		ReturnCounters(chunk, row[2], row[3], false);
-	if (!isnull[4])
-		ReturnCounters(chunk, row[4], row[5], true);
-	if (!isnull[1])
-		MarkVetoed(chunk, row[1]);
-	for (int k = 0; k < chunk->part_n; k++)
-		if (chunk->c[chunk->part[k]].state == CAND_PENDING)
-			chunk->c[chunk->part[k]].state = CAND_RELEASED;
+		if (became)
+			c->state = CAND_RELEASED;
+		else
+		{
+			c->veto_written = true;
+			chunk->vetoes_written = true;
+		}
+	}
 	SPI_freetuptable(tt);
+	if (chunk->vetoes_written)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg_internal("a trigger on orders kept orders of the part pending")));
+
+	/* An order the update did not return was skipped by a trigger. */
+	for (int k = 0; k < chunk->part_n; k++)
+	{
+		Candidate  *c = &chunk->c[chunk->part[k]];
+
+		if (c->state == CAND_RELEASED)
+			released++;
+		else
+		{
+			c->state = CAND_VETOED;
+			vetoed++;
+		}
+	}
+	WriteAudit(chunk, vetoed);
+	ReturnCounters(chunk, false);
+	ReturnCounters(chunk, true);
+	chunk->part_released = released;
 }
 
 /*
  * Try the part in a subtransaction; on failure, undo the states the body
- * set and return the error.
+ * set and return the error.  Orders a trigger wrote back as pending are
+ * vetoed, and the rest of the part is tried again without them.
  */
 ErrorData *
 ReoTryPart(Chunk *chunk, int *part, int part_n)
 {
-	ErrorData  *edata;
+	for (;;)
+	{
+		ErrorData  *edata;
+		int			kept = 0;
 
-	chunk->part = part;
-	chunk->part_n = part_n;
-	chunk->part_released = 0;
-	edata = ReoInSubtransaction(ReleasePart, chunk);
-	if (edata == NULL && part_n == chunk->n)
-		chunk->counted = true;
-	if (edata != NULL)
+		chunk->part = part;
+		chunk->part_n = part_n;
+		chunk->part_released = 0;
+		chunk->vetoes_written = false;
+		edata = ReoInSubtransaction(ReleasePart, chunk);
+		if (edata == NULL)
+		{
+			if (part_n == chunk->n)
+				chunk->counted = true;
+			return NULL;
+		}
 		for (int k = 0; k < part_n; k++)
-			chunk->c[part[k]].state = CAND_PENDING;
-	return edata;
+		{
+			Candidate  *c = &chunk->c[part[k]];
+
+			c->state = c->veto_written ? CAND_VETOED : CAND_PENDING;
+			if (!c->veto_written)
+				part[kept++] = part[k];
+		}
+		if (!chunk->vetoes_written)
+			return edata;
+		FreeErrorData(edata);
+		if (kept == 0)
+			return NULL;
+		part_n = kept;
+	}
 }

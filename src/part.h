@@ -33,6 +33,7 @@ typedef struct Candidate
 	char		nulls[C_NCOLS];
 	CandidateState state;
 	ErrorData  *error;			/* for CAND_FAILED */
+	bool		veto_written;	/* a trigger wrote the row back as pending */
 } Candidate;
 
 typedef struct Chunk
@@ -45,6 +46,7 @@ typedef struct Chunk
 	int		   *part;
 	int			part_n;
 	int64		part_released;
+	bool		vetoes_written; /* the part rolled back for veto_written rows */
 	bool		counted;		/* the run row counts the chunk already */
 } Chunk;
 

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -149,10 +150,18 @@ PreviewRow(const ReoDueOrder *order, void *arg)
 	PreviewState *state = (PreviewState *) arg;
 	Datum		values[10];
 	bool		nulls[10] = {0};
+	TimestampTz created;
+	int64		diff;
 
 	memcpy(values, order->values, sizeof(order->values));
 	memcpy(nulls, order->nulls, sizeof(order->nulls));
-	values[7] = DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(state->now), values[6]);
+	/* The age of an order whose created_at is infinite, or that far, is NULL. */
+	created = DatumGetTimestampTz(values[6]);
+	if (nulls[6] || TIMESTAMP_NOT_FINITE(created) ||
+		pg_sub_s64_overflow(state->now, created, &diff))
+		nulls[7] = true;
+	else
+		values[7] = DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(state->now), values[6]);
 	values[8] = Int32GetDatum(order->window_minutes);
 	values[9] = TimestampTzGetDatum(order->deadline);
 	tuplestore_putvalues(state->store, state->tupdesc, values, nulls);

@@ -158,6 +158,12 @@ RunBegin(ReoRun *run)
 	SPI_freetuptable(SPI_tuptable);
 }
 
+static void
+RunNoteFn(void *arg)
+{
+	ReoExecute(STMT_RUN_NOTE, (Datum *) arg, NULL);
+}
+
 /*
  * Close the run row with its outcome; writes the batch notification when
  * the run released anything (a committed chunk counted in the row is also
@@ -182,9 +188,23 @@ RunEnd(ReoRun *run, const char *outcome, const char *error)
 	ReoExecute(STMT_RUN_END, values, nulls);
 	if (run->write_notifications && run->released > 0)
 	{
-		values[1] = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
-								 run->app.notifications_tz, run->naive_time_zone);
-		ReoExecute(STMT_RUN_NOTE, values, NULL);
+		ErrorData  *edata;
+		Datum		sent = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+										run->app.notifications_tz, run->naive_time_zone);
+
+		/* The notifications never cost the run: one that fails is skipped. */
+		edata = ReoInSubtransaction(RunNoteFn, &sent);
+		if (edata != NULL)
+		{
+			if (ReoErrorIsFatal(edata))
+				ReThrowError(edata);
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("release_expired_orders skipped the application's batch notification: %s",
+							edata->message),
+					 errhint("Make %s.notifications accept the rows release_expired_orders writes, or set release_expired_orders.write_notifications to off.",
+							 quote_identifier(run->app.schema))));
+		}
 	}
 }
 

@@ -20,17 +20,79 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "sql.h"
 #include "sql_build.h"
 #include "util.h"
 
-static SPIPlanPtr plans[STMT_COUNT];
-static bool in_own_statement = false;
-static int	expected_rcs[STMT_COUNT];
-static AppSchema plans_schema;
-static bool plans_schema_set = false;
+/*
+ * The plans kept for one shape of the application's tables.  A backend
+ * keeps a few: a statement of the extension may run inside another (a
+ * trigger of the application calls preview() in the middle of a release),
+ * and the set a running statement uses is never dropped under it.
+ */
+typedef struct PlanSet
+{
+	AppSchema	schema;
+	SPIPlanPtr	plans[STMT_COUNT];
+	int			expected_rcs[STMT_COUNT];
+	int			running;		/* statements of this set executing now */
+} PlanSet;
+
+#define MAX_PLAN_SETS 4
+
+static PlanSet *plan_sets[MAX_PLAN_SETS];
+static PlanSet *current = NULL;
+
+/*
+ * Whether the statement running now is one of the extension's audit
+ * statements: the audit guard lets only those write the rows undo trusts.
+ * Saved and restored around every statement, so that a statement nested
+ * in another (preview() called by a trigger) leaves the outer one's value.
+ */
+static bool in_audit_statement = false;
+
+/*
+ * The statements that run the application's code: writes to its tables,
+ * which fire its triggers, check its constraints and evaluate its
+ * defaults.  They run as the owner of orders, in a security-restricted
+ * operation, never with the privileges of the role running the job.
+ */
+static bool
+RunsApplicationCode(ReoStatement stmt)
+{
+	switch (stmt)
+	{
+		case STMT_RELEASE:
+		case STMT_PRODUCTS:
+		case STMT_ROUNDS:
+		case STMT_NOTE_FAILED:
+		case STMT_RUN_NOTE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* The statements that write the rows of order_events that undo trusts. */
+static bool
+WritesAudit(ReoStatement stmt)
+{
+	switch (stmt)
+	{
+		case STMT_AUDIT:
+		case STMT_FIX_STOCK:
+		case STMT_FIX_SHARES:
+		case STMT_RECORD:
+			return true;
+		default:
+			return false;
+	}
+}
 
 /*
  * What a candidate is, the one definition: an order whose three statuses
@@ -46,7 +108,7 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool l
 		TsType(app->orders_created_tz), UUIDOID, INT4OID, TIMESTAMPTZOID};
 
 	appendStringInfo(&b->sql,
-					 "SELECT o.id, o.order_number, o.user_id, o.product_id,"
+					 "SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at"
 					 " FROM %s.orders o"
 					 " WHERE" PENDING("o")
@@ -65,6 +127,27 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool l
 	 * the (created_at, id) index from that position and stops at LIMIT.
 	 */
 	b->cursor_options = CURSOR_OPT_CUSTOM_PLAN;
+}
+
+/*
+ * Lock the windowed candidates picked ($1, in deadline order), skipping
+ * those another transaction holds, each checked again under its lock;
+ * columns as the plain candidate statement's.
+ */
+static void
+BuildLockOrders(BuiltStatement *b, const char *nsp)
+{
+	Oid			types[] = {UUIDARRAYOID};
+
+	appendStringInfo(&b->sql,
+					 "SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
+					 " o.round_id, o.quantity, o.created_at"
+					 " FROM pg_catalog.unnest($1) WITH ORDINALITY p (id, pos)"
+					 " JOIN %s.orders o ON o.id" EQ "p.id"
+					 " WHERE" PENDING("o")
+					 " ORDER BY p.pos FOR UPDATE OF o SKIP LOCKED", nsp);
+	Args(b, 1, types);
+	b->expected_rc = SPI_OK_SELECT;
 }
 
 /* Lock product or round rows in id order before a fallback. */
@@ -131,24 +214,23 @@ BuildRunEnd(BuiltStatement *b)
 }
 
 /*
- * The batch notification of a run that released anything, as its run row
- * counts them.  A statement of its own, run only then, so that a run that
- * finds nothing does not open the notifications table.
+ * The batch notification of a run that released anything.  A statement of
+ * its own, run only then, so that a run that finds nothing does not open
+ * the notifications table.
  */
 static void
 BuildRunNote(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
-	Oid			types[] = {INT8OID, TsType(app->notifications_tz)};
+	Oid			types[] = {TsType(app->notifications_tz)};
 
 	if (!app->notifications)
 		elog(ERROR, "release_expired_orders writes no notifications here");
 	appendStringInfo(&b->sql,
 					 "INSERT INTO %s.notifications (id, user_id, type, content,"
 					 " status, sent_at, created_at)"
-					 " SELECT pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
-					 " '" NOTE_PREFIX "batch_processing_completed - 订单: N/A', 'sent', $2, $2"
-					 " FROM " REO_SCHEMA ".runs r WHERE r.id" EQ "$1 AND r.released" GT "0", nsp);
-	Args(b, 2, types);
+					 " VALUES (pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
+					 " '" NOTE_PREFIX "batch_processing_completed - 订单: N/A', 'sent', $1, $1)", nsp);
+	Args(b, 1, types);
 	b->expected_rc = SPI_OK_INSERT;
 }
 
@@ -193,7 +275,7 @@ BuildAnyDue(BuiltStatement *b, const AppSchema *app, const char *nsp)
 static void
 BuildStatement(ReoStatement stmt, BuiltStatement *b)
 {
-	const AppSchema *app = &plans_schema;
+	const AppSchema *app = &current->schema;
 	const char *nsp = quote_identifier(app->schema);
 
 	initStringInfo(&b->sql);
@@ -207,11 +289,8 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 		case STMT_PREVIEW:
 			BuildCandidates(b, app, nsp, false);
 			break;
-		case STMT_CANDIDATES_W:
-			BuildWindowedCandidates(b, app, nsp, true);
-			break;
 		case STMT_PREVIEW_W:
-			BuildWindowedCandidates(b, app, nsp, false);
+			BuildWindowedCandidates(b, app, nsp);
 			break;
 		case STMT_ANY_DUE:
 			BuildAnyDue(b, app, nsp);
@@ -223,8 +302,14 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 		case STMT_WINDOWS:
 			BuildWindowsInForce(b, app);
 			break;
+		case STMT_LOCK_ORDERS:
+			BuildLockOrders(b, nsp);
+			break;
 		case STMT_RELEASE:
 			BuildRelease(b, app, nsp);
+			break;
+		case STMT_AUDIT:
+			BuildAudit(b);
 			break;
 		case STMT_PRODUCTS:
 			BuildCounters(b, nsp, app->products_updated_tz, false);
@@ -239,13 +324,16 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			BuildLock(b, nsp, "lottery_rounds");
 			break;
 		case STMT_FIX_STOCK:
-			BuildFixAudit(b, nsp, false);
+			BuildFixAudit(b, false);
 			break;
 		case STMT_FIX_SHARES:
-			BuildFixAudit(b, nsp, true);
+			BuildFixAudit(b, true);
 			break;
 		case STMT_RECORD:
-			BuildRecord(b, app, nsp);
+			BuildRecord(b);
+			break;
+		case STMT_NOTE_FAILED:
+			BuildNoteFailed(b, app, nsp);
 			break;
 		case STMT_CONSTRAINTS:
 			appendStringInfoString(&b->sql, "SET CONSTRAINTS ALL IMMEDIATE");
@@ -275,39 +363,69 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 	}
 }
 
+static void
+FreePlanSet(PlanSet *set)
+{
+	for (int i = 0; i < STMT_COUNT; i++)
+		if (set->plans[i] != NULL)
+			SPI_freeplan(set->plans[i]);
+	pfree(set);
+}
+
 /*
- * Make the kept plans match the application's current shape, dropping them
- * when it changed since they were prepared.
+ * Make the statements that follow use plans for the application's current
+ * shape: the kept ones when it is a shape seen before, new ones otherwise.
+ * A set no statement is running with makes room when all places are taken.
  */
 void
 ReoUseSchema(const AppSchema *app)
 {
-	if (plans_schema_set && memcmp(&plans_schema, app, sizeof(AppSchema)) == 0)
-		return;
-	for (int i = 0; i < STMT_COUNT; i++)
+	int			free_slot = -1;
+
+	for (int i = 0; i < MAX_PLAN_SETS; i++)
 	{
-		if (plans[i] != NULL)
-			SPI_freeplan(plans[i]);
-		plans[i] = NULL;
+		PlanSet    *set = plan_sets[i];
+
+		if (set != NULL && memcmp(&set->schema, app, sizeof(AppSchema)) == 0)
+		{
+			current = set;
+			return;
+		}
+		if (set == NULL || (set->running == 0 && set != current))
+			free_slot = i;
 	}
-	memcpy(&plans_schema, app, sizeof(AppSchema));
-	plans_schema_set = true;
+	if (free_slot < 0)
+		elog(ERROR, "release_expired_orders has too many statements running at once");
+	if (plan_sets[free_slot] != NULL)
+		FreePlanSet(plan_sets[free_slot]);
+	plan_sets[free_slot] = MemoryContextAllocZero(TopMemoryContext, sizeof(PlanSet));
+	memcpy(&plan_sets[free_slot]->schema, app, sizeof(AppSchema));
+	current = plan_sets[free_slot];
 }
 
 /*
  * Run one of the statements, preparing and keeping its plan on first use,
- * so that a session pays only for the statements it needs.  Errors unless
- * SPI reports the outcome the statement is built for; the rows, if any,
- * are left in SPI_tuptable, and the caller's memory context is current.
+ * so that a session pays only for the statements it needs.  A statement
+ * that runs the application's code runs as the owner of orders in a
+ * security-restricted operation, and whatever settings that code changes
+ * are undone after it, as VACUUM does for the functions of an index.
+ * Errors unless SPI reports the outcome the statement is built for; the
+ * rows, if any, are left in SPI_tuptable, and the caller's memory context
+ * is current.
  */
-uint64
-ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
+static uint64
+Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	int			rc;
+	PlanSet    *set = current;
+	bool		outer_audit = in_audit_statement;
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile int save_nestlevel = -1;
+	volatile int rc;
 
-	Assert(plans_schema_set);
-	if (plans[stmt] == NULL)
+	Assert(set != NULL);
+	if (set->plans[stmt] == NULL)
 	{
 		BuiltStatement b;
 		char	   *sql;
@@ -321,24 +439,37 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for statement %d: %s",
 				 (int) stmt, SPI_result_code_string(SPI_result));
-		rc = SPI_keepplan(plan);
-		if (rc != 0)
-			elog(ERROR, "SPI_keepplan failed: %s", SPI_result_code_string(rc));
-		plans[stmt] = plan;
-		expected_rcs[stmt] = b.expected_rc;
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		set->plans[stmt] = plan;
+		set->expected_rcs[stmt] = b.expected_rc;
 	}
 
-	/* The audit guard lets the extension's own statements write the audit. */
-	in_own_statement = true;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (RunsApplicationCode(stmt))
+	{
+		SetUserIdAndSecContext(set->schema.orders_owner,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		save_nestlevel = NewGUCNestLevel();
+	}
+	in_audit_statement = WritesAudit(stmt);
+	set->running++;
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plans[stmt], values, nulls, false, 0);
+		rc = SPI_execute_plan(set->plans[stmt], values, nulls, read_only, 0);
 	}
 	PG_FINALLY();
 	{
-		in_own_statement = false;
+		/* a statement nested in this one may have chosen another set */
+		set->running--;
+		current = set;
+		in_audit_statement = outer_audit;
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	if (save_nestlevel >= 0)
+		AtEOXact_GUC(false, save_nestlevel);
 
 	/*
 	 * SPI leaves the procedure context current; go back to the caller's, so
@@ -346,19 +477,37 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
 	 * number of chunks in a run.
 	 */
 	MemoryContextSwitchTo(caller);
-	if (rc != expected_rcs[stmt])
+	if (rc != set->expected_rcs[stmt])
 		elog(ERROR, "statement %d of release_expired_orders returned %s, expected %s",
 			 (int) stmt, SPI_result_code_string(rc),
-			 SPI_result_code_string(expected_rcs[stmt]));
+			 SPI_result_code_string(set->expected_rcs[stmt]));
 	return SPI_processed;
 }
 
+/* Run a statement of the job, which may write. */
+uint64
+ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
+{
+	return Execute(stmt, values, nulls, false);
+}
+
 /*
- * Whether one of the statements above is running: the audit rows that undo
- * trusts are written only then.
+ * Run a statement that only reads, with the snapshot of the statement that
+ * called the extension: what STABLE functions (preview(), the deadlines)
+ * and the worker's look use.
+ */
+uint64
+ReoQuery(ReoStatement stmt, Datum *values, const char *nulls)
+{
+	return Execute(stmt, values, nulls, true);
+}
+
+/*
+ * Whether one of the extension's audit statements is running: the audit
+ * rows that undo trusts are written only then.
  */
 bool
-ReoInOwnStatement(void)
+ReoInAuditStatement(void)
 {
-	return in_own_statement;
+	return in_audit_statement;
 }

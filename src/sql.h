@@ -16,12 +16,13 @@ typedef enum ReoStatement
 {
 	STMT_CANDIDATES,			/* lock the next expired orders */
 	STMT_PREVIEW,				/* the same selection, without locks */
-	STMT_CANDIDATES_W,			/* the same two with payment windows */
-	STMT_PREVIEW_W,
+	STMT_PREVIEW_W,				/* the same with payment windows */
 	STMT_ANY_DUE,				/* whether any order may be due */
 	STMT_ANY_WINDOW,			/* whether there are payment windows */
 	STMT_WINDOWS,				/* the payment windows in force */
-	STMT_RELEASE,				/* orders, audit, notifications of a part */
+	STMT_LOCK_ORDERS,			/* lock the windowed candidates picked */
+	STMT_RELEASE,				/* orders and notifications of a part */
+	STMT_AUDIT,					/* the part's released rows, its run counts */
 	STMT_PRODUCTS,				/* stock, the chunk's last writes */
 	STMT_ROUNDS,				/* shares, likewise */
 	STMT_LOCK_PRODUCTS,			/* before a fallback: lock in id order */
@@ -29,6 +30,7 @@ typedef enum ReoStatement
 	STMT_FIX_STOCK,				/* audit what the stock update did not do */
 	STMT_FIX_SHARES,
 	STMT_RECORD,				/* one failed or vetoed order */
+	STMT_NOTE_FAILED,			/* its notification */
 	STMT_CONSTRAINTS,			/* SET CONSTRAINTS ALL IMMEDIATE */
 	STMT_RUN_BEGIN,
 	STMT_RUN_PROGRESS,
@@ -41,6 +43,7 @@ typedef enum ReoStatement
 
 extern void ReoUseSchema(const AppSchema *app);
 extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
-extern bool ReoInOwnStatement(void);
+extern uint64 ReoQuery(ReoStatement stmt, Datum *values, const char *nulls);
+extern bool ReoInAuditStatement(void);
 
 #endif							/* REO_SQL_H */

@@ -73,13 +73,15 @@ Args(BuiltStatement *b, int nargs, const Oid *types)
 
 /* sql_release.c: the texts of a part's release */
 extern void BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp);
+extern void BuildAudit(BuiltStatement *b);
 extern void BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds);
-extern void BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds);
-extern void BuildRecord(BuiltStatement *b, const AppSchema *app, const char *nsp);
+extern void BuildFixAudit(BuiltStatement *b, bool rounds);
+extern void BuildRecord(BuiltStatement *b);
+extern void BuildNoteFailed(BuiltStatement *b, const AppSchema *app, const char *nsp);
 
 /* sql_windows.c: the candidates when payment windows are in force */
 extern void BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app,
-									const char *nsp, bool lock);
+									const char *nsp);
 extern void BuildWindowsInForce(BuiltStatement *b, const AppSchema *app);
 
 #endif							/* REO_SQL_BUILD_H */

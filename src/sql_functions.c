@@ -39,9 +39,15 @@ PG_FUNCTION_INFO_V1(reo_run_is_alive);
 Datum
 reo_run_is_alive(PG_FUNCTION_ARGS)
 {
-	int			pid = PG_GETARG_INT32(0);
-	TimestampTz started = PG_GETARG_TIMESTAMPTZ(1);
-	int			n = pgstat_fetch_stat_numbackends();
+	int			pid;
+	TimestampTz started;
+	int			n;
+
+	ReoRequireArgument(fcinfo, 0, "backend_pid");
+	ReoRequireArgument(fcinfo, 1, "backend_start");
+	pid = PG_GETARG_INT32(0);
+	started = PG_GETARG_TIMESTAMPTZ(1);
+	n = pgstat_fetch_stat_numbackends();
 
 	for (int i = 1; i <= n; i++)
 	{
@@ -65,6 +71,7 @@ PG_FUNCTION_INFO_V1(reo_setting);
 Datum
 reo_setting(PG_FUNCTION_ARGS)
 {
+	ReoRequireArgument(fcinfo, 0, "name");
 	PG_RETURN_TEXT_P(cstring_to_text(ReoSettingValue(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 }
 
@@ -74,8 +81,10 @@ PG_FUNCTION_INFO_V1(reo_check_argument);
 Datum
 reo_check_argument(PG_FUNCTION_ARGS)
 {
-	const char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const char *name;
 
+	ReoRequireArgument(fcinfo, 0, "name");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -92,6 +101,9 @@ PG_FUNCTION_INFO_V1(reo_app_column_is_tz);
 Datum
 reo_app_column_is_tz(PG_FUNCTION_ARGS)
 {
+	ReoRequireArgument(fcinfo, 0, "app_schema");
+	ReoRequireArgument(fcinfo, 1, "table_name");
+	ReoRequireArgument(fcinfo, 2, "column_name");
 	PG_RETURN_BOOL(ReoColumnIsTz(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 								 text_to_cstring(PG_GETARG_TEXT_PP(1)),
 								 text_to_cstring(PG_GETARG_TEXT_PP(2))));
@@ -103,6 +115,8 @@ PG_FUNCTION_INFO_V1(reo_wall_clock);
 Datum
 reo_wall_clock(PG_FUNCTION_ARGS)
 {
+	ReoRequireArgument(fcinfo, 0, "t");
+	ReoRequireArgument(fcinfo, 1, "zone");
 	PG_RETURN_TIMESTAMP(ReoWallClock(PG_GETARG_TIMESTAMPTZ(0),
 									 text_to_cstring(PG_GETARG_TEXT_PP(1))));
 }
@@ -118,6 +132,7 @@ reo_row_security_problem(PG_FUNCTION_ARGS)
 {
 	char	   *problem;
 
+	ReoRequireArgument(fcinfo, 0, "role");
 	ReoCheckSettings();
 	problem = ReoRowSecurityProblem(reo_app_schema,
 									get_role_oid(NameStr(*PG_GETARG_NAME(0)), false));
@@ -172,7 +187,7 @@ reo_audit_guard(PG_FUNCTION_ARGS)
 #else
 	owner = pg_class_ownercheck(RelationGetRelid(rel), GetUserId());
 #endif
-	if (!ReoInOwnStatement() && !owner && !superuser())
+	if (!ReoInAuditStatement() && !owner && !superuser())
 	{
 		bool		restored = false;
 

@@ -14,13 +14,15 @@
 #include "sql_build.h"
 
 /*
- * The release of a part of a chunk in one statement: the orders (with the
- * pending statuses checked again under the row lock), their audit rows,
- * and the application's notifications.  It
- * counts a whole chunk in its run row ($7: the chunk is one part), and
- * returns the number released, the orders a trigger on orders vetoed (the
- * locked candidates it did not update), and the stock and shares to give
- * back, aggregated per product and per round in id order.
+ * The release of a part of a chunk: its orders, with the pending statuses
+ * checked again under the row lock, and the application's notifications of
+ * the orders released.  It runs the application's code (the triggers of
+ * orders and notifications), so it writes nothing of the extension's own.
+ * Returns one row per order it updated: the id, and whether the row really
+ * became expired/cancelled/cancelled; a trigger may have returned OLD or
+ * written the old statuses back, and an order a trigger skipped (returned
+ * NULL) is not returned at all.  Statuses are compared as text, so that
+ * any string or enum type of the application compares the same.
  *
  * The pending statuses are checked with texteq() rather than the =
  * operator on purpose: the planner then cannot match them to the
@@ -30,70 +32,75 @@
 void
 BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
-	Oid			types[] = {UUIDARRAYOID, INT8OID, TsType(app->orders_updated_tz),
-	TEXTOID, TsType(app->notifications_tz), BOOLOID, BOOLOID};
+	Oid			types[] = {UUIDARRAYOID, TsType(app->orders_updated_tz), TEXTOID,
+	TsType(app->notifications_tz), BOOLOID};
 
 	appendStringInfo(&b->sql,
 					 "WITH released AS ("
 					 " UPDATE %s.orders o SET status = 'expired',"
 					 " payment_status = 'cancelled', fulfillment_status = 'cancelled',"
-					 " updated_at = $3, notes = pg_catalog.concat(o.notes, $4)"
+					 " updated_at = $2, notes = pg_catalog.concat(o.notes, $3)"
 					 " WHERE o.id" EQ "ANY ($1)"
-					 " AND pg_catalog.texteq(o.status, 'pending')"
-					 " AND pg_catalog.texteq(o.payment_status, 'pending')"
-					 " AND pg_catalog.texteq(o.fulfillment_status, 'pending')"
-					 " RETURNING o.id, o.order_number, o.user_id, o.product_id,"
-					 " o.round_id, o.quantity),"
-					 " events AS ("
-					 " INSERT INTO " EVENTS " (" EVENT_COLUMNS ","
-					 " prev_status, prev_payment_status, prev_fulfillment_status,"
-					 " stock_delta, shares_delta)"
-					 " SELECT $2, r.id, r.order_number, r.user_id, r.product_id, r.round_id,"
-					 " r.quantity, 'released', 'pending', 'pending', 'pending',"
-					 " CASE WHEN r.product_id IS NOT NULL AND r.quantity" GT "0"
-					 " THEN r.quantity ELSE 0 END,"
-					 " CASE WHEN r.round_id IS NOT NULL AND r.quantity" GT "0"
-					 " THEN" MINUS "r.quantity ELSE 0 END"
-					 " FROM released r),"
-					 " progress AS (UPDATE " REO_SCHEMA ".runs"
-					 " SET found = found" PLUS "pg_catalog.cardinality($1),"
-					 " released = released" PLUS "(SELECT pg_catalog.count(*) FROM released),"
-					 " vetoed = vetoed" PLUS "pg_catalog.cardinality($1)" MINUS
-					 "(SELECT pg_catalog.count(*) FROM released)"
-					 " WHERE id" EQ "$2 AND $7)",
+					 " AND pg_catalog.texteq(o.status::pg_catalog.text, 'pending')"
+					 " AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'pending')"
+					 " AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'pending')"
+					 " RETURNING o.id, o.user_id,"
+					 " pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
+					 " AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
+					 " AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled')"
+					 " AS became)",
 					 nsp);
 	if (app->notifications)
 		appendStringInfo(&b->sql,
 						 ", notified AS ("
 						 " INSERT INTO %s.notifications (id, user_id, type, content,"
 						 " status, sent_at, created_at)"
-						 " SELECT pg_catalog.gen_random_uuid(), r.user_id, 'system_audit',"
+						 " SELECT pg_catalog.gen_random_uuid(), COALESCE(r.user_id, " NIL_UUID "),"
+						 " 'system_audit',"
 						 " pg_catalog.concat('" NOTE_PREFIX "order_released_successfully - 订单: ', r.id),"
-						 " 'sent', $5, $5 FROM released r WHERE $6)", nsp);
+						 " 'sent', $4, $4 FROM released r WHERE $5 AND r.became)", nsp);
 	else
-		appendStringInfoString(&b->sql, ", unused AS (SELECT $5, $6)");
-	appendStringInfoString(&b->sql,
-						   " SELECT (SELECT pg_catalog.count(*) FROM released),"
-						   " (SELECT pg_catalog.array_agg(c.id) FROM pg_catalog.unnest($1) c (id)"
-						   " WHERE NOT EXISTS (SELECT FROM released r WHERE r.id" EQ "c.id)),"
-						   " p.ids, p.qty, g.ids, g.qty"
-						   " FROM (SELECT pg_catalog.array_agg(d.id ORDER BY d.id),"
-						   " pg_catalog.array_agg(d.qty ORDER BY d.id)"
-						   " FROM (SELECT r.product_id, pg_catalog.sum(r.quantity) FROM released r"
-						   " WHERE r.product_id IS NOT NULL AND r.quantity" GT "0"
-						   " GROUP BY r.product_id) d (id, qty)) p (ids, qty),"
-						   " (SELECT pg_catalog.array_agg(d.id ORDER BY d.id),"
-						   " pg_catalog.array_agg(d.qty ORDER BY d.id)"
-						   " FROM (SELECT r.round_id, pg_catalog.sum(r.quantity) FROM released r"
-						   " WHERE r.round_id IS NOT NULL AND r.quantity" GT "0"
-						   " GROUP BY r.round_id) d (id, qty)) g (ids, qty)");
-	Args(b, 7, types);
+		appendStringInfoString(&b->sql, ", unused AS (SELECT $4, $5)");
+	appendStringInfoString(&b->sql, " SELECT r.id, r.became FROM released r");
+	Args(b, 5, types);
 	b->expected_rc = SPI_OK_SELECT;
 	/*
 	 * One generic plan finds the part's orders by primary key whatever the
 	 * number of ids; planning the statement again for every chunk cost about
 	 * half a millisecond, the largest fixed cost of a chunk of 100.
 	 */
+	b->cursor_options = CURSOR_OPT_GENERIC_PLAN;
+}
+
+/*
+ * The audit rows of a part's released orders, from what the locked rows
+ * reserved before the update (whatever a trigger did to the row), and the
+ * run row's counts when the part is the whole chunk ($10): $8 orders found,
+ * $9 vetoed by a trigger that skipped the update.
+ */
+void
+BuildAudit(BuiltStatement *b)
+{
+	Oid			types[] = {INT8OID, UUIDARRAYOID, TEXTARRAYOID, UUIDARRAYOID,
+		UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID, INT4OID, INT4OID, BOOLOID};
+
+	appendStringInfoString(&b->sql,
+						   "WITH events AS ("
+						   " INSERT INTO " EVENTS " (" EVENT_COLUMNS ","
+						   " prev_status, prev_payment_status, prev_fulfillment_status,"
+						   " stock_delta, shares_delta)"
+						   " SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty,"
+						   " 'released', 'pending', 'pending', 'pending',"
+						   " CASE WHEN c.product IS NOT NULL AND c.qty" GT "0 THEN c.qty ELSE 0 END,"
+						   " CASE WHEN c.round IS NOT NULL AND c.qty" GT "0 THEN" MINUS "c.qty ELSE 0 END"
+						   " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						   " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+						   " pg_catalog.unnest($7)) c (id, num, usr, product, round, qty))"
+						   " UPDATE " REO_SCHEMA ".runs SET found = found" PLUS "$8,"
+						   " released = released" PLUS "pg_catalog.cardinality($2),"
+						   " vetoed = vetoed" PLUS "$9 WHERE id" EQ "$1 AND $10");
+	Args(b, 10, types);
+	b->expected_rc = SPI_OK_UPDATE;
 	b->cursor_options = CURSOR_OPT_GENERIC_PLAN;
 }
 
@@ -144,14 +151,14 @@ BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds)
 /*
  * Correct the audit of released orders whose product or round did not
  * move by their quantity: each order's share of what did move is found
- * oldest order first, and each order that did not get all of its quantity
+ * in the part's order ($2, oldest first), and each order that did not get all of its quantity
  * back gets an anomaly row whose delta corrects its released row's.  The
  * audit is only ever appended to, so the role running the job needs no
  * right to change it; an order's deltas are the sum over its release's
  * rows.  Runs only when BuildCounters() reported such rows.
  */
 void
-BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
+BuildFixAudit(BuiltStatement *b, bool rounds)
 {
 	Oid			types[] = {INT8OID, UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 	const char *idcol = rounds ? "round_id" : "product_id";
@@ -170,13 +177,14 @@ BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
 	appendStringInfo(&b->sql,
 					 "WITH p AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
 					 " pg_catalog.unnest($5)) p (id, applied, kind)),"
+					 " k AS (SELECT * FROM pg_catalog.unnest($2) WITH ORDINALITY k (id, pos)),"
 					 " o AS (SELECT e.order_id, e.order_number, e.user_id,"
 					 " e.product_id, e.round_id, e.quantity, p.applied, p.kind,"
 					 " pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id"
-					 " ORDER BY ord.created_at, e.order_id) AS upto"
+					 " ORDER BY k.pos) AS upto"
 					 " FROM " EVENTS " e JOIN p ON e.%s" EQ "p.id"
-					 " JOIN %s.orders ord ON ord.id" EQ "e.order_id"
-					 " WHERE e.order_id" EQ "ANY ($2) AND e.run_id" EQ "$1"
+					 " JOIN k ON k.id" EQ "e.order_id"
+					 " WHERE e.run_id" EQ "$1"
 					 " AND e.outcome" EQ "'released' AND e.quantity" GT "0),"
 					 " g AS (SELECT o.*, LEAST(o.upto, GREATEST(o.applied, 0))" MINUS
 					 "LEAST(o.upto" MINUS "o.quantity, GREATEST(o.applied, 0)) AS moved FROM o)"
@@ -186,7 +194,7 @@ BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
 					 " g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending',"
 					 " pg_catalog.int4(%s), %s"
 					 " FROM g WHERE g.moved" LT "g.quantity",
-					 idcol, nsp, rounds ? "shares_delta" : "stock_delta",
+					 idcol, rounds ? "shares_delta" : "stock_delta",
 					 rounds ? "g.quantity" MINUS "g.moved" : "g.moved" MINUS "g.quantity",
 					 message);
 	Args(b, 5, types);
@@ -195,32 +203,38 @@ BuildFixAudit(BuiltStatement *b, const char *nsp, bool rounds)
 
 /*
  * One order that failed or that a trigger vetoed: its audit row, which also
- * starts its retry backoff, and the application's notification of a
- * failure.
+ * starts its retry backoff.
  */
 void
-BuildRecord(BuiltStatement *b, const AppSchema *app, const char *nsp)
+BuildRecord(BuiltStatement *b)
 {
 	Oid			types[] = {INT8OID, UUIDOID, TEXTOID, UUIDOID, UUIDOID, UUIDOID,
-		INT4OID, TEXTOID, TEXTOID, TEXTOID, TsType(app->notifications_tz),
-	BOOLOID};
+	INT4OID, TEXTOID, TEXTOID, TEXTOID};
 
 	appendStringInfoString(&b->sql,
-						   "WITH events AS ("
-						   " INSERT INTO " EVENTS " (" EVENT_COLUMNS ","
+						   "INSERT INTO " EVENTS " (" EVENT_COLUMNS ","
 						   " prev_status, prev_payment_status, prev_fulfillment_status,"
 						   " sqlstate, message)"
 						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-						   " 'pending', 'pending', 'pending', $9, $10))");
-	if (app->notifications)
-		appendStringInfo(&b->sql,
-						 " INSERT INTO %s.notifications (id, user_id, type, content,"
-						 " status, sent_at, created_at)"
-						 " SELECT pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
-						 " pg_catalog.concat('" NOTE_PREFIX "order_release_failed - 订单: ', $2),"
-						 " 'sent', $11, $11 WHERE $12 AND $8" EQ "'failed'", nsp);
-	else
-		appendStringInfoString(&b->sql, " SELECT $11, $12");
-	Args(b, 12, types);
-	b->expected_rc = app->notifications ? SPI_OK_INSERT : SPI_OK_SELECT;
+						   " 'pending', 'pending', 'pending', $9, $10)");
+	Args(b, 10, types);
+	b->expected_rc = SPI_OK_INSERT;
+}
+
+/* The application's notification of an order that failed. */
+void
+BuildNoteFailed(BuiltStatement *b, const AppSchema *app, const char *nsp)
+{
+	Oid			types[] = {UUIDOID, TsType(app->notifications_tz)};
+
+	if (!app->notifications)
+		elog(ERROR, "release_expired_orders writes no notifications here");
+	appendStringInfo(&b->sql,
+					 "INSERT INTO %s.notifications (id, user_id, type, content,"
+					 " status, sent_at, created_at)"
+					 " VALUES (pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
+					 " pg_catalog.concat('" NOTE_PREFIX "order_release_failed - 订单: ', $1),"
+					 " 'sent', $2, $2)", nsp);
+	Args(b, 2, types);
+	b->expected_rc = SPI_OK_INSERT;
 }

@@ -12,8 +12,9 @@
  * index range that stops at its own cutoff and its LIMIT.  An order type a
  * window says never expires is not scanned at all.  A payment method's
  * window is a kind of its own (type and method); the rest of that type
- * keeps the type's window.  The kinds' candidates are merged by deadline,
- * and only the chosen ones are locked.
+ * keeps the type's window.  The kinds' candidates are merged by deadline.
+ * The type is compared in its own type (text, varchar, bpchar, an enum or
+ * a domain), so that the index serves it; payment methods as text.
  *
  * Parameters: $1 the run's now (infinity for "the next deadline"), $2 and
  * $3 the keyset position (deadline, id), $4 the limit, $5 the start of the
@@ -44,6 +45,24 @@ Conv(const AppSchema *app, const char *expr)
 }
 
 /*
+ * An order's deadline, created_at plus its window, never an error: a
+ * created_at so far from now that the conversion or the sum could leave
+ * the timestamp range has the deadline of the infinity on its side
+ * (-infinity is due, infinity never is), and NULL has none.
+ */
+static const char *
+Deadline(const AppSchema *app, const char *minutes)
+{
+	return psprintf("CASE WHEN o.created_at" LT "'100000-01-01'"
+					" AND o.created_at" GT "'4000-01-01 BC'"
+					" THEN %s" PLUS MINUTES("%s")
+					" WHEN o.created_at" LE "'4000-01-01 BC'"
+					" THEN '-infinity'::pg_catalog.timestamptz"
+					" ELSE 'infinity'::pg_catalog.timestamptz END",
+					Conv(app, "o.created_at"), minutes);
+}
+
+/*
  * The kinds: one per pending order type (its any-method window, else $6),
  * one per window of a type and payment method, and one for orders without
  * a type.  excluded lists the methods that have windows of their own.
@@ -54,27 +73,28 @@ AppendKinds(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	appendStringInfo(&b->sql,
 					 "WITH RECURSIVE types (type) AS ("
 					 " (SELECT o.type FROM %s.orders o WHERE" PENDING("o")
-					 " AND o.type IS NOT NULL ORDER BY o.type LIMIT 1)"
+					 " AND o.type IS NOT NULL ORDER BY o.type USING" LT "LIMIT 1)"
 					 " UNION ALL"
 					 " SELECT (SELECT o.type FROM %s.orders o WHERE" PENDING("o")
-					 " AND o.type" GT "t.type ORDER BY o.type LIMIT 1)"
+					 " AND o.type" GT "t.type ORDER BY o.type USING" LT "LIMIT 1)"
 					 " FROM types t WHERE t.type IS NOT NULL),"
 					 " kinds (type, method, excluded, minutes) AS ("
-					 " SELECT t.type::pg_catalog.text, NULL::pg_catalog.text, %s,"
+					 " SELECT t.type, NULL::pg_catalog.text, %s,"
 					 " CASE WHEN a.order_type IS NULL THEN $6 ELSE a.timeout_minutes END"
 					 " FROM types t LEFT JOIN " REO_SCHEMA ".payment_windows a"
-					 " ON a.order_type" EQ "t.type AND a.payment_method IS NULL"
+					 " ON a.order_type" EQ "t.type::pg_catalog.text AND a.payment_method IS NULL"
 					 " WHERE t.type IS NOT NULL",
 					 nsp, nsp,
 					 app->orders_payment_method ?
 					 "(SELECT pg_catalog.array_agg(m.payment_method) FROM "
-					 REO_SCHEMA ".payment_windows m WHERE m.order_type" EQ "t.type"
+					 REO_SCHEMA ".payment_windows m WHERE m.order_type" EQ "t.type::pg_catalog.text"
 					 " AND m.payment_method IS NOT NULL)" : "NULL::pg_catalog.text[]");
 	if (app->orders_payment_method)
 		appendStringInfoString(&b->sql,
-							   " UNION ALL SELECT m.order_type, m.payment_method, NULL,"
-							   " m.timeout_minutes FROM " REO_SCHEMA ".payment_windows m"
-							   " WHERE m.payment_method IS NOT NULL");
+							   " UNION ALL SELECT t.type, m.payment_method, NULL,"
+							   " m.timeout_minutes FROM types t JOIN " REO_SCHEMA ".payment_windows m"
+							   " ON m.order_type" EQ "t.type::pg_catalog.text"
+							   " WHERE t.type IS NOT NULL AND m.payment_method IS NOT NULL");
 	appendStringInfoString(&b->sql, "),");
 }
 
@@ -82,7 +102,7 @@ AppendKinds(BuiltStatement *b, const AppSchema *app, const char *nsp)
 static void
 AppendPerKind(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
-	const char *deadline = psprintf("%s" PLUS MINUTES("k.minutes"), Conv(app, "o.created_at"));
+	const char *deadline = Deadline(app, "k.minutes");
 
 	appendStringInfo(&b->sql,
 					 " due AS (SELECT c.* FROM kinds k CROSS JOIN LATERAL ("
@@ -91,9 +111,9 @@ AppendPerKind(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 deadline, nsp);
 	if (app->orders_payment_method)
 		appendStringInfoString(&b->sql,
-							   " AND (k.method IS NULL OR o.payment_method" EQ "k.method)"
+							   " AND (k.method IS NULL OR o.payment_method::pg_catalog.text" EQ "k.method)"
 							   " AND (k.excluded IS NULL OR o.payment_method IS NULL"
-							   " OR o.payment_method" NE "ALL (k.excluded))");
+							   " OR o.payment_method::pg_catalog.text" NE "ALL (k.excluded))");
 	appendStringInfo(&b->sql,
 					 " AND o.created_at" LT "%s"
 					 " AND (o.created_at, o.id)" GT "(%s, $3)"
@@ -105,25 +125,26 @@ AppendPerKind(BuiltStatement *b, const AppSchema *app, const char *nsp)
 
 	/* Orders without a type have the default window. */
 	appendStringInfo(&b->sql,
-					 " UNION ALL (SELECT o.id, $6, %s" PLUS MINUTES("$6") " FROM %s.orders o"
+					 " UNION ALL (SELECT o.id, $6, %s FROM %s.orders o"
 					 " WHERE o.type IS NULL AND" PENDING("o")
 					 " AND o.created_at" LT "%s AND (o.created_at, o.id)" GT "(%s, $3)"
 					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
 					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
 					 " ORDER BY o.created_at, o.id LIMIT $4)),",
-					 Conv(app, "o.created_at"), nsp,
+					 Deadline(app, "$6"), nsp,
 					 Conv(app, "($1" MINUS MINUTES("$6") ")"),
 					 Conv(app, "($2" MINUS MINUTES("$6") ")"));
 }
 
 /*
- * The windowed candidate statement; with lock, the chosen orders are
- * locked, skipping those another transaction holds, and checked again
- * under the lock.  Columns: those of the plain statement, then the
- * window in minutes and the deadline.
+ * The windowed candidate statement: up to $4 orders by deadline, without
+ * locks.  The job locks what it picked with a statement of its own, so
+ * that orders another transaction holds never hide the due orders behind
+ * them.  Columns: those of the plain statement, then the window in minutes
+ * and the deadline.
  */
 void
-BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool lock)
+BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
 	Oid			types[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID, INT4OID,
 	TIMESTAMPTZOID, INT4OID, TEXTOID};
@@ -133,12 +154,11 @@ BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp
 	appendStringInfo(&b->sql,
 					 " picked AS (SELECT d.id, d.minutes, d.deadline FROM due d"
 					 " ORDER BY d.deadline, d.id LIMIT $4)"
-					 " SELECT o.id, o.order_number, o.user_id, o.product_id,"
+					 " SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at, p.minutes, p.deadline"
 					 " FROM picked p JOIN %s.orders o ON o.id" EQ "p.id"
-					 " WHERE" PENDING("o")
-					 " ORDER BY p.deadline, p.id%s",
-					 nsp, lock ? " FOR UPDATE OF o SKIP LOCKED" : "");
+					 " ORDER BY p.deadline, p.id",
+					 nsp);
 	Args(b, 7, types);
 	b->expected_rc = SPI_OK_SELECT;
 	/* as the plain statement: the planner walks each range from its bounds */

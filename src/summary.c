@@ -47,7 +47,10 @@ ReoListError(ReoErrorList *list, const char *order_id,
 	appendStringInfoString(&list->json, "{\"orderId\": ");
 	escape_json(&list->json, order_id);
 	appendStringInfoString(&list->json, ", \"orderNumber\": ");
-	escape_json(&list->json, order_number);
+	if (order_number == NULL)
+		appendStringInfoString(&list->json, "null");
+	else
+		escape_json(&list->json, order_number);
 	appendStringInfoString(&list->json, ", \"error\": ");
 	escape_json(&list->json, error);
 	appendStringInfoChar(&list->json, '}');

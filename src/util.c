@@ -15,6 +15,7 @@
 #include "access/xact.h"
 #include "pgtime.h"
 #include "utils/datetime.h"
+#include "utils/regproc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -56,37 +57,33 @@ ReoInSubtransaction(void (*fn) (void *), void *arg)
 }
 
 /*
- * Errors that no retry of a smaller part can get past: a cancel (the
- * operator, or statement_timeout bounding the whole CALL), lack of
- * resources, internal errors.  They end the run, and nothing catches them
- * for the purge either.
+ * Errors that no retry of a smaller part can get past: a cancel by the
+ * operator or by statement_timeout (bounding the whole CALL), raised by
+ * the server's own interrupt handling, and anything above ERROR.  The
+ * same SQLSTATE raised by the application's code (a trigger may RAISE
+ * query_canceled) is an error of its order like any other.  They end the
+ * run, and nothing catches them for the purge either.
  */
 bool
 ReoErrorIsFatal(ErrorData *edata)
 {
-	int			category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-
 	return edata->elevel > ERROR ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
+		(ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
+		 ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) &&
+		 edata->funcname != NULL && strcmp(edata->funcname, "ProcessInterrupts") == 0);
 }
 
 /*
- * Errors that end the run from inside a chunk: the fatal ones, a missing
- * privilege or object (class 42, such as no UPDATE on products) and a
- * read-only transaction.  Every order would fail the same way, so failing
- * them one by one would only list each as a poison order.
+ * Errors that end the run from inside a chunk: only the fatal ones.  An
+ * error raised while releasing orders, of any class (a missing privilege
+ * or function in a trigger, a constraint, a resource the application's
+ * code ran out of), is found out by releasing smaller parts, and fails the
+ * orders it hits and no other.
  */
 bool
 ReoErrorEndsRun(ErrorData *edata)
 {
-	int			category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-
-	return ReoErrorIsFatal(edata) ||
-		category == ERRCODE_TO_CATEGORY(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION) ||
-		edata->sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION;
+	return ReoErrorIsFatal(edata);
 }
 
 /*
@@ -100,6 +97,22 @@ ReoErrorIsTransient(ErrorData *edata)
 	return edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
 		ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
 		ERRCODE_TO_CATEGORY(ERRCODE_TRANSACTION_ROLLBACK);
+}
+
+/*
+ * The argument n of a SQL-callable function, named name, must not be NULL:
+ * a function the catalog does not declare STRICT (or an older version's
+ * declaration) must still never read a NULL as a value.
+ */
+void
+ReoRequireArgument(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" of %s must not be null",
+						name, format_procedure(fcinfo->flinfo->fn_oid)),
+				 errhint("Pass a value; the function has no meaning for NULL.")));
 }
 
 /* Format a time as ISO 8601 in UTC with milliseconds, as JavaScript does. */
@@ -157,7 +170,12 @@ ReoWallClock(TimestampTz t, const char *zone)
 	return result;
 }
 
-/* The inverse of ReoWallClock(): a wall-clock time in zone, as a time. */
+/*
+ * The inverse of ReoWallClock(): a wall-clock time in zone, as a time.  A
+ * wall-clock time at an end of the range that the zone's offset takes out
+ * of it becomes the infinity on its side, never an error: the application
+ * may store any value of its column.
+ */
 TimestampTz
 ReoFromWallClock(Timestamp t, const char *zone)
 {
@@ -170,14 +188,10 @@ ReoFromWallClock(Timestamp t, const char *zone)
 	if (TIMESTAMP_NOT_FINITE(t))
 		return t;
 	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
+		return t < 0 ? DT_NOBEGIN : DT_NOEND;
 	offset = DetermineTimeZoneOffset(&tm, tz);
-	if (tm2timestamp(&tm, fsec, &offset, &result) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
+	if (tm2timestamp(&tm, fsec, &offset, &result) != 0 || !IS_VALID_TIMESTAMP(result))
+		return t < 0 ? DT_NOBEGIN : DT_NOEND;
 	return result;
 }
 

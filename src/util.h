@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "utils/elog.h"
 
 /* The schema that holds the extension's own tables and helpers. */
@@ -22,6 +23,7 @@ extern bool ReoErrorEndsRun(ErrorData *edata);
 extern bool ReoErrorIsTransient(ErrorData *edata);
 extern bool ReoErrorIsFatal(ErrorData *edata);
 
+extern void ReoRequireArgument(FunctionCallInfo fcinfo, int n, const char *name);
 extern char *ReoIsoUtc(TimestampTz t);
 extern Timestamp ReoWallClock(TimestampTz t, const char *zone);
 extern TimestampTz ReoFromWallClock(Timestamp t, const char *zone);
