@@ -47,8 +47,10 @@ FROM (VALUES (1, 'KEEP-OLD'), (2, 'WRITE-BACK'), (3, 'HALF-BACK'), (4, 'ZERO-QTY
 CALL release_expired_orders(30, 100) \gset
 SELECT :'summary'::jsonb -> 'summary' ->> 'successful' AS successful;
 SET release_expired_orders.retry_backoff = 0;
-CALL release_expired_orders(30, 100);
-CALL release_expired_orders(30, 100);
+CALL release_expired_orders(30, 100) \gset
+SELECT :'summary'::jsonb ->> 'message' AS second_run;
+CALL release_expired_orders(30, 100) \gset
+SELECT :'summary'::jsonb ->> 'message' AS third_run;
 SELECT order_number, status, payment_status, fulfillment_status, quantity, product_id IS NULL AS no_product
 FROM orders ORDER BY order_number;
 SELECT stock FROM products;
