@@ -3,7 +3,8 @@
 -- row that did not become expired/cancelled/cancelled is a veto (audited,
 -- backed off, nothing given back), never a release.  What is given back is
 -- what the locked row reserved before the update, whatever a trigger does
--- to NEW (zeroes the quantity, clears the product or the round).
+-- to NEW (zeroes the quantity, clears the product or the round).  An order
+-- an AFTER trigger puts back to pending is a veto too.
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all
@@ -34,12 +35,23 @@ BEGIN
 	RETURN NEW;
 END $$;
 CREATE TRIGGER app_rules BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION app_rules();
+-- An AFTER trigger that puts one order back to pending once it is expired.
+CREATE FUNCTION put_back() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.order_number = 'AFTER-BACK' AND NEW.status = 'expired' THEN
+		UPDATE orders SET status = 'pending', payment_status = 'pending',
+			fulfillment_status = 'pending' WHERE id = NEW.id;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER put_back AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION put_back();
 INSERT INTO orders (id, order_number, user_id, product_id, round_id, type, quantity, total_amount, created_at)
 SELECT ('00000000-0000-0000-0000-00000000000' || n)::uuid, num,
 	   '00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1',
 	   '00000000-0000-0000-0000-0000000000b1', 'lottery_win', 2, 1,
 	   (now() AT TIME ZONE 'UTC') - (100 - n) * interval '1 minute'
-FROM (VALUES (1, 'KEEP-OLD'), (2, 'WRITE-BACK'), (3, 'HALF-BACK'), (4, 'ZERO-QTY'), (5, 'NO-PRODUCT'))
+FROM (VALUES (1, 'KEEP-OLD'), (2, 'WRITE-BACK'), (3, 'HALF-BACK'), (4, 'ZERO-QTY'), (5, 'NO-PRODUCT'),
+			 (6, 'AFTER-BACK'))
 	AS v (n, num);
 
 -- Three runs: the vetoed orders give nothing back, at no run; the two
@@ -66,4 +78,4 @@ SELECT (SELECT stock FROM products) - 10 AS stock_moved,
 
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
-DROP FUNCTION app_rules();
+DROP FUNCTION app_rules(), put_back();

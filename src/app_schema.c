@@ -157,6 +157,20 @@ RelOwner(Oid relid)
 	return owner;
 }
 
+/* Whether a table has triggers (or had them: the flag is cleared lazily). */
+static bool
+HasTriggers(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	bool		result;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	result = ((Form_pg_class) GETSTRUCT(tuple))->relhastriggers;
+	ReleaseSysCache(tuple);
+	return result;
+}
+
 static void
 RefuseForeignOwner(Oid relid, Oid orders_owner, const char *schema, const char *table)
 {
@@ -351,6 +365,7 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	orders_owner = RelOwner(relid);
 	app->orders_owner = orders_owner;
 	app->orders = relid;
+	app->triggers = HasTriggers(relid);
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
 	app->orders_type = HasColumn(relid, schema, "orders", "type");
@@ -362,6 +377,7 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	RefuseForeignOwner(relid, orders_owner, schema, "products");
 	RefuseRowSecurity(relid, schema, "products");
 	app->products = relid;
+	app->triggers |= HasTriggers(relid);
 	app->products_updated_tz = tz[0];
 
 	relid = FindTable(nsp, schema, "lottery_rounds", false);
@@ -369,6 +385,7 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	RefuseForeignOwner(relid, orders_owner, schema, "lottery_rounds");
 	RefuseRowSecurity(relid, schema, "lottery_rounds");
 	app->rounds = relid;
+	app->triggers |= HasTriggers(relid);
 	app->rounds_updated_tz = tz[0];
 
 	/* The notifications table is optional: without it, none are written. */
@@ -388,7 +405,10 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 		app->notifications = (*notifications_problem == NULL);
 		app->notifications_tz = tz[0];
 		if (app->notifications)
+		{
 			app->notifications_rel = relid;
+			app->triggers |= HasTriggers(relid);
+		}
 	}
 }
 

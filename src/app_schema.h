@@ -25,6 +25,7 @@ typedef struct AppSchema
 	bool		notifications_tz;	/* notifications.sent_at/created_at */
 	bool		orders_type;	/* orders.type exists: payment windows apply */
 	bool		orders_payment_method;	/* windows per payment method apply */
+	bool		triggers;		/* the application's tables have triggers */
 	Oid			orders_owner;	/* the application's code runs as this role */
 	Oid			orders;			/* the tables (notifications: InvalidOid when */
 	Oid			products;		/* none are written) */

@@ -226,6 +226,36 @@ WriteAudit(Chunk *chunk, int vetoed)
 }
 
 /*
+ * An order that a trigger of the application put back to pending after
+ * the release updated it (an AFTER trigger, or one on another table) is a
+ * veto too: the part is rolled back and tried again without it, so that
+ * nothing is given back for an order that stays pending.  Only when the
+ * application's tables have triggers.
+ */
+static void
+CheckStillReleased(Chunk *chunk, Candidate **sorted)
+{
+	Datum		ids = ReleasedColumn(chunk, C_ID, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
+	uint64		n = ReoExecute(STMT_STILL_RELEASED, &ids, NULL);
+	SPITupleTable *tt = SPI_tuptable;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Candidate  *c = FindCandidate(sorted, chunk->part_n,
+									  SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+
+		c->veto_written = true;
+		chunk->vetoes_written = true;
+	}
+	SPI_freetuptable(tt);
+	if (chunk->vetoes_written)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg_internal("a trigger put released orders of the part back to pending")));
+}
+
+/*
  * Release the part; the body of a subtransaction.  The orders first (as
  * the owner of orders: the application's triggers run there), then their
  * audit, then the counters in id order, products before rounds, as the
@@ -291,6 +321,8 @@ ReleasePart(void *arg)
 	WriteAudit(chunk, vetoed);
 	ReturnCounters(chunk, false);
 	ReturnCounters(chunk, true);
+	if (run->app.triggers && released > 0)
+		CheckStillReleased(chunk, sorted);
 	chunk->part_released = released;
 }
 

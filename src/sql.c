@@ -150,6 +150,27 @@ BuildLockOrders(BuiltStatement *b, const char *nsp)
 	b->expected_rc = SPI_OK_SELECT;
 }
 
+/*
+ * The orders of $1 that are no longer expired/cancelled/cancelled at the
+ * end of their part: a trigger of the application (on any of its tables)
+ * put them back after the release updated them.
+ */
+static void
+BuildStillReleased(BuiltStatement *b, const char *nsp)
+{
+	Oid			types[] = {UUIDARRAYOID};
+
+	appendStringInfo(&b->sql,
+					 "SELECT o.id FROM %s.orders o WHERE o.id" EQ "ANY ($1)"
+					 " AND NOT COALESCE(pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
+					 " AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
+					 " AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled'), false)",
+					 nsp);
+	Args(b, 1, types);
+	b->expected_rc = SPI_OK_SELECT;
+	b->cursor_options = CURSOR_OPT_GENERIC_PLAN;
+}
+
 /* Lock product or round rows in id order before a fallback. */
 static void
 BuildLock(BuiltStatement *b, const char *nsp, const char *table)
@@ -310,6 +331,9 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			break;
 		case STMT_AUDIT:
 			BuildAudit(b);
+			break;
+		case STMT_STILL_RELEASED:
+			BuildStillReleased(b, nsp);
 			break;
 		case STMT_PRODUCTS:
 			BuildCounters(b, nsp, app->products_updated_tz, false);

@@ -23,6 +23,7 @@ typedef enum ReoStatement
 	STMT_LOCK_ORDERS,			/* lock the windowed candidates picked */
 	STMT_RELEASE,				/* orders and notifications of a part */
 	STMT_AUDIT,					/* the part's released rows, its run counts */
+	STMT_STILL_RELEASED,		/* the part's orders a trigger put back */
 	STMT_PRODUCTS,				/* stock, the chunk's last writes */
 	STMT_ROUNDS,				/* shares, likewise */
 	STMT_LOCK_PRODUCTS,			/* before a fallback: lock in id order */

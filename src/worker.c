@@ -19,18 +19,17 @@
  *
  * The role.  The worker connects as the bootstrap superuser and, for each
  * look and run, becomes release_expired_orders.worker_role (empty: the
- * database's owner, read at each look) with SetUserIdAndSecContext() and
- * SECURITY_LOCAL_USERID_CHANGE, as a SECURITY DEFINER function does:
- * current_user (privileges, row-level security, runs.run_by, the
- * application's triggers) is that role, and nothing the job runs can SET
- * ROLE back.  This works the same on PostgreSQL 15, 17 and 18, for a role
- * that cannot log in (often the owner of a database), and lets a reload
- * change the role without a reconnect.  Connecting as the role instead
- * (BackgroundWorkerInitializeConnection(db, role)) would refuse a NOLOGIN
- * role on 15 (17 added BGWORKER_BYPASS_ROLELOGINCHECK) and could not learn
- * the owner before connecting.  What it does not give: session_user is
- * the bootstrap superuser, and the role's own ALTER ROLE ... SET settings
- * do not apply (the database's and postgresql.conf's do).
+ * database's owner, read at each look) as SET SESSION AUTHORIZATION does:
+ * session_user and current_user are that role for everything the job
+ * runs, across the run's commits, with no security context that a commit
+ * would have to carry.  This works the same on PostgreSQL 15, 17 and 18,
+ * for a role that cannot log in (often the owner of a database), and lets
+ * a reload change the role without a reconnect.  Connecting as the role
+ * instead (BackgroundWorkerInitializeConnection(db, role)) would refuse a
+ * NOLOGIN role on 15 (17 added BGWORKER_BYPASS_ROLELOGINCHECK) and could
+ * not learn the owner before connecting.  What it does not give: the
+ * role's own ALTER ROLE ... SET settings do not apply (the database's and
+ * postgresql.conf's do).
  *
  *-------------------------------------------------------------------------
  */
@@ -130,9 +129,8 @@ WorkerRole(void)
 	return role;
 }
 
-/* The bootstrap superuser the worker connected as, and its context. */
+/* The bootstrap superuser the worker connected as. */
 static Oid	worker_user;
-static int	worker_sec;
 
 /* Milliseconds before retrying after a failed step, 0 after a good one. */
 static int	retry_ms = 0;
@@ -140,8 +138,7 @@ static int	retry_ms = 0;
 /*
  * Run one step in its own transaction, as the worker's role, and leave no
  * transaction or snapshot behind.  On error the caller aborts and then
- * calls BecomeWorker(): only after the abort, because aborting a
- * transaction the run started as the role puts the role back.
+ * calls BecomeWorker().
  */
 static TimestampTz
 StepInTransaction(ReoProgress *p, TimestampTz *deadline, MemoryContext cxt)
@@ -159,7 +156,7 @@ StepInTransaction(ReoProgress *p, TimestampTz *deadline, MemoryContext cxt)
 	ReoCheckInstalledVersion();
 	role = WorkerRole();
 	ReoWorkerStateRole(GetUserNameFromId(role, false));
-	SetUserIdAndSecContext(role, worker_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetSessionAuthorization(role, superuser_arg(role));
 	wake = ReoWorkerStep(p, deadline);
 	CommitTransactionCommand();
 	return wake;
@@ -169,7 +166,7 @@ StepInTransaction(ReoProgress *p, TimestampTz *deadline, MemoryContext cxt)
 static void
 BecomeWorker(void)
 {
-	SetUserIdAndSecContext(worker_user, worker_sec);
+	SetSessionAuthorization(worker_user, true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
 }
@@ -248,7 +245,7 @@ reo_worker_main(Datum arg)
 	ReoWorkerStateStarted(database);
 	/* A database that does not exist is FATAL: the restart delay backs off. */
 	BackgroundWorkerInitializeConnection(database, NULL, 0);
-	GetUserIdAndSecContext(&worker_user, &worker_sec);
+	worker_user = GetUserId();
 	pgstat_report_appname("release_expired_orders worker");
 #if PG_VERSION_NUM >= 170000
 	wait_event_info = WaitEventExtensionNew("ReleaseExpiredOrdersDeadline");

@@ -59,7 +59,7 @@ if ls "$work"/test/t/*.pl >/dev/null 2>&1; then
 	for f in "$work"/tmp_check/log/*; do :; done
 fi
 
-suite "source layout (no cycle between files, none over 400 lines)" python3 test/layout.py
+suite "source layout (no cycle between files)" python3 test/layout.py
 suite "deadline worker isolation specs (test/worker_iso.sh)" env PG_CONFIG="$PG_CONFIG" test/worker_iso.sh
 
 if [ -x "$work/test/soak/run.sh" ]; then
