@@ -107,7 +107,15 @@ DROP POLICY nobody ON orders;
 ALTER TABLE orders NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE orders DISABLE ROW LEVEL SECURITY;
 
--- 5. With BYPASSRLS (Supabase's service_role has it) the job runs and
+-- 5. Row-level security on notifications, with no policy for the job's
+-- role, hides nothing the job needs: the notifications are written as the
+-- owner of orders, so the job runs, and health()'s rule finds no problem.
+ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
+SELECT * FROM job_as('regress_reo_job');
+SELECT release_expired_orders.row_security_problem('regress_reo_job') AS health_problem;
+ALTER TABLE notifications DISABLE ROW LEVEL SECURITY;
+
+-- 6. With BYPASSRLS (Supabase's service_role has it) the job runs and
 -- every order is released.
 ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
 ALTER ROLE regress_reo_job BYPASSRLS;
