@@ -8,6 +8,7 @@ fresh schema, and checks invariants against a reference model of what the
 application itself did.  See README.md next to this file.
 """
 import argparse
+import fcntl
 import multiprocessing
 import os
 import random
@@ -652,6 +653,9 @@ class Worker:
                         cur.execute("SET reo_h.job = 'off'; SET statement_timeout = '30s'")
                     if cn is self.holder:
                         cn.commit()
+                time.sleep(0.2)
+                if not self.alive():
+                    raise psycopg2.OperationalError('server went away again')
                 return
             except psycopg2.OperationalError:
                 if time.time() > deadline:
@@ -1060,13 +1064,17 @@ GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO %(r)
     cn.close()
 
 
-def worker_main(idx, db, seeds, queue, keep, super_role):
+def worker_main(idx, db, seeds, queue, keep, super_role, lockfile):
     global ROLE_SUPER
     ROLE_SUPER = super_role
     w = Worker(idx, db)
+    lk = open(lockfile, 'a')
     for seed in seeds:
         res = None
-        for attempt in range(2):
+        for attempt in range(3):
+            # A case runs under a shared lock; its second attempt after a crash
+            # runs alone (exclusive), so that a crash is blamed on its seed.
+            fcntl.flock(lk, fcntl.LOCK_EX if attempt else fcntl.LOCK_SH)
             try:
                 res = run_case(w, seed, keep)
                 if attempt:
@@ -1080,7 +1088,7 @@ def worker_main(idx, db, seeds, queue, keep, super_role):
                 time.sleep(1.0)
                 w.connect()
             except Exception as e:
-                if isinstance(e, psycopg2.Error) and not w.alive() and attempt == 0:
+                if isinstance(e, psycopg2.Error) and not w.alive():
                     res = {'seed': seed, 'checks': {k: 0 for k in INVARIANTS}, 'violations': [
                         ('no_crash', 'server crashed or connection lost: %s' % str(e).strip().split('\n')[0])],
                         'crash': True, 'notes': []}
@@ -1097,6 +1105,8 @@ def worker_main(idx, db, seeds, queue, keep, super_role):
                 except Exception:
                     pass
                 break
+            finally:
+                fcntl.flock(lk, fcntl.LOCK_UN)
         queue.put(res)
     queue.put(None)
 
@@ -1152,10 +1162,11 @@ def main():
     log_offset = os.path.getsize(args.server_log) if args.server_log and os.path.exists(args.server_log) else 0
     setup(dbs)
     t0 = time.time()
+    lockfile = os.path.join(os.environ.get('TMPDIR', '/tmp'), '%s.%d.lock' % (args.db_prefix, os.getpid()))
     queue = multiprocessing.Queue()
     procs = []
     for i, db in enumerate(dbs):
-        p = multiprocessing.Process(target=worker_main, args=(i, db, seeds[i::args.jobs], queue, args.keep, ROLE_SUPER))
+        p = multiprocessing.Process(target=worker_main, args=(i, db, seeds[i::args.jobs], queue, args.keep, ROLE_SUPER, lockfile))
         p.start()
         procs.append(p)
     done, results = 0, []
@@ -1175,6 +1186,10 @@ def main():
                 print('  CALL error: %s %s' % e)
     for p in procs:
         p.join()
+    try:
+        os.unlink(lockfile)
+    except OSError:
+        pass
     elapsed = time.time() - t0
     signals = 0
     if args.server_log and os.path.exists(args.server_log):
