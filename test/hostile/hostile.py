@@ -1076,6 +1076,8 @@ def worker_main(idx, db, seeds, queue, keep, super_role, lockfile):
             # runs alone (exclusive), so that a crash is blamed on its seed.
             fcntl.flock(lk, fcntl.LOCK_EX if attempt else fcntl.LOCK_SH)
             try:
+                if not w.alive():
+                    w.connect()     # a neighbour's crash while this one waited
                 res = run_case(w, seed, keep)
                 if attempt:
                     res['notes'].append('crash during the first attempt was collateral')
