@@ -26,6 +26,7 @@ INT_MAX = 2147483647
 ROLE_OWNER = 'reo_h_owner'      # owns the application's tables (not a superuser)
 ROLE_JOB = 'reo_h_job'          # runs the job with grants, owns nothing
 ROLE_SUPER = None               # the connecting superuser (filled in at start)
+ROLE_PASSWORD = 'reo_h_pw'      # throwaway clusters only
 LOCK_TIMEOUT_MS = 50
 TIMEOUT_MIN = 30
 STATUS_KINDS = ['varchar', 'text', 'bpchar', 'domain', 'enum', 'citext']
@@ -629,6 +630,8 @@ class Worker:
         kw = {'dbname': self.db}
         if user:
             kw['user'] = user
+        if user in (ROLE_OWNER, ROLE_JOB):
+            kw['password'] = ROLE_PASSWORD  # pg_virtualenv's clusters ask for one over TCP
         cn = psycopg2.connect(**kw)
         if autocommit:
             cn.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
@@ -1042,6 +1045,7 @@ def setup(dbs):
         cur.execute('SELECT 1 FROM pg_roles WHERE rolname = %s', (r,))
         if not cur.fetchone():
             cur.execute('CREATE ROLE %s LOGIN' % r)
+        cur.execute("ALTER ROLE %s PASSWORD %s" % (r, q(ROLE_PASSWORD)))
     for db in dbs:
         cur.execute('DROP DATABASE IF EXISTS %s' % db)
         cur.execute('CREATE DATABASE %s' % db)
