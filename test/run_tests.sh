@@ -65,6 +65,9 @@ suite "deadline worker isolation specs (test/worker_iso.sh)" env PG_CONFIG="$PG_
 if [ -x "$work/test/soak/run.sh" ]; then
 	suite "invariant soak (smoke)" pg_virtualenv "${cluster_opts[@]}" test/soak/run.sh --smoke
 fi
+if [ -x "$work/test/hostile/run.sh" ]; then
+	suite "hostile applications (test/hostile, CI seeds)" pg_virtualenv "${cluster_opts[@]}" test/hostile/run.sh --ci
+fi
 if [ -x "$work/test/bench/run.sh" ]; then
 	suite "benchmark (smoke)" pg_virtualenv "${cluster_opts[@]}" test/bench/run.sh --smoke
 fi

@@ -9,7 +9,7 @@ sudo_=""
 if [ "$(id -u)" != 0 ]; then sudo_="sudo"; fi
 
 packages=(make gcc postgresql-15 postgresql-server-dev-15 postgresql-15-cron
-          postgresql-contrib libipc-run-perl perl python3 gnuplot-nox)
+          postgresql-contrib libipc-run-perl perl python3 python3-psycopg2 gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
