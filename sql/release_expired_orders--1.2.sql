@@ -467,99 +467,19 @@ COMMENT ON FUNCTION release_expired_orders.unschedule() IS
 -- release_expired_orders.history_retention), at most purge_limit rows per
 -- table and call, oldest first: finished runs, audit rows, and this job's
 -- rows in cron.job_run_details.  The job calls it at the end of every run,
--- so its cost is bounded and the history stays trimmed.  SECURITY DEFINER
--- so that the job's role needs only EXECUTE on it, not DELETE on the
--- tables (and pg_cron's history of other roles' runs of the job is
--- trimmed too).
---
--- Running as its owner, it lets a caller purge only what the retention
--- allows: history newer than the configured retention stays unless the
--- session's role (session_user: a SECURITY DEFINER function cannot see
--- who called it, and the session's role can become no more than that) is
--- the extension's owner, a member of it, or a superuser; only a superuser
--- may set history_retention itself.
+-- so its cost is bounded and the history stays trimmed.  It runs as its
+-- caller and deletes as the extension's owner, so that the job's role needs
+-- only EXECUTE on it, not DELETE on the tables (and pg_cron's history of
+-- other roles' runs of the job is trimmed too).  A caller whose current
+-- user is not a member of the extension's owner (superusers are) may
+-- delete nothing newer than the configured retention, judged by the exact
+-- time it deletes up to (now() less older_than); only a superuser may set
+-- history_retention itself.  In C: a SECURITY DEFINER function could not
+-- see its caller's current user.
 CREATE FUNCTION release_expired_orders.purge_history(older_than interval DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+RETURNS bigint LANGUAGE C
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	session_min bigint := release_expired_orders.setting('history_retention')::bigint;
-	retention interval := coalesce(older_than, pg_catalog.make_interval(mins => session_min::integer));
-	max_rows bigint := release_expired_orders.setting('purge_limit')::bigint;
-	configured_min bigint;
-	horizon timestamptz;
-	n bigint;
-	total bigint := 0;
-BEGIN
-	IF retention < '0'::interval THEN
-		RAISE EXCEPTION 'older_than must not be negative'
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = pg_catalog.format('The value given was %s.', retention),
-				  HINT = 'Pass NULL to use the setting release_expired_orders.history_retention.';
-	END IF;
-
-	IF NOT pg_catalog.pg_has_role(session_user,
-			(SELECT e.extowner FROM pg_catalog.pg_extension e
-			 WHERE e.extname = 'release_expired_orders'), 'MEMBER') THEN
-		-- Only a superuser may set history_retention (PGC_SUSET), so the
-		-- caller's value is the configured one.
-		configured_min := session_min;
-		IF retention < pg_catalog.make_interval(mins => configured_min::integer) THEN
-			RAISE EXCEPTION 'older_than must not be shorter than the configured release_expired_orders.history_retention (% min)',
-				configured_min
-				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = pg_catalog.format('older_than is %s%s; only the owner of the extension or a superuser may purge newer history, and role %s is neither.',
-						retention,
-						'',
-						pg_catalog.quote_ident(session_user)),
-					  HINT = 'Pass NULL, or a longer older_than; to keep less history, set release_expired_orders.history_retention in postgresql.conf or with ALTER DATABASE or ALTER ROLE ... SET, or purge as the owner of the extension.';
-		END IF;
-	END IF;
-	IF max_rows <= 0 THEN
-		RETURN 0;
-	END IF;
-	horizon := pg_catalog.now() - retention;
-
-	-- A run still running (or whose end health() has not seen yet) stays.
-	DELETE FROM release_expired_orders.runs r
-	WHERE r.id IN (SELECT o.id FROM release_expired_orders.runs o
-				   WHERE o.started_at < horizon AND o.outcome <> 'running'
-				   ORDER BY o.started_at, o.id LIMIT max_rows);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	total := total + n;
-
-	-- Audit rows are appended in time order: when the oldest is recent,
-	-- there is nothing to do, and a scan for old rows would read them all.
-	IF (SELECT o.created_at FROM release_expired_orders.order_events o
-		ORDER BY o.id LIMIT 1) < horizon THEN
-		DELETE FROM release_expired_orders.order_events e
-		WHERE e.id IN (SELECT o.id FROM release_expired_orders.order_events o
-					   WHERE o.created_at < horizon
-					   ORDER BY o.id LIMIT max_rows);
-		GET DIAGNOSTICS n = ROW_COUNT;
-		total := total + n;
-	END IF;
-
-	-- pg_cron keeps a row per run of every job for ever; trim this job's:
-	-- the runs of the job by name, and of earlier jobs that called the
-	-- procedure in this database (a job unscheduled and scheduled again
-	-- gets a new id).
-	IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
-		DELETE FROM cron.job_run_details d
-		WHERE d.runid IN (
-			SELECT o.runid FROM cron.job_run_details o
-			WHERE o.end_time < horizon
-			  AND o.database = pg_catalog.current_database()
-			  AND (o.jobid IN (SELECT j.jobid FROM cron.job j
-							   WHERE j.jobname = release_expired_orders.job_name())
-				   OR o.command ~* E'^\\s*CALL\\s+("?[^"]+"?\\.)?release_expired_orders\\s*\\(')
-			ORDER BY o.runid LIMIT max_rows);
-		GET DIAGNOSTICS n = ROW_COUNT;
-		total := total + n;
-	END IF;
-	RETURN total;
-END
-$$;
+AS 'MODULE_PATHNAME', 'reo_purge_history';
 COMMENT ON FUNCTION release_expired_orders.purge_history(interval) IS
 	'Delete run, audit and pg_cron history older than older_than (default history_retention), at most purge_limit rows per table';
 
