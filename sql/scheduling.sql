@@ -206,6 +206,39 @@ RESET client_min_messages;
 SELECT command FROM cron.job;
 ROLLBACK;
 
+-- runs.scheduler is pg_cron only when pg_cron runs the command: its
+-- background worker, or the connection whose backend pg_cron recorded as
+-- job_pid of a run in progress in cron.job_run_details (a table only
+-- pg_cron writes).  A session that calls itself pg_cron is a plain CALL.
+-- test/t/020_cron_fires.pl runs the job under pg_cron, in both modes.
+\c -
+BEGIN;
+SET LOCAL client_min_messages = warning;
+CREATE EXTENSION pg_cron;
+CREATE EXTENSION release_expired_orders;
+RESET client_min_messages;
+SET LOCAL application_name = 'pg_cron';
+CREATE TEMP VIEW last_run AS
+SELECT scheduler FROM release_expired_orders.runs ORDER BY id DESC LIMIT 1;
+CALL release_expired_orders() \gset
+SELECT * FROM last_run;
+-- A finished run of this backend, or a run in progress of another one, is
+-- not this backend's.
+INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status, start_time, end_time)
+VALUES (1, 1, pg_backend_pid(), current_database(), current_user, 'CALL public.release_expired_orders()',
+		'succeeded', now(), now()),
+	   (1, 2, pg_backend_pid() + 1, current_database(), current_user, 'CALL public.release_expired_orders()',
+		'running', now(), NULL);
+CALL release_expired_orders() \gset
+SELECT * FROM last_run;
+-- As pg_cron records its connection, before it sends the command.
+INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status)
+VALUES (1, 3, pg_backend_pid(), current_database(), current_user, 'CALL public.release_expired_orders()',
+		'sending');
+CALL release_expired_orders() \gset
+SELECT * FROM last_run;
+ROLLBACK;
+
 ALTER DATABASE contrib_regression RESET release_expired_orders.app_schema;
 SET client_min_messages = warning;
 DROP SCHEMA sched_app CASCADE;
