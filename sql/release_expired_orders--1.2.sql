@@ -99,7 +99,7 @@ SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs_id_seq',
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events', '');
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events_id_seq', '');
 
--- The payment window of each kind of order (SPEC 13): the most specific row
+-- The payment window of each kind of order: the most specific row
 -- wins, (type, method) then (type, any method); an order no row matches has
 -- the timeout_minutes argument or setting.  timeout_minutes NULL: orders of
 -- that kind never expire.  The rows are the operator's configuration, so
@@ -121,6 +121,23 @@ SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.payment_windo
 -- Every role that runs the job reads them (the schema's USAGE still decides
 -- who reaches them); only the owner changes them.
 GRANT SELECT ON release_expired_orders.payment_windows TO PUBLIC;
+
+-- The backend restoring pg_dump output into this database, recorded by
+-- this script when it runs in a restore (see the end of the script).  While
+-- that backend is alive, or while a connection of pg_restore by the same
+-- login role that started after it is connected to this database (the
+-- other connections of a parallel pg_restore), nothing is released here:
+-- a release would find orders whose products are not loaded yet, and write
+-- ids the history being restored holds.  Not dumped: it is about this
+-- database, and a restore starts with it empty.
+CREATE TABLE release_expired_orders.restores (
+	backend_pid integer NOT NULL,
+	backend_start timestamptz NOT NULL,
+	login_role oid NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE release_expired_orders.restores IS
+	'The backend restoring pg_dump output into this database: no release while it restores';
 
 ----------------------------------------------------------------------------
 -- The job
@@ -207,6 +224,29 @@ RETURN CASE WHEN tz THEN 'pg_catalog.now()'
 -- Whether the backend that started a run (pid and start time) still exists.
 CREATE FUNCTION release_expired_orders.run_is_alive(backend_pid integer, backend_start timestamptz)
 RETURNS boolean LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_run_is_alive';
+
+-- The pid of a backend restoring pg_dump output into this database, or
+-- NULL: while there is one, nothing is released (see restores).
+CREATE FUNCTION release_expired_orders.restoring_backend()
+RETURNS integer LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_restoring_backend';
+
+-- The end of a restore that did not load the data (a schema-only dump, a
+-- restore abandoned halfway), or of a CREATE EXTENSION taken for a
+-- restore: forget it, and give the history's sequence its position back.
+CREATE FUNCTION release_expired_orders.restore_finished()
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM release_expired_orders.restores;
+	IF (SELECT s.last_value FROM release_expired_orders.runs_id_seq s) = 9223372036854775000 THEN
+		PERFORM pg_catalog.setval('release_expired_orders.runs_id_seq',
+			coalesce((SELECT max(r.id) FROM release_expired_orders.runs r), 1),
+			EXISTS (SELECT FROM release_expired_orders.runs));
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION release_expired_orders.restore_finished() FROM PUBLIC;
 
 -- The application's tables on which row-level security applies to role,
 -- or NULL: the rule by which the job refuses to run.
@@ -1313,6 +1353,22 @@ $$;
 -- fresh CREATE EXTENSION in a session with row_security off is told to
 -- schedule by hand (README, Scheduling).
 --
+-- In a restore, this backend is recorded and the history's identity
+-- sequence marked, until the dump sets it: no release happens in this
+-- database until the restore is over (see restores).  A fresh CREATE
+-- EXTENSION taken for a restore holds releases until restore_finished().
+DO $$
+BEGIN
+	IF NOT pg_catalog.current_setting('row_security')::boolean
+	   OR pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) 'pg_restore' THEN
+		INSERT INTO release_expired_orders.restores (backend_pid, backend_start, login_role)
+		SELECT a.pid, a.backend_start, a.usesysid
+		  FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
+		PERFORM pg_catalog.setval('release_expired_orders.runs_id_seq', 9223372036854775000, true);
+	END IF;
+END
+$$;
+
 -- A job left from an earlier installation (or scheduled by another role)
 -- is kept, so that installing again never duplicates it; when it calls a
 -- procedure that is gone (DROP EXTENSION, then CREATE EXTENSION in another
@@ -1331,8 +1387,8 @@ BEGIN
 		-- the script it runs, and a fresh install must be told.
 		RAISE WARNING 'release_expired_orders is not scheduled: this looks like a restore of pg_dump output (row_security is %, application_name is "%")',
 			pg_catalog.current_setting('row_security'), pg_catalog.current_setting('application_name')
-			USING DETAIL = 'A restore brings back the pg_cron jobs of the dump, this one included, after CREATE EXTENSION.',
-				  HINT = 'If this is not a restore, run SELECT release_expired_orders.schedule(); as the role that should run the job.';
+			USING DETAIL = 'A restore brings back the pg_cron jobs of the dump, this one included, after CREATE EXTENSION; nothing is released in this database until it has loaded the data.',
+				  HINT = 'If this is not a restore, run SELECT release_expired_orders.restore_finished(); and SELECT release_expired_orders.schedule(); as the role that should run the job.';
 		RETURN;
 	END IF;
 	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN

@@ -187,6 +187,19 @@ SELECT release_expired_orders.unschedule();
 DROP EXTENSION release_expired_orders;
 SET LOCAL row_security = off;
 CREATE EXTENSION release_expired_orders;
+-- This session is taken for a restore: nothing is released in the
+-- database until the restore has loaded the data (the dump sets the
+-- history's sequence) and ended (test/t/031_restore_while_releasing.pl),
+-- or restore_finished() says it was none.
+SELECT release_expired_orders.restoring_backend() = pg_backend_pid() AS restoring;
+\set VERBOSITY terse
+CALL release_expired_orders() \gset
+\set VERBOSITY default
+SELECT :'summary'::jsonb #>> '{summary,outcome}' AS outcome, :'summary'::jsonb ->> 'message' AS message;
+SELECT release_expired_orders.restore_finished();
+SELECT release_expired_orders.restoring_backend() IS NULL AS not_restoring;
+CALL release_expired_orders() \gset
+SELECT :'summary'::jsonb #>> '{summary,outcome}' AS outcome, :'summary'::jsonb #>> '{summary,runId}' AS run_id;
 RESET row_security;
 DROP EXTENSION release_expired_orders;
 SET LOCAL application_name = 'pg_restore';

@@ -20,10 +20,6 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -34,10 +30,10 @@
 #include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/timestamp.h"
 
 #include "purge.h"
+#include "restore.h"
 #include "settings.h"
 #include "sql.h"
 #include "util.h"
@@ -113,31 +109,6 @@ ReoPurgeHistory(void)
 					edata->message),
 			 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
 			 errhint("Grant EXECUTE on FUNCTION release_expired_orders.purge_history(interval) to the role that runs the job.") : 0));
-}
-
-/* The owner of the extension, who owns its history. */
-static Oid
-ExtensionOwner(void)
-{
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	Oid			owner;
-
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("release_expired_orders"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (!HeapTupleIsValid(tuple))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"release_expired_orders\" is not installed in this database"),
-				 errhint("Run CREATE EXTENSION release_expired_orders;")));
-	owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return owner;
 }
 
 /* Run one statement of the purge; returns the rows it deleted. */
@@ -242,7 +213,7 @@ reo_purge_history(PG_FUNCTION_ARGS)
 															   IntervalPGetDatum(older_than)))),
 				 errhint("Pass NULL to use the setting release_expired_orders.history_retention.")));
 
-	owner = ExtensionOwner();
+	owner = ReoExtensionOwner();
 	/* Only a superuser may set history_retention: this is the configured one. */
 	if (horizon > allowed && !is_member_of_role(GetUserId(), owner))
 		ereport(ERROR,
