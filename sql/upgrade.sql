@@ -86,6 +86,9 @@ SELECT extversion FROM pg_extension WHERE extname = 'release_expired_orders';
 -- find function" instead of a release that ignores payment windows.
 SELECT prosrc AS symbol_1_1 FROM pg_proc
  WHERE oid = 'public.release_expired_orders(integer, integer, jsonb)'::regprocedure;
+-- The library serves 1.1's objects as 1.1 did (they have no restores table).
+CALL release_expired_orders(30, 100) \gset
+SELECT :'summary'::jsonb #>> '{summary,outcome}' AS outcome_on_1_1;
 -- The history is kept, and undo of a release made by 1.0 works.
 SELECT count(*) AS runs FROM release_expired_orders.runs;
 SELECT order_number, outcome, stock_delta FROM release_expired_orders.order_events;
