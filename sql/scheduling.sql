@@ -1,5 +1,5 @@
 --
--- Scheduling with pg_cron (SPEC 8): CREATE EXTENSION schedules the job when
+-- Scheduling with pg_cron: CREATE EXTENSION schedules the job when
 -- pg_cron is in the database and says how to otherwise; schedule() and
 -- unschedule() are idempotent and never leave two jobs; a bad cron
 -- expression or a missing pg_cron is a clear error; the job's one

@@ -1,4 +1,4 @@
-# A pg_dump / pg_restore round trip (SPEC 8): every pg_cron job of the
+# A pg_dump / pg_restore round trip: every pg_cron job of the
 # database comes back exactly (schedule, command, active flag, this job's
 # customised schedule included), so do the run and audit history with
 # their identity sequences, and restore_order() can undo a release made
