@@ -1,8 +1,8 @@
 --
--- History does not grow for ever (SPEC 10): purge_history() deletes finished
--- runs, audit rows and this job's pg_cron run details older than the
--- retention, at most purge_limit rows of each table per call, oldest
--- first; every run of the job calls it.  It is SECURITY DEFINER so that the
+-- History does not grow for ever: purge_history() deletes finished runs,
+-- audit rows and this job's pg_cron run details older than the retention,
+-- at most purge_limit rows of each table per call, oldest first; every run
+-- of the job calls it.  It deletes as the extension's owner so that the
 -- job's role needs only EXECUTE on it, which PUBLIC does not have.
 --
 \set SHOW_CONTEXT never
@@ -102,6 +102,36 @@ SET ROLE regress_reo_purger;
 SELECT release_expired_orders.purge_history() AS deleted;
 DELETE FROM release_expired_orders.runs;
 RESET ROLE;
+
+-- The guard decides by the current user, not by the login: a superuser's
+-- session after SET ROLE, and a SECURITY DEFINER function of that role
+-- (the deadline worker runs the job the same way, logged in as the
+-- bootstrap superuser), purge nothing newer than the retention.
+SELECT count(*) AS added FROM pg_temp.fake_event(10, pg_temp.fake_run(10));
+SET ROLE regress_reo_purger;
+SELECT release_expired_orders.purge_history('1 day');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+CREATE FUNCTION purge_app.purge_as_purger(older_than interval) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+AS 'SELECT release_expired_orders.purge_history(older_than)';
+ALTER FUNCTION purge_app.purge_as_purger(interval) OWNER TO regress_reo_purger;
+SELECT purge_app.purge_as_purger('1 day');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM history ORDER BY kind, age_days DESC;
+-- And by the exact time it deletes up to: an interval that compares as 30
+-- days but reaches into the future ('-120 mons 3630 days', now() less it
+-- is about three weeks ahead) is refused, for everyone.
+SET ROLE regress_reo_purger;
+SELECT release_expired_orders.purge_history('-120 mons 3630 days');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT release_expired_orders.purge_history('-120 mons 3630 days');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM history ORDER BY kind, age_days DESC;
+-- The owner of the extension may purge newer history.
+SELECT release_expired_orders.purge_history('1 day') AS deleted;
+DROP FUNCTION purge_app.purge_as_purger(interval);
 REVOKE ALL ON SCHEMA release_expired_orders FROM regress_reo_purger;
 REVOKE ALL ON FUNCTION release_expired_orders.purge_history(interval) FROM regress_reo_purger;
 DROP ROLE regress_reo_purger;

@@ -99,7 +99,7 @@ SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.runs_id_seq',
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events', '');
 SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.order_events_id_seq', '');
 
--- The payment window of each kind of order (SPEC 13): the most specific row
+-- The payment window of each kind of order: the most specific row
 -- wins, (type, method) then (type, any method); an order no row matches has
 -- the timeout_minutes argument or setting.  timeout_minutes NULL: orders of
 -- that kind never expire.  The rows are the operator's configuration, so
@@ -121,6 +121,23 @@ SELECT pg_catalog.pg_extension_config_dump('release_expired_orders.payment_windo
 -- Every role that runs the job reads them (the schema's USAGE still decides
 -- who reaches them); only the owner changes them.
 GRANT SELECT ON release_expired_orders.payment_windows TO PUBLIC;
+
+-- The backend restoring pg_dump output into this database, recorded by
+-- this script when it runs in a restore (see the end of the script).  While
+-- that backend is alive, or while a connection of pg_restore by the same
+-- login role that started after it is connected to this database (the
+-- other connections of a parallel pg_restore), nothing is released here:
+-- a release would find orders whose products are not loaded yet, and write
+-- ids the history being restored holds.  Not dumped: it is about this
+-- database, and a restore starts with it empty.
+CREATE TABLE release_expired_orders.restores (
+	backend_pid integer NOT NULL,
+	backend_start timestamptz NOT NULL,
+	login_role oid NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE release_expired_orders.restores IS
+	'The backend restoring pg_dump output into this database: no release while it restores';
 
 ----------------------------------------------------------------------------
 -- The job
@@ -207,6 +224,29 @@ RETURN CASE WHEN tz THEN 'pg_catalog.now()'
 -- Whether the backend that started a run (pid and start time) still exists.
 CREATE FUNCTION release_expired_orders.run_is_alive(backend_pid integer, backend_start timestamptz)
 RETURNS boolean LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'reo_run_is_alive';
+
+-- The pid of a backend restoring pg_dump output into this database, or
+-- NULL: while there is one, nothing is released (see restores).
+CREATE FUNCTION release_expired_orders.restoring_backend()
+RETURNS integer LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_restoring_backend';
+
+-- The end of a restore that did not load the data (a schema-only dump, a
+-- restore abandoned halfway), or of a CREATE EXTENSION taken for a
+-- restore: forget it, and give the history's sequence its position back.
+CREATE FUNCTION release_expired_orders.restore_finished()
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM release_expired_orders.restores;
+	IF (SELECT s.last_value FROM release_expired_orders.runs_id_seq s) = 9223372036854775000 THEN
+		PERFORM pg_catalog.setval('release_expired_orders.runs_id_seq',
+			coalesce((SELECT max(r.id) FROM release_expired_orders.runs r), 1),
+			EXISTS (SELECT FROM release_expired_orders.runs));
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION release_expired_orders.restore_finished() FROM PUBLIC;
 
 -- The application's tables on which row-level security applies to role,
 -- or NULL: the rule by which the job refuses to run.
@@ -467,99 +507,19 @@ COMMENT ON FUNCTION release_expired_orders.unschedule() IS
 -- release_expired_orders.history_retention), at most purge_limit rows per
 -- table and call, oldest first: finished runs, audit rows, and this job's
 -- rows in cron.job_run_details.  The job calls it at the end of every run,
--- so its cost is bounded and the history stays trimmed.  SECURITY DEFINER
--- so that the job's role needs only EXECUTE on it, not DELETE on the
--- tables (and pg_cron's history of other roles' runs of the job is
--- trimmed too).
---
--- Running as its owner, it lets a caller purge only what the retention
--- allows: history newer than the configured retention stays unless the
--- session's role (session_user: a SECURITY DEFINER function cannot see
--- who called it, and the session's role can become no more than that) is
--- the extension's owner, a member of it, or a superuser; only a superuser
--- may set history_retention itself.
+-- so its cost is bounded and the history stays trimmed.  It runs as its
+-- caller and deletes as the extension's owner, so that the job's role needs
+-- only EXECUTE on it, not DELETE on the tables (and pg_cron's history of
+-- other roles' runs of the job is trimmed too).  A caller whose current
+-- user is not a member of the extension's owner (superusers are) may
+-- delete nothing newer than the configured retention, judged by the exact
+-- time it deletes up to (now() less older_than); only a superuser may set
+-- history_retention itself.  In C: a SECURITY DEFINER function could not
+-- see its caller's current user.
 CREATE FUNCTION release_expired_orders.purge_history(older_than interval DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+RETURNS bigint LANGUAGE C
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	session_min bigint := release_expired_orders.setting('history_retention')::bigint;
-	retention interval := coalesce(older_than, pg_catalog.make_interval(mins => session_min::integer));
-	max_rows bigint := release_expired_orders.setting('purge_limit')::bigint;
-	configured_min bigint;
-	horizon timestamptz;
-	n bigint;
-	total bigint := 0;
-BEGIN
-	IF retention < '0'::interval THEN
-		RAISE EXCEPTION 'older_than must not be negative'
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = pg_catalog.format('The value given was %s.', retention),
-				  HINT = 'Pass NULL to use the setting release_expired_orders.history_retention.';
-	END IF;
-
-	IF NOT pg_catalog.pg_has_role(session_user,
-			(SELECT e.extowner FROM pg_catalog.pg_extension e
-			 WHERE e.extname = 'release_expired_orders'), 'MEMBER') THEN
-		-- Only a superuser may set history_retention (PGC_SUSET), so the
-		-- caller's value is the configured one.
-		configured_min := session_min;
-		IF retention < pg_catalog.make_interval(mins => configured_min::integer) THEN
-			RAISE EXCEPTION 'older_than must not be shorter than the configured release_expired_orders.history_retention (% min)',
-				configured_min
-				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = pg_catalog.format('older_than is %s%s; only the owner of the extension or a superuser may purge newer history, and role %s is neither.',
-						retention,
-						'',
-						pg_catalog.quote_ident(session_user)),
-					  HINT = 'Pass NULL, or a longer older_than; to keep less history, set release_expired_orders.history_retention in postgresql.conf or with ALTER DATABASE or ALTER ROLE ... SET, or purge as the owner of the extension.';
-		END IF;
-	END IF;
-	IF max_rows <= 0 THEN
-		RETURN 0;
-	END IF;
-	horizon := pg_catalog.now() - retention;
-
-	-- A run still running (or whose end health() has not seen yet) stays.
-	DELETE FROM release_expired_orders.runs r
-	WHERE r.id IN (SELECT o.id FROM release_expired_orders.runs o
-				   WHERE o.started_at < horizon AND o.outcome <> 'running'
-				   ORDER BY o.started_at, o.id LIMIT max_rows);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	total := total + n;
-
-	-- Audit rows are appended in time order: when the oldest is recent,
-	-- there is nothing to do, and a scan for old rows would read them all.
-	IF (SELECT o.created_at FROM release_expired_orders.order_events o
-		ORDER BY o.id LIMIT 1) < horizon THEN
-		DELETE FROM release_expired_orders.order_events e
-		WHERE e.id IN (SELECT o.id FROM release_expired_orders.order_events o
-					   WHERE o.created_at < horizon
-					   ORDER BY o.id LIMIT max_rows);
-		GET DIAGNOSTICS n = ROW_COUNT;
-		total := total + n;
-	END IF;
-
-	-- pg_cron keeps a row per run of every job for ever; trim this job's:
-	-- the runs of the job by name, and of earlier jobs that called the
-	-- procedure in this database (a job unscheduled and scheduled again
-	-- gets a new id).
-	IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
-		DELETE FROM cron.job_run_details d
-		WHERE d.runid IN (
-			SELECT o.runid FROM cron.job_run_details o
-			WHERE o.end_time < horizon
-			  AND o.database = pg_catalog.current_database()
-			  AND (o.jobid IN (SELECT j.jobid FROM cron.job j
-							   WHERE j.jobname = release_expired_orders.job_name())
-				   OR o.command ~* E'^\\s*CALL\\s+("?[^"]+"?\\.)?release_expired_orders\\s*\\(')
-			ORDER BY o.runid LIMIT max_rows);
-		GET DIAGNOSTICS n = ROW_COUNT;
-		total := total + n;
-	END IF;
-	RETURN total;
-END
-$$;
+AS 'MODULE_PATHNAME', 'reo_purge_history';
 COMMENT ON FUNCTION release_expired_orders.purge_history(interval) IS
 	'Delete run, audit and pg_cron history older than older_than (default history_retention), at most purge_limit rows per table';
 
@@ -1395,6 +1355,22 @@ $$;
 -- fresh CREATE EXTENSION in a session with row_security off is told to
 -- schedule by hand (README, Scheduling).
 --
+-- In a restore, this backend is recorded and the history's identity
+-- sequence marked, until the dump sets it: no release happens in this
+-- database until the restore is over (see restores).  A fresh CREATE
+-- EXTENSION taken for a restore holds releases until restore_finished().
+DO $$
+BEGIN
+	IF NOT pg_catalog.current_setting('row_security')::boolean
+	   OR pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) 'pg_restore' THEN
+		INSERT INTO release_expired_orders.restores (backend_pid, backend_start, login_role)
+		SELECT a.pid, a.backend_start, a.usesysid
+		  FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
+		PERFORM pg_catalog.setval('release_expired_orders.runs_id_seq', 9223372036854775000, true);
+	END IF;
+END
+$$;
+
 -- A job left from an earlier installation (or scheduled by another role)
 -- is kept, so that installing again never duplicates it; when it calls a
 -- procedure that is gone (DROP EXTENSION, then CREATE EXTENSION in another
@@ -1413,8 +1389,8 @@ BEGIN
 		-- the script it runs, and a fresh install must be told.
 		RAISE WARNING 'release_expired_orders is not scheduled: this looks like a restore of pg_dump output (row_security is %, application_name is "%")',
 			pg_catalog.current_setting('row_security'), pg_catalog.current_setting('application_name')
-			USING DETAIL = 'A restore brings back the pg_cron jobs of the dump, this one included, after CREATE EXTENSION.',
-				  HINT = 'If this is not a restore, run SELECT release_expired_orders.schedule(); as the role that should run the job.';
+			USING DETAIL = 'A restore brings back the pg_cron jobs of the dump, this one included, after CREATE EXTENSION; nothing is released in this database until it has loaded the data.',
+				  HINT = 'If this is not a restore, run SELECT release_expired_orders.restore_finished(); and SELECT release_expired_orders.schedule(); as the role that should run the job.';
 		RETURN;
 	END IF;
 	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN

@@ -1,5 +1,5 @@
 --
--- Scheduling with pg_cron (SPEC 8): CREATE EXTENSION schedules the job when
+-- Scheduling with pg_cron: CREATE EXTENSION schedules the job when
 -- pg_cron is in the database and says how to otherwise; schedule() and
 -- unschedule() are idempotent and never leave two jobs; a bad cron
 -- expression or a missing pg_cron is a clear error; the job's one
@@ -187,6 +187,19 @@ SELECT release_expired_orders.unschedule();
 DROP EXTENSION release_expired_orders;
 SET LOCAL row_security = off;
 CREATE EXTENSION release_expired_orders;
+-- This session is taken for a restore: nothing is released in the
+-- database until the restore has loaded the data (the dump sets the
+-- history's sequence) and ended (test/t/031_restore_while_releasing.pl),
+-- or restore_finished() says it was none.
+SELECT release_expired_orders.restoring_backend() = pg_backend_pid() AS restoring;
+\set VERBOSITY terse
+CALL release_expired_orders() \gset
+\set VERBOSITY default
+SELECT :'summary'::jsonb #>> '{summary,outcome}' AS outcome, :'summary'::jsonb ->> 'message' AS message;
+SELECT release_expired_orders.restore_finished();
+SELECT release_expired_orders.restoring_backend() IS NULL AS not_restoring;
+CALL release_expired_orders() \gset
+SELECT :'summary'::jsonb #>> '{summary,outcome}' AS outcome, :'summary'::jsonb #>> '{summary,runId}' AS run_id;
 RESET row_security;
 DROP EXTENSION release_expired_orders;
 SET LOCAL application_name = 'pg_restore';
@@ -204,6 +217,39 @@ CREATE SCHEMA "Ops Jobs";
 CREATE EXTENSION release_expired_orders SCHEMA "Ops Jobs";
 RESET client_min_messages;
 SELECT command FROM cron.job;
+ROLLBACK;
+
+-- runs.scheduler is pg_cron only when pg_cron runs the command: its
+-- background worker, or the connection whose backend pg_cron recorded as
+-- job_pid of a run in progress in cron.job_run_details (a table only
+-- pg_cron writes).  A session that calls itself pg_cron is a plain CALL.
+-- test/t/020_cron_fires.pl runs the job under pg_cron, in both modes.
+\c -
+BEGIN;
+SET LOCAL client_min_messages = warning;
+CREATE EXTENSION pg_cron;
+CREATE EXTENSION release_expired_orders;
+RESET client_min_messages;
+SET LOCAL application_name = 'pg_cron';
+CREATE TEMP VIEW last_run AS
+SELECT scheduler FROM release_expired_orders.runs ORDER BY id DESC LIMIT 1;
+CALL release_expired_orders() \gset
+SELECT * FROM last_run;
+-- A finished run of this backend, or a run in progress of another one, is
+-- not this backend's.
+INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status, start_time, end_time)
+VALUES (1, 1, pg_backend_pid(), current_database(), current_user, 'CALL public.release_expired_orders()',
+		'succeeded', now(), now()),
+	   (1, 2, pg_backend_pid() + 1, current_database(), current_user, 'CALL public.release_expired_orders()',
+		'running', now(), NULL);
+CALL release_expired_orders() \gset
+SELECT * FROM last_run;
+-- As pg_cron records its connection, before it sends the command.
+INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status)
+VALUES (1, 3, pg_backend_pid(), current_database(), current_user, 'CALL public.release_expired_orders()',
+		'sending');
+CALL release_expired_orders() \gset
+SELECT * FROM last_run;
 ROLLBACK;
 
 ALTER DATABASE contrib_regression RESET release_expired_orders.app_schema;

@@ -27,6 +27,7 @@
 
 #include "app_schema.h"
 #include "job.h"
+#include "restore.h"
 #include "run.h"
 #include "settings.h"
 #include "sql.h"
@@ -193,6 +194,11 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 				 errhint("Run the job on the primary.")));
 		summary.outcome = "skipped";
 		summary.message = "skipped: the server is in recovery";
+		return ReoSummaryJson(&summary, NULL);
+	}
+	if ((summary.message = ReoRestoreSkipsRun()) != NULL)
+	{
+		summary.outcome = "skipped";
 		return ReoSummaryJson(&summary, NULL);
 	}
 

@@ -26,6 +26,7 @@
 #include "utils/tuplestore.h"
 
 #include "job.h"
+#include "scheduler.h"
 #include "settings.h"
 #include "worker.h"
 
@@ -76,15 +77,13 @@ ReleaseExpiredOrders(FunctionCallInfo fcinfo)
 	bool		atomic = true;
 	int			timeout_minutes;
 	int			batch_limit;
-	const char *app_name = GetConfigOption("application_name", true, false);
 
 	if (fcinfo->context && IsA(fcinfo->context, CallContext))
 		atomic = castNode(CallContext, fcinfo->context)->atomic;
 	ArgumentsOrSettings(fcinfo, &timeout_minutes, &batch_limit);
 	PG_RETURN_DATUM(SummaryResult(fcinfo,
 								  ReoReleaseJob(timeout_minutes, batch_limit, atomic,
-												app_name && strcmp(app_name, "pg_cron") == 0 ?
-												"pg_cron" : "call")));
+												ReoScheduler())));
 }
 
 /*

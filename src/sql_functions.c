@@ -25,6 +25,7 @@
 
 #include "app_schema.h"
 #include "job.h"
+#include "restore.h"
 #include "settings.h"
 #include "sql.h"
 #include "util.h"
@@ -39,30 +40,9 @@ PG_FUNCTION_INFO_V1(reo_run_is_alive);
 Datum
 reo_run_is_alive(PG_FUNCTION_ARGS)
 {
-	int			pid;
-	TimestampTz started;
-	int			n;
-
 	ReoRequireArgument(fcinfo, 0, "backend_pid");
 	ReoRequireArgument(fcinfo, 1, "backend_start");
-	pid = PG_GETARG_INT32(0);
-	started = PG_GETARG_TIMESTAMPTZ(1);
-	n = pgstat_fetch_stat_numbackends();
-
-	for (int i = 1; i <= n; i++)
-	{
-		/* 16 renamed the lookup by position; 15 and 14 have the old name. */
-#if PG_VERSION_NUM >= 160000
-		LocalPgBackendStatus *local = pgstat_get_local_beentry_by_index(i);
-#else
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-#endif
-
-		if (local != NULL && local->backendStatus.st_procpid == pid &&
-			local->backendStatus.st_proc_start_timestamp == started)
-			PG_RETURN_BOOL(true);
-	}
-	PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(ReoBackendIsAlive(PG_GETARG_INT32(0), PG_GETARG_TIMESTAMPTZ(1)));
 }
 
 PG_FUNCTION_INFO_V1(reo_setting);

@@ -12,6 +12,8 @@
  * looks again at once.  Orders still due after a run (a payment holds
  * them) are tried again after a delay that doubles from 1 s to 60 s, but
  * an order that falls due in the meantime is released at its deadline.
+ * While a restore into the database is in progress it releases nothing
+ * and looks again every second.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,11 +32,13 @@
 #include "utils/timestamp.h"
 
 #include "job.h"
+#include "restore.h"
 #include "settings.h"
 #include "worker_step.h"
 
 #define STUCK_FIRST_MS 1000
 #define STUCK_MAX_MS 60000
+#define RESTORE_POLL_MS 1000	/* while a restore is in progress */
 #define LOOK_AHEAD 100			/* deadlines read to find one past stuck orders */
 
 /* summary.successful of a run's summary: did it use up batch_limit? */
@@ -159,6 +163,14 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	bool		stuck;
 	int			shortest = 0;
 
+	*deadline = DT_NOBEGIN;
+	if (ReoRestoringBackend() != 0)
+	{
+		/* Nothing is released while a restore is in progress: look again soon. */
+		pgstat_report_activity(STATE_RUNNING, "release_expired_orders: waiting for a restore to end");
+		p->just_ran = false;
+		return now + (TimestampTz) RESTORE_POLL_MS * 1000;
+	}
 	PushActiveSnapshot(GetTransactionSnapshot());
 	any = ReoNextDeadline(timeout, true, &any_at);
 	due = any && ReoNextDeadline(timeout, false, &due_at);

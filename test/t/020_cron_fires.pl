@@ -1,7 +1,8 @@
-# The job for real under pg_cron (SPEC 8): CREATE EXTENSION schedules it
-# when pg_cron is in the database, schedule('* * * * *') makes it run every
+# The job for real under pg_cron: CREATE EXTENSION schedules it when
+# pg_cron is in the database, schedule('* * * * *') makes it run every
 # minute, and within a couple of minutes cron.job_run_details shows a
-# succeeded run that released the expired orders, with its run row and a
+# succeeded run that released the expired orders, with its run row
+# (scheduler pg_cron, over libpq and in pg_cron's background workers) and a
 # healthy cron_job check.  Dropping the extension without unscheduling
 # makes the next run fail, visibly, in cron.job_run_details.
 use strict;
@@ -89,6 +90,31 @@ is( $node->safe_psql(
 		'postgres', q{
 	SELECT status FROM release_expired_orders.health() WHERE "check" = 'last_success'}),
 	'ok', 'health() finds a recent successful run');
+
+# The same with pg_cron's background workers: the run is still recorded as
+# started by pg_cron (the worker pg_cron registered, not a session that
+# says so).
+$node->append_conf('postgresql.conf', 'cron.use_background_workers = on');
+$node->restart;
+$node->safe_psql(
+	'postgres', q{
+	INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
+	VALUES ('33333333-0000-0000-0000-000000000005', 'O5', '44444444-0000-0000-0000-000000000001',
+		'11111111-0000-0000-0000-000000000001', 'direct_buy', 1, 10.00,
+		(now() AT TIME ZONE 'UTC') - interval '2 hours');
+});
+ok( $node->poll_query_until(
+		'postgres', q{
+	SELECT count(*) > 0 FROM release_expired_orders.order_events e
+	  JOIN orders o ON o.id = e.order_id WHERE o.order_number = 'O5' AND e.outcome = 'released'},
+		't'),
+	'pg_cron in background workers ran the job');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT r.outcome || ' ' || r.released || ' ' || r.scheduler
+	  FROM release_expired_orders.order_events e JOIN release_expired_orders.runs r ON r.id = e.run_id
+	  JOIN orders o ON o.id = e.order_id WHERE o.order_number = 'O5'}),
+	'success 1 pg_cron', 'the run is recorded, as started by pg_cron, in its background worker');
 
 # Forgetting to unschedule before DROP EXTENSION: the job fails, and says why.
 $node->safe_psql('postgres', 'DROP EXTENSION release_expired_orders');

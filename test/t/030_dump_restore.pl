@@ -1,4 +1,4 @@
-# A pg_dump / pg_restore round trip (SPEC 8): every pg_cron job of the
+# A pg_dump / pg_restore round trip: every pg_cron job of the
 # database comes back exactly (schedule, command, active flag, this job's
 # customised schedule included), so do the run and audit history with
 # their identity sequences, and restore_order() can undo a release made
@@ -117,7 +117,11 @@ foreach my $r (@restores)
 		is($dst->safe_psql($db, $query{$what}), $before{$what}, "$name: $what as in the source");
 	}
 	# The history keeps working: undo of a release made before the dump,
-	# and a new run numbered after the restored ones.
+	# and a new run numbered after the restored ones, once the restoring
+	# session has gone (until then nothing is released: see 031).
+	ok( $dst->poll_query_until(
+			$db, 'SELECT release_expired_orders.restoring_backend() IS NULL'),
+		"$name: the restore is over once its session has gone");
 	is( $dst->safe_psql(
 			$db, q{
 		SELECT status FROM release_expired_orders.restore_order('33333333-0000-0000-0000-000000000001')}),
