@@ -395,13 +395,13 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	{
 		CheckColumns(relid, schema, "notifications", notifications_columns, tz);
 		RefuseForeignOwner(relid, orders_owner, schema, "notifications");
+		/* both columns take one value: they must share a convention */
 		if (tz[0] != tz[1])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("columns \"sent_at\" and \"created_at\" of relation \"%s.notifications\" differ in time zone convention",
-							schema),
-					 errhint("Make both timestamp or both timestamptz, or set release_expired_orders.write_notifications to off.")));
-		*notifications_problem = NotificationsProblem(relid, schema);
+			*notifications_problem =
+				psprintf("columns \"sent_at\" and \"created_at\" of relation \"%s.notifications\" differ in time zone convention",
+						 schema);
+		else
+			*notifications_problem = NotificationsProblem(relid, schema);
 		app->notifications = (*notifications_problem == NULL);
 		app->notifications_tz = tz[0];
 		if (app->notifications)

@@ -74,6 +74,67 @@ CandidateArgs(ReoRun *run, int wanted, Datum *values)
 }
 
 /*
+ * Lock the windowed candidates picked, skipping the held ones, then keep
+ * those still due by their rows as they are now that they are locked (a
+ * transaction that committed in between may have given an order a longer
+ * window).  Copies them to c; returns how many.
+ */
+static int
+StillDue(ReoRun *run, Datum picked, Candidate *c)
+{
+	uint64		locked = ReoExecute(STMT_LOCK_ORDERS, &picked, NULL);
+	SPITupleTable *tt = SPI_tuptable;
+	Datum	   *ids;
+	Datum		args[5];
+	uint64		due;
+	int			kept = 0;
+
+	if (locked == 0)
+	{
+		SPI_freetuptable(tt);
+		return 0;
+	}
+	CopyCandidates(tt, locked, c);
+	SPI_freetuptable(tt);
+
+	ids = palloc(sizeof(Datum) * locked);
+	for (uint64 i = 0; i < locked; i++)
+		ids[i] = c[i].values[C_ID];
+	args[0] = PointerGetDatum(construct_array(ids, (int) locked, UUIDOID, UUID_LEN, false,
+											  TYPALIGN_CHAR));
+	args[1] = TimestampTzGetDatum(run->reference);
+	args[2] = Int32GetDatum(run->timeout_minutes);
+	args[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+								  (TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
+	args[4] = CStringGetTextDatum(run->naive_time_zone);
+	due = ReoExecute(STMT_STILL_DUE, args, NULL);
+	tt = SPI_tuptable;
+
+	/* keep the candidate order; usually every one is still due */
+	if (due == locked)
+	{
+		SPI_freetuptable(tt);
+		return (int) locked;
+	}
+	for (uint64 i = 0; i < locked; i++)
+	{
+		bool		still = false;
+
+		for (uint64 j = 0; j < due && !still; j++)
+		{
+			bool		isnull;
+
+			still = ReoSameUuid(c[i].values[C_ID],
+								SPI_getbinval(tt->vals[j], tt->tupdesc, 1, &isnull));
+		}
+		if (still)
+			c[kept++] = c[i];
+	}
+	SPI_freetuptable(tt);
+	return kept;
+}
+
+/*
  * Take the next candidates after the keyset position, locked, copied out
  * of SPI (which fixes the locked set once).  Without windows one statement
  * walks the index past the orders another transaction holds.  With
@@ -90,6 +151,8 @@ SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 	uint64		n;
 	int			found = 0;
 	bool		isnull;
+	TimestampTz prev_deadline;
+	pg_uuid_t	prev_id;
 
 	*out = c;
 	if (!run->windowed)
@@ -109,6 +172,8 @@ SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 		return (int) n;
 	}
 
+	prev_deadline = run->after_deadline;
+	prev_id = run->after_id;
 	for (;;)
 	{
 		int			asked = wanted - found;
@@ -133,11 +198,18 @@ SelectCandidates(ReoRun *run, int wanted, Candidate **out)
 		memcpy(&run->after_id, DatumGetUUIDP(ids[n - 1]), UUID_LEN);
 		SPI_freetuptable(tt);
 
-		found += (int) ReoExecute(STMT_LOCK_ORDERS, &picked, NULL);
-		CopyCandidates(SPI_tuptable, SPI_processed, c + found - SPI_processed);
-		SPI_freetuptable(SPI_tuptable);
+		found += StillDue(run, picked, c + found);
 		if (found >= wanted || (int) n < asked)
 			break;
+		/* Never the same position twice: the loop always moves on. */
+		if (run->after_deadline < prev_deadline ||
+			(run->after_deadline == prev_deadline &&
+			 memcmp(&run->after_id, &prev_id, UUID_LEN) <= 0))
+			elog(ERROR, "the windowed candidate scan did not move past (%s, %s)",
+				 timestamptz_to_str(prev_deadline),
+				 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&prev_id))));
+		prev_deadline = run->after_deadline;
+		prev_id = run->after_id;
 	}
 	return found;
 }
@@ -261,7 +333,12 @@ SucceedsWithoutNotifications(Chunk *chunk, int *part, int part_n, ErrorData *eda
 {
 	ReoRun	   *run = chunk->run;
 
-	if (!run->write_notifications || ReoErrorIsTransient(edata))
+	/*
+	 * Even for an error that says nothing about the order (a trigger on
+	 * notifications may raise a serialization failure for every row): if
+	 * the order goes through without them, they were the cause.
+	 */
+	if (!run->write_notifications)
 		return false;
 	run->write_notifications = false;
 	if (ReoTryPart(chunk, part, part_n) != NULL)

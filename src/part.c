@@ -171,23 +171,46 @@ CounterShares(Chunk *chunk, int col, Datum *ids, Datum *qty)
 
 /*
  * Give back the part's stock or shares, and correct the audit where a
- * counter did not move by what was asked.
+ * counter did not move by what was asked.  When the application's tables
+ * have triggers, what moved is read again after the statement (an AFTER
+ * trigger may have written the row again).
  */
 static void
 ReturnCounters(Chunk *chunk, bool rounds)
 {
 	ReoRun	   *run = chunk->run;
 	Datum		values[5];
+	Datum		asked[2];
 	bool		isnull;
 	SPITupleTable *tt;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	if (CounterShares(chunk, rounds ? C_ROUND : C_PRODUCT, &values[0], &values[1]) == 0)
+	if (CounterShares(chunk, rounds ? C_ROUND : C_PRODUCT, &asked[0], &asked[1]) == 0)
 		return;
+	values[0] = asked[0];
+	values[1] = asked[1];
 	values[2] = ReoTimeValue(now, rounds ? run->app.rounds_updated_tz :
 							 run->app.products_updated_tz, run->naive_time_zone);
 	ReoExecute(rounds ? STMT_ROUNDS : STMT_PRODUCTS, values, NULL);
 	tt = SPI_tuptable;
+	if (run->app.triggers)
+	{
+		Datum		moved[4];
+
+		moved[0] = asked[0];
+		moved[1] = asked[1];
+		moved[2] = SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull);
+		moved[3] = SPI_getbinval(tt->vals[0], tt->tupdesc, 5, &isnull);
+		if (isnull)
+		{
+			/* no row was locked: every row asked for is missing */
+			moved[2] = PointerGetDatum(construct_empty_array(UUIDOID));
+			moved[3] = PointerGetDatum(construct_empty_array(INT4OID));
+		}
+		ReoExecute(rounds ? STMT_SHARES_MOVED : STMT_STOCK_MOVED, moved, NULL);
+		SPI_freetuptable(tt);
+		tt = SPI_tuptable;
+	}
 
 	/* Rows that did not move by their quantity: rare, so a second statement. */
 	values[2] = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);

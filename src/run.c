@@ -335,6 +335,14 @@ ReoRunExecute(ReoRun *run)
 					 errmsg("release_expired_orders must run at the READ COMMITTED isolation level"),
 					 errdetail("An order is checked again under its row lock, which needs each statement's own snapshot."),
 					 errhint("Call it outside a transaction block, where it starts its own READ COMMITTED transactions, or use BEGIN ISOLATION LEVEL READ COMMITTED.")));
+
+		/*
+		 * The application's code runs in a security-restricted operation,
+		 * which cannot queue a deferred trigger: its constraints are checked
+		 * at the end of each statement here too, for the rest of the
+		 * caller's transaction.
+		 */
+		ReoExecute(STMT_CONSTRAINTS, NULL, NULL);
 		return ReleaseAll(run, &in_commit);
 	}
 

@@ -21,11 +21,14 @@ typedef enum ReoStatement
 	STMT_ANY_WINDOW,			/* whether there are payment windows */
 	STMT_WINDOWS,				/* the payment windows in force */
 	STMT_LOCK_ORDERS,			/* lock the windowed candidates picked */
+	STMT_STILL_DUE,				/* those still due under their lock */
 	STMT_RELEASE,				/* orders and notifications of a part */
 	STMT_AUDIT,					/* the part's released rows, its run counts */
 	STMT_STILL_RELEASED,		/* the part's orders a trigger put back */
 	STMT_PRODUCTS,				/* stock, the chunk's last writes */
 	STMT_ROUNDS,				/* shares, likewise */
+	STMT_STOCK_MOVED,			/* what really moved, after all triggers */
+	STMT_SHARES_MOVED,
 	STMT_LOCK_PRODUCTS,			/* before a fallback: lock in id order */
 	STMT_LOCK_ROUNDS,
 	STMT_FIX_STOCK,				/* audit what the stock update did not do */

@@ -75,6 +75,7 @@ Args(BuiltStatement *b, int nargs, const Oid *types)
 extern void BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp);
 extern void BuildAudit(BuiltStatement *b);
 extern void BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds);
+extern void BuildCountersMoved(BuiltStatement *b, const char *nsp, bool rounds);
 extern void BuildFixAudit(BuiltStatement *b, bool rounds);
 extern void BuildRecord(BuiltStatement *b);
 extern void BuildNoteFailed(BuiltStatement *b, const AppSchema *app, const char *nsp);
@@ -82,6 +83,7 @@ extern void BuildNoteFailed(BuiltStatement *b, const AppSchema *app, const char 
 /* sql_windows.c: the candidates when payment windows are in force */
 extern void BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app,
 									const char *nsp);
+extern void BuildStillDue(BuiltStatement *b, const AppSchema *app, const char *nsp);
 extern void BuildWindowsInForce(BuiltStatement *b, const AppSchema *app);
 
 #endif							/* REO_SQL_BUILD_H */

@@ -110,7 +110,8 @@ BuildAudit(BuiltStatement *b)
  * then add each row's aggregated quantity.  Returns, in id order, the rows
  * whose counter did not move by the quantity asked (missing, skipped or
  * changed by a trigger, or clamped), with what did move and why, so that
- * the audit can be corrected from what was really written.
+ * the audit can be corrected from what was really written; and the rows it
+ * locked with their values before, for BuildCountersMoved().
  */
 void
 BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds)
@@ -133,13 +134,17 @@ BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds)
 					 " done AS (UPDATE %s.%s t SET %s = %s, updated_at = $3"
 					 " FROM d, locked l WHERE t.id" EQ "d.id AND l.id" EQ "t.id"
 					 " RETURNING t.id, pg_catalog.int8(%s) AS applied)"
-					 " SELECT pg_catalog.array_agg(d.id ORDER BY d.id),"
-					 " pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id),"
+					 " SELECT pg_catalog.array_agg(d.id ORDER BY d.id)"
+					 " FILTER (WHERE x.id IS NULL OR x.applied" NE "d.qty),"
+					 " pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id)"
+					 " FILTER (WHERE x.id IS NULL OR x.applied" NE "d.qty),"
 					 " pg_catalog.array_agg(CASE WHEN x.id IS NOT NULL THEN '%s'"
 					 " WHEN EXISTS (SELECT FROM locked l WHERE l.id" EQ "d.id) THEN '%s'"
 					 " ELSE '%s' END ORDER BY d.id)"
-					 " FROM d LEFT JOIN done x ON x.id" EQ "d.id"
-					 " WHERE x.id IS NULL OR x.applied" NE "d.qty",
+					 " FILTER (WHERE x.id IS NULL OR x.applied" NE "d.qty),"
+					 " (SELECT pg_catalog.array_agg(l.id ORDER BY l.id) FROM locked l),"
+					 " (SELECT pg_catalog.array_agg(l.before ORDER BY l.id) FROM locked l)"
+					 " FROM d LEFT JOIN done x ON x.id" EQ "d.id",
 					 col, nsp, table, nsp, table, col, newval, applied,
 					 rounds ? "shares_clamped" : "stock_skipped",
 					 rounds ? "shares_skipped" : "stock_skipped",
@@ -149,13 +154,57 @@ BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds)
 }
 
 /*
+ * What the counter rows of a part really moved, read after every trigger
+ * of the application has fired (an AFTER trigger may write the row again,
+ * a BEFORE trigger may move it by more than asked): the rows asked for
+ * ($1, quantities $2) whose counter did not move by the quantity, in the
+ * same form as BuildCounters() reports them.  $3 and $4 are the rows it
+ * locked and their values before; the rows stay locked until the commit,
+ * so nothing else moved them.
+ */
+void
+BuildCountersMoved(BuiltStatement *b, const char *nsp, bool rounds)
+{
+	Oid			types[] = {UUIDARRAYOID, INT8ARRAYOID, UUIDARRAYOID, INT4ARRAYOID};
+	const char *table = rounds ? "lottery_rounds" : "products";
+	const char *applied = rounds ?
+		"COALESCE(l.before, 0)" MINUS "COALESCE(t.sold_shares, 0)" :
+		"COALESCE(t.stock, 0)" MINUS "COALESCE(l.before, 0)";
+	/* a round with no shares sold keeps them; one with fewer is clamped at 0 */
+	const char *clamped = rounds ?
+		"f.applied" EQ "CASE WHEN COALESCE(f.before, 0)" LE "0 THEN 0"
+		" ELSE LEAST(f.before, f.qty) END" : "false";
+
+	appendStringInfo(&b->sql,
+					 "WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d (id, qty)),"
+					 " l AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) l (id, before)),"
+					 " f AS (SELECT d.id, d.qty, l.before, l.id IS NOT NULL AND t.id IS NOT NULL AS found,"
+					 " CASE WHEN l.id IS NOT NULL AND t.id IS NOT NULL THEN pg_catalog.int8(%s) ELSE 0 END AS applied"
+					 " FROM d LEFT JOIN l ON l.id" EQ "d.id LEFT JOIN %s.%s t ON t.id" EQ "d.id)"
+					 " SELECT pg_catalog.array_agg(f.id ORDER BY f.id),"
+					 " pg_catalog.array_agg(f.applied ORDER BY f.id),"
+					 " pg_catalog.array_agg(CASE WHEN NOT f.found THEN '%s' WHEN %s THEN '%s'"
+					 " ELSE '%s' END ORDER BY f.id)"
+					 " FROM f WHERE NOT f.found OR f.applied" NE "f.qty",
+					 applied, nsp, table,
+					 rounds ? "round_not_found" : "product_not_found", clamped,
+					 rounds ? "shares_clamped" : "stock_skipped",
+					 rounds ? "shares_skipped" : "stock_skipped");
+	Args(b, 4, types);
+	b->expected_rc = SPI_OK_SELECT;
+}
+
+/*
  * Correct the audit of released orders whose product or round did not
  * move by their quantity: each order's share of what did move is found
- * in the part's order ($2, oldest first), and each order that did not get all of its quantity
- * back gets an anomaly row whose delta corrects its released row's.  The
+ * in the part's order ($2, oldest first), and what moved beyond the
+ * quantities asked (or the wrong way) goes to the part's last order; each
+ * order whose share is not its quantity gets an anomaly row whose delta
+ * corrects its released row's, so that the deltas sum to what moved.  The
  * audit is only ever appended to, so the role running the job needs no
  * right to change it; an order's deltas are the sum over its release's
- * rows.  Runs only when BuildCounters() reported such rows.
+ * rows.  Runs only when BuildCounters() or BuildCountersMoved() reported
+ * such rows.
  */
 void
 BuildFixAudit(BuiltStatement *b, bool rounds)
@@ -179,21 +228,25 @@ BuildFixAudit(BuiltStatement *b, bool rounds)
 					 " pg_catalog.unnest($5)) p (id, applied, kind)),"
 					 " k AS (SELECT * FROM pg_catalog.unnest($2) WITH ORDINALITY k (id, pos)),"
 					 " o AS (SELECT e.order_id, e.order_number, e.user_id,"
-					 " e.product_id, e.round_id, e.quantity, p.applied, p.kind,"
+					 " e.product_id, e.round_id, e.quantity, p.id AS counter, p.applied, p.kind,"
 					 " pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id"
-					 " ORDER BY k.pos) AS upto"
+					 " ORDER BY k.pos) AS upto,"
+					 " pg_catalog.row_number() OVER (PARTITION BY p.id ORDER BY k.pos DESC) AS from_last"
 					 " FROM " EVENTS " e JOIN p ON e.%s" EQ "p.id"
 					 " JOIN k ON k.id" EQ "e.order_id"
 					 " WHERE e.run_id" EQ "$1"
 					 " AND e.outcome" EQ "'released' AND e.quantity" GT "0),"
-					 " g AS (SELECT o.*, LEAST(o.upto, GREATEST(o.applied, 0))" MINUS
-					 "LEAST(o.upto" MINUS "o.quantity, GREATEST(o.applied, 0)) AS moved FROM o)"
+					 " c AS (SELECT o.*, LEAST(o.upto, GREATEST(o.applied, 0))" MINUS
+					 "LEAST(o.upto" MINUS "o.quantity, GREATEST(o.applied, 0)) AS share FROM o),"
+					 " g AS (SELECT c.*, c.share" PLUS "CASE WHEN c.from_last" EQ "1"
+					 " THEN c.applied" MINUS "pg_catalog.sum(c.share) OVER (PARTITION BY c.counter)"
+					 " ELSE 0 END AS moved FROM c)"
 					 " INSERT INTO " EVENTS " (" EVENT_COLUMNS ","
 					 " prev_status, prev_payment_status, prev_fulfillment_status, %s, message)"
 					 " SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id,"
 					 " g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending',"
 					 " pg_catalog.int4(%s), %s"
-					 " FROM g WHERE g.moved" LT "g.quantity",
+					 " FROM g WHERE g.moved" NE "g.quantity",
 					 idcol, rounds ? "shares_delta" : "stock_delta",
 					 rounds ? "g.quantity" MINUS "g.moved" : "g.moved" MINUS "g.quantity",
 					 message);

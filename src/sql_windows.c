@@ -153,6 +153,7 @@ BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp
 	AppendPerKind(b, app, nsp);
 	appendStringInfo(&b->sql,
 					 " picked AS (SELECT d.id, d.minutes, d.deadline FROM due d"
+					 " WHERE (d.deadline, d.id)" GT "($2, $3)"
 					 " ORDER BY d.deadline, d.id LIMIT $4)"
 					 " SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at, p.minutes, p.deadline"
@@ -163,6 +164,46 @@ BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp
 	b->expected_rc = SPI_OK_SELECT;
 	/* as the plain statement: the planner walks each range from its bounds */
 	b->cursor_options = CURSOR_OPT_CUSTOM_PLAN;
+}
+
+/*
+ * Of the windowed candidates the job has just locked ($1), those still due
+ * at $2 by the row's current type, payment method and created_at, and not
+ * failed or vetoed since $4: a transaction that committed between the
+ * pick and the lock (a customer choosing a bank transfer, with its longer
+ * window) is seen here, since the rows are now locked.  $3 is the window
+ * of an order no row matches, $5 the zone of created_at without time zone.
+ */
+void
+BuildStillDue(BuiltStatement *b, const AppSchema *app, const char *nsp)
+{
+	Oid			types[] = {UUIDARRAYOID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
+	const char *bound = "($2" MINUS MINUTES("CASE WHEN m.found THEN m.minutes"
+											" WHEN a.found THEN a.minutes ELSE $3 END") ")";
+
+	appendStringInfo(&b->sql, "SELECT o.id FROM %s.orders o", nsp);
+	if (app->orders_payment_method)
+		appendStringInfoString(&b->sql,
+							   " LEFT JOIN LATERAL (SELECT true AS found, w.timeout_minutes AS minutes"
+							   " FROM " REO_SCHEMA ".payment_windows w"
+							   " WHERE w.order_type" EQ "o.type::pg_catalog.text"
+							   " AND w.payment_method" EQ "o.payment_method::pg_catalog.text) m ON true");
+	else
+		appendStringInfoString(&b->sql,
+							   " LEFT JOIN LATERAL (SELECT NULL::pg_catalog.bool AS found,"
+							   " NULL::pg_catalog.int4 AS minutes) m ON true");
+	appendStringInfo(&b->sql,
+					 " LEFT JOIN LATERAL (SELECT true AS found, w.timeout_minutes AS minutes"
+					 " FROM " REO_SCHEMA ".payment_windows w"
+					 " WHERE w.order_type" EQ "o.type::pg_catalog.text"
+					 " AND w.payment_method IS NULL) a ON true"
+					 " WHERE o.id" EQ "ANY ($1) AND" PENDING("o")
+					 " AND o.created_at" LT "%s"
+					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
+					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$4 AND " BACKOFF_ROW ")",
+					 app->orders_created_tz ? bound : psprintf("(%s AT TIME ZONE $5)", bound));
+	Args(b, 5, types);
+	b->expected_rc = SPI_OK_SELECT;
 }
 
 /*
