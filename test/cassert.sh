@@ -66,47 +66,49 @@ trap 'exit 130' INT TERM
 # Prints nothing if there is none.
 source_uri() {
 	local suite=$1 f
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] && [ "$f" != "$srclist" ] || continue
-		# deb [options] URI suite component...
-		awk -v s="$suite" '
-			$1 == "deb" {
-				signed = ""; i = 2
-				if ($2 ~ /^\[/) {
-					for (; i <= NF; i++) {
-						if ($i ~ /^\[?signed-by=/) { signed = $i; sub(/^\[?signed-by=/, "", signed); sub(/\]$/, "", signed) }
-						if ($i ~ /\]$/) { i++; break }
+	{
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[ -f "$f" ] && [ "$f" != "$srclist" ] || continue
+			# deb [options] URI suite component...
+			awk -v s="$suite" '
+				$1 == "deb" {
+					signed = ""; i = 2
+					if ($2 ~ /^\[/) {
+						for (; i <= NF; i++) {
+							if ($i ~ /^\[?signed-by=/) { signed = $i; sub(/^\[?signed-by=/, "", signed); sub(/\]$/, "", signed) }
+							if ($i ~ /\]$/) { i++; break }
+						}
 					}
+					if ($(i + 1) != s) next
+					for (j = i + 2; j <= NF; j++) if ($j == "main") { print $i, signed; exit }
+				}' "$f"
+		done
+		for f in /etc/apt/sources.list.d/*.sources; do
+			[ -f "$f" ] || continue
+			# Paragraphs of "Field: value" lines; folded values are not used.
+			awk -v s="$suite" '
+				function check() {
+					if (types ~ /(^| )deb( |$)/ && enabled != "no" &&
+						(" " suites " ") ~ (" " s " ") && (" " comps " ") ~ / main /) {
+						split(uris, u, " "); print u[1], signed; found = 1; exit
+					}
+					types = uris = suites = comps = signed = enabled = ""
 				}
-				if ($(i + 1) != s) next
-				for (j = i + 2; j <= NF; j++) if ($j == "main") { print $i, signed; exit }
-			}' "$f"
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		# Paragraphs of "Field: value" lines; folded values are not used.
-		awk -v s="$suite" '
-			function check() {
-				if (types ~ /(^| )deb( |$)/ && enabled != "no" &&
-					(" " suites " ") ~ (" " s " ") && (" " comps " ") ~ / main /) {
-					split(uris, u, " "); print u[1], signed; found = 1; exit
+				/^[ \t]*$/ { check(); next }
+				/^#/ { next }
+				{
+					name = tolower($1); sub(/:$/, "", name)
+					val = $0; sub(/^[^:]*:[ \t]*/, "", val)
+					if (name == "types") types = val
+					else if (name == "uris") uris = val
+					else if (name == "suites") suites = val
+					else if (name == "components") comps = val
+					else if (name == "signed-by") signed = val
+					else if (name == "enabled") enabled = tolower(val)
 				}
-				types = uris = suites = comps = signed = enabled = ""
-			}
-			/^[ \t]*$/ { check(); next }
-			/^#/ { next }
-			{
-				name = tolower($1); sub(/:$/, "", name)
-				val = $0; sub(/^[^:]*:[ \t]*/, "", val)
-				if (name == "types") types = val
-				else if (name == "uris") uris = val
-				else if (name == "suites") suites = val
-				else if (name == "components") comps = val
-				else if (name == "signed-by") signed = val
-				else if (name == "enabled") enabled = tolower(val)
-			}
-			END { if (!found) check() }' "$f"
-	done | head -n 1
+				END { if (!found) check() }' "$f"
+		done
+	} | head -n 1
 }
 
 # ensure_sources: apt knows the source packages postgresql-15 and pg-cron
@@ -157,7 +159,8 @@ install_build_deps() {
 }
 
 # build_server <dir> <spec>: <dir> holds PostgreSQL and pg_cron as <spec>
-# says, complete, with <spec> in <dir>/.reo-cassert.  Built in <dir>.new
+# says, complete, with <spec> in <dir>/.reo-cassert (and how pg_cron was
+# made in <dir>/.reo-cassert-pg_cron).  Built in <dir>.new
 # (installed there with DESTDIR) and renamed at the end, so that <dir> is
 # never half built; a build that fails leaves <dir> as it was.
 build_server() {
@@ -174,7 +177,7 @@ build_server() {
 		rm -rf "$new"
 		return 1
 	fi
-	grep -E '^pg_cron:' "$log"
+	grep -E '^pg_cron:' "$log" | tee "$stage$dir/.reo-cassert-pg_cron"
 	echo "$spec" >"$stage$dir/.reo-cassert"
 	rm -rf "$dir"
 	mv "$stage$dir" "$dir"
@@ -276,6 +279,7 @@ server() {
 	flock "$lockfd"
 	if [ -f "$prefix/.reo-cassert" ] && [ "$(cat "$prefix/.reo-cassert")" = "$spec" ]; then
 		say "reusing $prefix (PostgreSQL $pg_version, pg_cron $cron_version)"
+		cat "$prefix/.reo-cassert-pg_cron" 2>/dev/null
 	else
 		install_build_deps || { exec {lockfd}>&-; return 1; }
 		build_start=$SECONDS
