@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds and tests the extension on every PostgreSQL version CI covers.
 #
-#   bash test/matrix.sh [15|17|18|i386|all]      (default: all)
+#   bash test/matrix.sh [15|17|18|i386|cassert|all]      (default: all)
 #
 # 15    the host's PostgreSQL 15 built with clang, -Werror (compile only:
 #       test/run_tests.sh runs every suite there with gcc).
 # 17    Debian 13 "trixie" root: PostgreSQL 17, pg_cron 1.6.
 # 18    Debian "sid" root: PostgreSQL 18, pg_cron 1.6.
 # i386  Debian 12 "bookworm" i386 root: PostgreSQL 15 (32-bit), pg_cron 1.4.
+# cassert  PostgreSQL 15 built from Debian's source with assertions
+#       (--enable-cassert), cached, on the host: every suite (test/cassert.sh).
 #
 # Each root is made once with debootstrap and cached outside the checkout in
 # $REO_ROOTS/NAME-HASH (default /var/cache/release_expired_orders/roots).  A run
@@ -108,9 +110,8 @@ root_spec() {
 	read -r suite arch pg tap <<<"${targets[$1]}"
 	spec_pkgs=(postgresql-$pg postgresql-server-dev-$pg postgresql-$pg-cron
 		make gcc libc6-dev libipc-run-perl perl tzdata)
-	# Debian 13 moved zone names such as "CET" into tzdata-legacy; the
-	# naive_zone_rules test needs one that is also an abbreviation.
-	[ "$suite" != bookworm ] && spec_pkgs+=(tzdata-legacy)
+	# No tzdata-legacy: the suites pass on a stock installation, where
+	# Debian 13 and later lack zone names such as "CET".
 	spec_sources="deb $mirror $suite main"
 	# A released suite gets its point and security updates, as users do.
 	[ "$suite" != sid ] && spec_sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
@@ -313,6 +314,28 @@ build_clang() {
 	finish_target 15 "clang compile only"
 }
 
+# run_cassert: test/cassert.sh, its output shown (its own count line
+# renamed), its "N passed, N failed" added; a run that fails without a
+# failed count, or prints none, is one failure.
+run_cassert() {
+	vpass=0; vfail=0
+	echo "=== cassert: PostgreSQL 15 with assertions (test/cassert.sh)"
+	local out line rc note=""
+	out=$(mktemp)
+	bash "$top/test/cassert.sh" 2>&1 | tee "$out" |
+		sed -uE 's/^([0-9]+ passed, [0-9]+ failed)$/cassert: \1/'
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+	rm -f "$out"
+	if [ -n "$line" ]; then
+		read -r vpass _ vfail _ <<<"$line"
+	else
+		note="no count line"
+	fi
+	[ "$rc" -ne 0 ] && [ "$vfail" -eq 0 ] && vfail=1
+	finish_target cassert "$note"
+}
+
 finish_target() {
 	local line="$1: $vpass passed, $vfail failed${2:+ ($2)}"
 	say "$line"
@@ -325,12 +348,16 @@ command -v debootstrap >/dev/null || { apt-get install -y -qq debootstrap >/dev/
 
 want=${1:-all}
 case "$want" in
-	all) list=(15 17 18 i386) ;;
-	15|17|18|i386) list=("$want") ;;
-	*) echo "usage: $0 [15|17|18|i386|all]" >&2; exit 2 ;;
+	all) list=(15 17 18 i386 cassert) ;;
+	15|17|18|i386|cassert) list=("$want") ;;
+	*) echo "usage: $0 [15|17|18|i386|cassert|all]" >&2; exit 2 ;;
 esac
 for t in "${list[@]}"; do
-	if [ "$t" = 15 ]; then build_clang; else run_root "$t"; fi
+	case "$t" in
+		15) build_clang ;;
+		cassert) run_cassert ;;
+		*) run_root "$t" ;;
+	esac
 done
 
 echo "=== matrix summary"
