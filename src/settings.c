@@ -16,6 +16,7 @@
 
 #include <limits.h>
 
+#include "catalog/pg_authid.h"
 #include "pgtime.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -202,15 +203,27 @@ ReoDefineSettings(void)
 	EmitWarningsOnPlaceholders("release_expired_orders");
 #endif
 
-	/* Which placeholder values did PostgreSQL just reject with a warning? */
+	/*
+	 * Which placeholder values did PostgreSQL just reject with a warning?
+	 * Checked as the bootstrap superuser: the postmaster, loading the library
+	 * from shared_preload_libraries, has no user of its own, and only the
+	 * value is checked, not who may set it.
+	 */
 	for (int i = 0; i < (int) N_SETTINGS; i++)
 		if (placeholder[i] != NULL &&
+#if PG_VERSION_NUM >= 150000
+			set_config_option_ext(SettingNames[i], placeholder[i],
+								  i < (int) N_INT_SETTINGS && IntSettings[i].context == PGC_SUSET ?
+								  PGC_SUSET : PGC_USERSET,
+								  PGC_S_SESSION, BOOTSTRAP_SUPERUSERID, GUC_ACTION_SET,
+								  false, DEBUG5, false) == 0)
+#else
 			set_config_option(SettingNames[i], placeholder[i],
-							  /* checks the value only, not who may set it */
 							  i < (int) N_INT_SETTINGS && IntSettings[i].context == PGC_SUSET ?
 							  PGC_SUSET : PGC_USERSET,
 							  PGC_S_SESSION, GUC_ACTION_SET, false, DEBUG5,
 							  false) == 0)
+#endif
 			rejected[i] = placeholder[i];
 	settings_defined = true;
 }
