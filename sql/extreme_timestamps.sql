@@ -22,12 +22,14 @@ FROM (VALUES (1, 'PAST-INF', 'direct_buy', '-infinity'::timestamp),
 			 (6, 'TOP-RECHARGE', 'recharge', '294276-12-31 23:59:59.999')) AS v (n, num, t, c);
 
 -- Every way to look at them, without windows, then with windows.
-SELECT order_number, age IS NULL AS no_age, deadline FROM release_expired_orders.preview(30, 100)
-ORDER BY order_number;
+SELECT order_number, age IS NULL AS no_age, deadline = '-infinity' AS minus_infinity,
+	   deadline < now() AS due
+FROM release_expired_orders.preview(30, 100) ORDER BY order_number;
 SELECT release_expired_orders.oldest_deadline();
 SELECT value FROM release_expired_orders.metrics WHERE metric = 'oldest_overdue_seconds';
 INSERT INTO release_expired_orders.payment_windows VALUES ('recharge', NULL, 15);
-SELECT order_number, age IS NULL AS no_age, window_minutes, deadline
+SELECT order_number, age IS NULL AS no_age, window_minutes, deadline = '-infinity' AS minus_infinity,
+	   deadline < now() AS due
 FROM release_expired_orders.preview(30, 100) ORDER BY order_number;
 SELECT release_expired_orders.oldest_deadline();
 SELECT value FROM release_expired_orders.metrics WHERE metric = 'oldest_overdue_seconds';

@@ -46,20 +46,23 @@ Conv(const AppSchema *app, const char *expr)
 
 /*
  * An order's deadline, created_at plus its window, never an error: a
- * created_at so far from now that the conversion or the sum could leave
- * the timestamp range has the deadline of the infinity on its side
- * (-infinity is due, infinity never is), and NULL has none.
+ * created_at so late that the sum could leave the timestamp range has no
+ * deadline (infinity), and one so early that its zone's offset could take
+ * it out of the range (the first days of 4714 BC) is read as UTC.  Every
+ * other deadline is exact, so that the order of deadlines within a kind is
+ * the order of created_at, which the scan's position relies on.
  */
 static const char *
 Deadline(const AppSchema *app, const char *minutes)
 {
-	return psprintf("CASE WHEN o.created_at" LT "'100000-01-01'"
-					" AND o.created_at" GT "'4000-01-01 BC'"
+	return psprintf("CASE WHEN o.created_at" GE "'100000-01-01'"
+					" THEN 'infinity'::pg_catalog.timestamptz"
+					" WHEN o.created_at" GT "'4714-11-26 BC'"
 					" THEN %s" PLUS MINUTES("%s")
-					" WHEN o.created_at" LE "'4000-01-01 BC'"
-					" THEN '-infinity'::pg_catalog.timestamptz"
-					" ELSE 'infinity'::pg_catalog.timestamptz END",
-					Conv(app, "o.created_at"), minutes);
+					" ELSE %s" PLUS MINUTES("%s") " END",
+					Conv(app, "o.created_at"), minutes,
+					app->orders_created_tz ? "o.created_at" : "(o.created_at AT TIME ZONE 'UTC')",
+					minutes);
 }
 
 /*

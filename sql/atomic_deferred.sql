@@ -1,0 +1,38 @@
+-- Inside the caller's transaction block (BEGIN; CALL ...; COMMIT) the job
+-- checks constraints at the end of each statement, as in a plain CALL: the
+-- application's code runs in a security-restricted operation, which cannot
+-- queue a deferred trigger, so a DEFERRABLE INITIALLY DEFERRED constraint
+-- trigger fires at once and fails only its own order.
+\set ECHO none
+\i test/fixtures/app_schema.sql
+\set ECHO all
+SET client_min_messages = error;
+CREATE EXTENSION release_expired_orders;
+RESET client_min_messages;
+
+CREATE FUNCTION check_later() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.order_number = 'ORD-2' THEN
+		RAISE EXCEPTION 'order % may not expire', NEW.order_number USING ERRCODE = 'check_violation';
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER check_later AFTER UPDATE ON orders
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION check_later();
+INSERT INTO orders (id, order_number, user_id, type, quantity, total_amount, created_at)
+SELECT ('00000000-0000-0000-0000-00000000000' || n)::uuid, 'ORD-' || n,
+	   '00000000-0000-0000-0000-0000000000c1', 'direct_buy', 1, 1,
+	   (now() AT TIME ZONE 'UTC') - (100 - n) * interval '1 minute'
+FROM generate_series(1, 3) n;
+
+BEGIN;
+CALL release_expired_orders(30, 100) \gset
+COMMIT;
+SELECT :'summary'::jsonb -> 'summary' ->> 'successful' AS successful,
+	   :'summary'::jsonb -> 'summary' ->> 'failed' AS failed;
+SELECT order_number, status FROM orders ORDER BY 1;
+SELECT order_number, outcome, sqlstate FROM release_expired_orders.order_events ORDER BY 1;
+
+DROP EXTENSION release_expired_orders;
+DROP TABLE orders, products, lottery_rounds, notifications;
+DROP FUNCTION check_later();
