@@ -304,7 +304,7 @@ ReleasePart(void *arg)
 	values[2] = chunk->notes;
 	values[3] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
 	values[4] = BoolGetDatum(run->write_notifications);
-	n = ReoExecute(STMT_RELEASE, values, NULL);
+	n = ReoExecute(run->write_notifications ? STMT_RELEASE : STMT_RELEASE_QUIET, values, NULL);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{

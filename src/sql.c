@@ -68,6 +68,7 @@ RunsApplicationCode(ReoStatement stmt)
 	switch (stmt)
 	{
 		case STMT_RELEASE:
+		case STMT_RELEASE_QUIET:
 		case STMT_PRODUCTS:
 		case STMT_ROUNDS:
 		case STMT_NOTE_FAILED:
@@ -330,7 +331,10 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			BuildStillDue(b, app, nsp);
 			break;
 		case STMT_RELEASE:
-			BuildRelease(b, app, nsp);
+			BuildRelease(b, app, nsp, true);
+			break;
+		case STMT_RELEASE_QUIET:
+			BuildRelease(b, app, nsp, false);
 			break;
 		case STMT_AUDIT:
 			BuildAudit(b);

@@ -23,6 +23,7 @@ typedef enum ReoStatement
 	STMT_LOCK_ORDERS,			/* lock the windowed candidates picked */
 	STMT_STILL_DUE,				/* those still due under their lock */
 	STMT_RELEASE,				/* orders and notifications of a part */
+	STMT_RELEASE_QUIET,			/* the same, without notifications */
 	STMT_AUDIT,					/* the part's released rows, its run counts */
 	STMT_STILL_RELEASED,		/* the part's orders a trigger put back */
 	STMT_PRODUCTS,				/* stock, the chunk's last writes */

@@ -72,7 +72,8 @@ Args(BuiltStatement *b, int nargs, const Oid *types)
 }
 
 /* sql_release.c: the texts of a part's release */
-extern void BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp);
+extern void BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp,
+						 bool notify);
 extern void BuildAudit(BuiltStatement *b);
 extern void BuildCounters(BuiltStatement *b, const char *nsp, bool tz, bool rounds);
 extern void BuildCountersMoved(BuiltStatement *b, const char *nsp, bool rounds);

@@ -18,6 +18,9 @@
  * checked again under the row lock, and the application's notifications of
  * the orders released.  It runs the application's code (the triggers of
  * orders and notifications), so it writes nothing of the extension's own.
+ * Without notify (they are off, or were found to fail), the statement does
+ * not touch notifications at all: even an INSERT of no rows would fire the
+ * application's statement triggers there.
  * Returns one row per order it updated: the id, and whether the row really
  * became expired/cancelled/cancelled; a trigger may have returned OLD or
  * written the old statuses back, and an order a trigger skipped (returned
@@ -30,7 +33,7 @@
  * would otherwise read for every chunk, and finds the orders by primary key.
  */
 void
-BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
+BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp, bool notify)
 {
 	Oid			types[] = {UUIDARRAYOID, TsType(app->orders_updated_tz), TEXTOID,
 	TsType(app->notifications_tz), BOOLOID};
@@ -50,7 +53,7 @@ BuildRelease(BuiltStatement *b, const AppSchema *app, const char *nsp)
 					 " AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled')"
 					 " AS became)",
 					 nsp);
-	if (app->notifications)
+	if (app->notifications && notify)
 		appendStringInfo(&b->sql,
 						 ", notified AS ("
 						 " INSERT INTO %s.notifications (id, user_id, type, content,"
