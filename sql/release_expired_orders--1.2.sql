@@ -603,6 +603,10 @@ DECLARE
 	rounds_now pg_catalog.text;
 	moves_stock pg_catalog.bool;
 	moves_shares pg_catalog.bool;
+	stock_after pg_catalog.int4;
+	sold_after pg_catalog.int4;
+	moved_stock pg_catalog.int4 := 0;
+	moved_shares pg_catalog.int4 := 0;
 	n pg_catalog.int8;
 BEGIN
 	app := release_expired_orders.setting('app_schema');
@@ -656,8 +660,9 @@ BEGIN
 	END IF;
 
 	-- Then the product: the stock returned by the release must still be
-	-- there to be taken again.
-	IF ev.stock_delta > 0 THEN
+	-- there to be taken again (a release that took stock, through a trigger
+	-- of the application, gets it back).
+	IF ev.stock_delta <> 0 THEN
 		EXECUTE pg_catalog.format('SELECT p.stock FROM %I.products p WHERE p.id = $1 FOR UPDATE OF p', app)
 			INTO stock USING ev.product_id;
 		GET DIAGNOSTICS n = ROW_COUNT;
@@ -665,7 +670,7 @@ BEGIN
 			RAISE EXCEPTION 'cannot restore order %: product % no longer exists', order_id, ev.product_id
 				USING ERRCODE = 'object_not_in_prerequisite_state';
 		END IF;
-		IF stock IS NULL OR stock < ev.stock_delta THEN
+		IF ev.stock_delta > 0 AND (stock IS NULL OR stock < ev.stock_delta) THEN
 			RAISE EXCEPTION 'cannot restore order %: product % has % in stock, % needed',
 				order_id, ev.product_id, coalesce(stock, 0), ev.stock_delta
 				USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -685,13 +690,13 @@ BEGIN
 			RAISE EXCEPTION 'cannot restore order %: lottery round % no longer exists', order_id, ev.round_id
 				USING ERRCODE = 'object_not_in_prerequisite_state';
 		END IF;
-		IF rnd_status IS DISTINCT FROM 'active' THEN
+		IF ev.shares_delta < 0 AND rnd_status IS DISTINCT FROM 'active' THEN
 			RAISE EXCEPTION 'cannot restore order %: lottery round % is %, not active',
 				order_id, ev.round_id, coalesce(rnd_status, 'NULL')
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 					  HINT = 'Shares can be counted again only in an active round; nothing was changed.';
 		END IF;
-		IF coalesce(rnd_sold, 0) + pg_catalog.abs(ev.shares_delta) > rnd_total THEN
+		IF ev.shares_delta < 0 AND coalesce(rnd_sold, 0) - ev.shares_delta > rnd_total THEN
 			RAISE EXCEPTION 'cannot restore order %: lottery round % has % of % shares sold, no room for % more',
 				order_id, ev.round_id, coalesce(rnd_sold, 0), rnd_total,
 				pg_catalog.abs(ev.shares_delta)
@@ -704,7 +709,7 @@ BEGIN
 	-- ("system: order restored") is written with Unicode escapes.
 	note := pg_catalog.format(E'\n[\u7cfb\u7edf] \u8ba2\u5355\u5df2\u6062\u590d - %s',
 		pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.now()), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
-	moves_stock := ev.stock_delta > 0;
+	moves_stock := ev.stock_delta <> 0;
 	moves_shares := ev.shares_delta <> 0;
 	orders_now := release_expired_orders.now_in(release_expired_orders.app_column_is_tz(app, 'orders', 'updated_at'), zone);
 	IF moves_stock THEN
@@ -731,27 +736,40 @@ BEGIN
 	END IF;
 	IF moves_shares THEN
 		EXECUTE pg_catalog.format(
-			'UPDATE %I.lottery_rounds r SET sold_shares = coalesce(r.sold_shares, 0) OPERATOR(pg_catalog.+) $2,'
+			'UPDATE %I.lottery_rounds r SET sold_shares = coalesce(r.sold_shares, 0) OPERATOR(pg_catalog.-) $2,'
 			' updated_at = %s WHERE r.id OPERATOR(pg_catalog.=) $1',
 			app, rounds_now)
-			USING ev.round_id, pg_catalog.abs(ev.shares_delta);
+			USING ev.round_id, ev.shares_delta;
 	END IF;
 	PERFORM pg_catalog.set_config('search_path', pinned, true);
+
+	-- What the undo really moved, after the application's triggers: the
+	-- rows are locked since they were read above, so nothing else moved them.
+	IF moves_stock THEN
+		EXECUTE pg_catalog.format('SELECT p.stock FROM %I.products p WHERE p.id OPERATOR(pg_catalog.=) $1', app)
+			INTO stock_after USING ev.product_id;
+		moved_stock := coalesce(stock_after, 0) - coalesce(stock, 0);
+	END IF;
+	IF moves_shares THEN
+		EXECUTE pg_catalog.format('SELECT r.sold_shares FROM %I.lottery_rounds r WHERE r.id OPERATOR(pg_catalog.=) $1', app)
+			INTO sold_after USING ev.round_id;
+		moved_shares := coalesce(sold_after, 0) - coalesce(rnd_sold, 0);
+	END IF;
 
 	INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id,
 		product_id, round_id, quantity, outcome, prev_status, prev_payment_status,
 		prev_fulfillment_status, stock_delta, shares_delta, message)
 	VALUES (NULL, ev.order_id, ev.order_number, ev.user_id, ev.product_id, ev.round_id,
 		ev.quantity, 'restored', cur_status, cur_payment, cur_fulfillment,
-		-ev.stock_delta, pg_catalog.abs(ev.shares_delta),
+		moved_stock, moved_shares,
 		pg_catalog.format('release of run %s undone by %s', ev.run_id, current_user));
 
 	order_number := ev.order_number;
 	status := ev.prev_status;
 	payment_status := ev.prev_payment_status;
 	fulfillment_status := ev.prev_fulfillment_status;
-	stock_taken := greatest(ev.stock_delta, 0);
-	shares_counted := pg_catalog.abs(ev.shares_delta);
+	stock_taken := -moved_stock;
+	shares_counted := moved_shares;
 	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every suite on PostgreSQL 15 built with assertions (--enable-cassert):
-# the regression and isolation suites (make installcheck), the TAP tests
-# (make tap) and the deadline worker's specs (test/worker_iso.sh).
+# the regression and isolation suites (make installcheck), the hostile
+# applications' CI seeds (test/hostile), the TAP tests (make tap) and the
+# deadline worker's specs (test/worker_iso.sh).
 #
 #   bash test/cassert.sh          (as root, on Debian 12; also: test/matrix.sh cassert)
 #
@@ -392,6 +393,19 @@ worker_iso() {
 	fi
 }
 
+# hostile: the hostile-application generator's CI seeds (test/hostile), one
+# pass or fail, on the running cluster: its triggers, types and errors reach
+# code paths no other suite does, under the server's assertions.
+hostile() {
+	echo "=== hostile applications (test/hostile/run.sh --ci)"
+	if (cd "$run/reo" && "${runas[@]}" env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
+		test/hostile/run.sh --ci --server-log "$run/logs/server.log"); then
+		passed=$((passed + 1)); echo "ok - hostile"
+	else
+		failed=$((failed + 1)); echo "not ok - hostile"
+	fi
+}
+
 # resolve_frames: reads backtrace lines ("OBJECT(SYMBOL+0xOFF)[0xADDR]", as
 # PostgreSQL prints them after "TRAP:") on stdin, and prints where each
 # frame of the extension or of the server is ("FUNCTION at FILE:LINE", by
@@ -461,6 +475,7 @@ start_cluster || { say "cannot start the cluster"; failed=$((failed + 1)); finis
 # failure in the first does not skip the second.
 installcheck regress ISOLATION=
 installcheck isolation REGRESS=
+hostile
 "${runas[@]}" "$run/pg/bin/pg_ctl" -D "$pgdata" -w stop >/dev/null
 tap
 worker_iso

@@ -575,6 +575,17 @@ class Model:
                         # the order reserved from this row: changing it may fail,
                         # but an order-level trigger may have moved it away
                         f = self._fail(f, t) if not self._order_moves(o, tb) else 'maybe'
+            # The application's own trigger on orders moves the product's
+            # stock by one (side_stock): that update fires the product's
+            # triggers and may overflow, failing the order by the
+            # application's doing, not the job's.
+            if f == 'release' and o['product_id'] in prod_ids and any(
+                    t['table'] == 'orders' and t['level'] == 'ROW' and t['does'] == 'side_stock'
+                    and pred_py(t, o['id']) for t in trig):
+                p = self._product_stock(o['product_id'])
+                if (p is not None and p + self._due_qty(o['product_id']) > INT_MAX - 20) or any(
+                        t['table'] == 'products' and t['does'] in ('raise', 'raise_all') for t in trig):
+                    f = 'maybe'
             if f == 'release' and qty is not None and qty > 0:
                 p = self._product_stock(o['product_id'])
                 if p is not None and p + qty > INT_MAX:
