@@ -65,13 +65,25 @@ FROM lottery_rounds r;
 SELECT order_number, outcome, stock_delta, shares_delta
 FROM release_expired_orders.order_events ORDER BY order_number, id;
 
--- Undo takes back what each order's release moved (the triggers are gone).
+-- Undo of ORD-2 with the triggers still there: it takes back what the
+-- release moved (3 units, 3 shares), the triggers move their extra, and the
+-- restored row says what really moved.
+SELECT stock_taken, shares_counted FROM release_expired_orders.restore_order('00000000-0000-0000-0000-000000000002');
+SELECT outcome, stock_delta, shares_delta FROM release_expired_orders.order_events
+WHERE order_number = 'ORD-2' AND outcome = 'restored';
+-- The rest with the triggers gone: each undo takes back what its release moved.
 DROP TRIGGER bonus_stock ON products;
 DROP TRIGGER extra_share ON lottery_rounds;
 DROP TRIGGER cap_stock ON products;
-SELECT order_number, (release_expired_orders.restore_order(id)).stock_taken FROM orders ORDER BY 1;
-SELECT id, stock FROM products ORDER BY id;
-SELECT sold_shares FROM lottery_rounds;
+SELECT order_number, (release_expired_orders.restore_order(id)).stock_taken FROM orders
+WHERE order_number <> 'ORD-2' ORDER BY 1;
+-- Over releases and undos, every counter moved by what the audit says.
+SELECT p.id, p.stock - 10 AS moved,
+	   (SELECT sum(e.stock_delta) FROM release_expired_orders.order_events e WHERE e.product_id = p.id) AS audited
+FROM products p ORDER BY p.id;
+SELECT r.sold_shares - 50 AS shares_moved,
+	   (SELECT sum(e.shares_delta) FROM release_expired_orders.order_events e WHERE e.round_id = r.id) AS audited
+FROM lottery_rounds r;
 
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
