@@ -33,6 +33,23 @@ SELECT :'summary'::jsonb -> 'summary' ->> 'successful' AS successful,
 SELECT order_number, status FROM orders ORDER BY 1;
 SELECT order_number, outcome, sqlstate FROM release_expired_orders.order_events ORDER BY 1;
 
+-- The caller's own deferred constraints are left as they are: a foreign key
+-- the caller satisfies only before its COMMIT neither fails the CALL nor
+-- becomes immediate.
+CREATE TABLE parent (id integer PRIMARY KEY);
+CREATE TABLE child (parent_id integer REFERENCES parent DEFERRABLE INITIALLY DEFERRED);
+UPDATE orders SET status = 'pending', payment_status = 'pending', fulfillment_status = 'pending'
+WHERE order_number = 'ORD-1';
+BEGIN;
+INSERT INTO child VALUES (1);
+CALL release_expired_orders(30, 100) \gset
+INSERT INTO child VALUES (2);
+INSERT INTO parent VALUES (1), (2);
+COMMIT;
+SELECT :'summary'::jsonb -> 'summary' ->> 'successful' AS successful;
+SELECT count(*) AS children FROM child;
+
+DROP TABLE child, parent;
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
 DROP FUNCTION check_later();

@@ -1377,6 +1377,8 @@ $$;
 -- sequence marked, until the dump sets it: no release happens in this
 -- database until the restore is over (see restores).  A fresh CREATE
 -- EXTENSION taken for a restore holds releases until restore_finished().
+-- Without an orders table yet, with client_min_messages at warning (a
+-- dump with --enable-row-security), the backend alone is recorded.
 DO $$
 BEGIN
 	IF NOT pg_catalog.current_setting('row_security')::boolean
@@ -1385,6 +1387,17 @@ BEGIN
 		SELECT a.pid, a.backend_start, a.usesysid
 		  FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
 		PERFORM pg_catalog.setval('release_expired_orders.runs_id_seq', 9223372036854775000, true);
+	ELSIF pg_catalog.to_regclass(pg_catalog.format('%I.orders',
+			release_expired_orders.setting('app_schema'))) IS NULL
+		  AND pg_catalog.current_setting('client_min_messages') OPERATOR(pg_catalog.=) 'warning' THEN
+		-- No orders table yet, in a session that set client_min_messages to
+		-- warning as every pg_dump script does, which also creates extensions
+		-- before tables: maybe a restore that keeps row_security on (a dump
+		-- made with --enable-row-security, through psql).  Hold releases
+		-- while this backend lives, never past it.
+		INSERT INTO release_expired_orders.restores (backend_pid, backend_start, login_role)
+		SELECT a.pid, a.backend_start, a.usesysid
+		  FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
 	END IF;
 END
 $$;

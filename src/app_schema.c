@@ -14,15 +14,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -462,6 +466,57 @@ ReoCheckJobPrivileges(const AppSchema *app)
 	RequireColumns(app->rounds, ACL_UPDATE, rounds_written);
 	if (OidIsValid(app->notifications_rel))
 		RequireColumns(app->notifications_rel, ACL_INSERT, notifications_written);
+}
+
+/* Append the deferrable constraints of a table to buf, qualified. */
+static void
+AppendDeferrable(StringInfo buf, Oid relid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	if (!OidIsValid(relid))
+		return;
+	rel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+
+		if (con->condeferrable)
+			appendStringInfo(buf, "%s%s", buf->len ? ", " : "",
+							 quote_qualified_identifier(get_namespace_name(con->connamespace),
+														NameStr(con->conname)));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * "SET CONSTRAINTS ... IMMEDIATE" for the deferrable constraints of the
+ * application's tables, or NULL when they have none: what a CALL inside
+ * the caller's transaction block sets, so that the application's deferred
+ * triggers fire within the release (where a security-restricted operation
+ * cannot queue them for the commit), and no other constraint of the
+ * caller's transaction changes.
+ */
+char *
+ReoDeferrableConstraints(const AppSchema *app)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	AppendDeferrable(&buf, app->orders);
+	AppendDeferrable(&buf, app->products);
+	AppendDeferrable(&buf, app->rounds);
+	AppendDeferrable(&buf, app->notifications_rel);
+	if (buf.len == 0)
+		return NULL;
+	return psprintf("SET CONSTRAINTS %s IMMEDIATE", buf.data);
 }
 
 /*

@@ -338,11 +338,17 @@ ReoRunExecute(ReoRun *run)
 
 		/*
 		 * The application's code runs in a security-restricted operation,
-		 * which cannot queue a deferred trigger: its constraints are checked
-		 * at the end of each statement here too, for the rest of the
-		 * caller's transaction.
+		 * which cannot queue a deferred trigger: the application's
+		 * deferrable constraints are checked at the end of each statement
+		 * here too, for the rest of the caller's transaction; the caller's
+		 * other constraints are left as they are.
 		 */
-		ReoExecute(STMT_CONSTRAINTS, NULL, NULL);
+		{
+			char	   *set = ReoDeferrableConstraints(&run->app);
+
+			if (set != NULL && SPI_execute(set, false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "setting the application's constraints immediate failed");
+		}
 		return ReleaseAll(run, &in_commit);
 	}
 

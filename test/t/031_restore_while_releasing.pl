@@ -7,7 +7,8 @@
 # it would find no product (audited product_not_found, stock never given
 # back) and its run row would collide with the dumped run ids, so that the
 # history would fail to load.  Restored with psql (plain format, also
-# --single-transaction) and pg_restore (custom format, also -j 2 and
+# --single-transaction, and a dump made with --enable-row-security, which
+# leaves row_security on) and pg_restore (custom format, also -j 2 and
 # --single-transaction): afterwards the history is the source's, and the
 # due orders are released with their stock.
 use strict;
@@ -63,6 +64,8 @@ is($node->safe_psql('src', 'SELECT string_agg(order_number || \' \' || status, \
 my $dumpdir = PostgreSQL::Test::Utils::tempdir;
 $node->command_ok([ 'pg_dump', '-Fc', '-f', "$dumpdir/shop.dump", '-d', $node->connstr('src') ],
 	'custom dump');
+$node->command_ok([ 'pg_dump', '-Fp', '--enable-row-security', '-f', "$dumpdir/shop_rls.sql", '-d', $node->connstr('src') ],
+	'a plain dump that keeps row_security on');
 $node->command_ok([ 'pg_dump', '-Fp', '-f', "$dumpdir/shop.sql", '-d', $node->connstr('src') ],
 	'plain dump');
 
@@ -76,6 +79,8 @@ sub start_call_loop
 
 my @restores = (
 	[ 'psql', [ 'psql', '-X', '-q', '-d', 'DB', '-f', "$dumpdir/shop.sql" ] ],
+	[ 'psql, dump made with --enable-row-security',
+		[ 'psql', '-X', '-q', '-d', 'DB', '-f', "$dumpdir/shop_rls.sql" ] ],
 	[ 'psql --single-transaction',
 		[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-d', 'DB', '-f', "$dumpdir/shop.sql" ] ],
 	[ 'pg_restore', [ 'pg_restore', '-d', 'DB', "$dumpdir/shop.dump" ] ],
