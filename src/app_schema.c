@@ -142,43 +142,34 @@ FindTable(Oid nsp, const char *schema, const char *table, bool missing_ok)
 	return relid;
 }
 
-/*
- * A table the job writes must belong to the owner of orders (or to a
- * superuser): a table that anyone else created in the application's schema,
- * for example a notifications table the application never had, would run
- * its owner's triggers, defaults and constraints as the role running the job.
- */
+/* A table's owner, and whether it has triggers (or had: cleared lazily). */
 static Oid
-RelOwner(Oid relid)
+RelOwner(Oid relid, bool *has_triggers)
 {
 	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
 	Oid			owner;
 
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	owner = form->relowner;
+	if (has_triggers)
+		*has_triggers |= form->relhastriggers;
 	ReleaseSysCache(tuple);
 	return owner;
 }
 
-/* Whether a table has triggers (or had them: the flag is cleared lazily). */
-static bool
-HasTriggers(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	bool		result;
-
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	result = ((Form_pg_class) GETSTRUCT(tuple))->relhastriggers;
-	ReleaseSysCache(tuple);
-	return result;
-}
-
+/*
+ * A table the job writes must belong to the owner of orders (or to a
+ * superuser): a table that anyone else created in the application's schema,
+ * for example a notifications table the application never had, would run
+ * its owner's triggers, defaults and constraints as the owner of orders.
+ */
 static void
 RefuseForeignOwner(Oid relid, Oid orders_owner, const char *schema, const char *table)
 {
-	Oid			owner = RelOwner(relid);
+	Oid			owner = RelOwner(relid, NULL);
 
 	if (owner == orders_owner || superuser_arg(owner))
 		return;
@@ -366,10 +357,9 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	relid = FindTable(nsp, schema, "orders", false);
 	CheckColumns(relid, schema, "orders", orders_columns, tz);
 	RefuseRowSecurity(relid, schema, "orders");
-	orders_owner = RelOwner(relid);
+	orders_owner = RelOwner(relid, &app->triggers);
 	app->orders_owner = orders_owner;
 	app->orders = relid;
-	app->triggers = HasTriggers(relid);
 	app->orders_created_tz = tz[0];
 	app->orders_updated_tz = tz[1];
 	app->orders_type = HasColumn(relid, schema, "orders", "type");
@@ -381,7 +371,7 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	RefuseForeignOwner(relid, orders_owner, schema, "products");
 	RefuseRowSecurity(relid, schema, "products");
 	app->products = relid;
-	app->triggers |= HasTriggers(relid);
+	(void) RelOwner(relid, &app->triggers);
 	app->products_updated_tz = tz[0];
 
 	relid = FindTable(nsp, schema, "lottery_rounds", false);
@@ -389,7 +379,7 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 	RefuseForeignOwner(relid, orders_owner, schema, "lottery_rounds");
 	RefuseRowSecurity(relid, schema, "lottery_rounds");
 	app->rounds = relid;
-	app->triggers |= HasTriggers(relid);
+	(void) RelOwner(relid, &app->triggers);
 	app->rounds_updated_tz = tz[0];
 
 	/* The notifications table is optional: without it, none are written. */
@@ -411,7 +401,7 @@ ReoDiscoverSchema(AppSchema *app, const char *schema, bool want_notifications,
 		if (app->notifications)
 		{
 			app->notifications_rel = relid;
-			app->triggers |= HasTriggers(relid);
+			(void) RelOwner(relid, &app->triggers);
 		}
 	}
 }
