@@ -553,6 +553,9 @@ class Model:
                         continue
                     if d in ('veto_null', 'veto_old', 'veto_statuses'):
                         f = 'veto' if f == 'release' else f
+                    elif (d == 'set_qty' and 'OLD.quantity *' in (t.get('value') or '')
+                          and qty is not None and abs(qty) > INT_MAX // 2 and f != 'veto'):
+                        f = 'fail'      # the application's own doubling overflows (22003)
                     elif d == 'raise' and f != 'veto':
                         f = self._fail(f, t)
                 elif tb == 'orders' and d == 'raise' and pred_py(t, o['id']):
