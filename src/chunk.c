@@ -357,11 +357,19 @@ SucceedsWithoutNotifications(Chunk *chunk, int *part, int part_n, ErrorData *eda
  * about 2 log2(n) subtransactions instead of n.
  */
 static void
-Bisect(Chunk *chunk, int *part, int part_n, ErrorData *known)
+Bisect(Chunk *chunk, int *part_in, int part_n_in, ErrorData *known)
 {
 	ErrorData  *edata = known;
+	int		   *part = palloc(sizeof(int) * Max(part_n_in, 1));
+	int			part_n = 0;
 	int			half;
 
+	/* Only the orders still pending: a trigger may have vetoed some meanwhile. */
+	for (int i = 0; i < part_n_in; i++)
+		if (chunk->c[part_in[i]].state == CAND_PENDING)
+			part[part_n++] = part_in[i];
+	if (part_n != part_n_in)
+		edata = NULL;			/* the error was that of another set of orders */
 	if (part_n == 0)
 		return;
 	if (edata == NULL)

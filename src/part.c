@@ -352,11 +352,17 @@ ReleasePart(void *arg)
 /*
  * Try the part in a subtransaction; on failure, undo the states the body
  * set and return the error.  Orders a trigger wrote back as pending are
- * vetoed, and the rest of the part is tried again without them.
+ * vetoed, and the rest of the part is tried again without them (the
+ * caller's array is left as it was; its vetoed orders are no longer
+ * pending).
  */
 ErrorData *
-ReoTryPart(Chunk *chunk, int *part, int part_n)
+ReoTryPart(Chunk *chunk, int *part_in, int part_n)
 {
+	/* a copy: the orders a trigger vetoed are taken out of it, not the caller's */
+	int		   *part = palloc(sizeof(int) * Max(part_n, 1));
+
+	memcpy(part, part_in, sizeof(int) * part_n);
 	for (;;)
 	{
 		ErrorData  *edata;
