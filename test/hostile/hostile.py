@@ -576,8 +576,13 @@ class Model:
                     if (ref in ids and qty is not None and qty > 0 and pred_py(t, ref)
                             and f != 'veto'):
                         # the order reserved from this row: changing it may fail,
-                        # but an order-level trigger may have moved it away
-                        f = self._fail(f, t) if not self._order_moves(o, tb) else 'maybe'
+                        # but an order-level trigger may have moved it away, and
+                        # a BEFORE ROW trigger that skips the row, firing first,
+                        # keeps the raising one from firing at all
+                        skipped = any(u['table'] == tb and u['level'] == 'ROW' and u['timing'] == 'BEFORE'
+                                      and u['does'] == 'skip' and pred_py(u, ref)
+                                      and (t['timing'] == 'AFTER' or u['k'] < t['k']) for u in trig)
+                        f = self._fail(f, t) if not (self._order_moves(o, tb) or skipped) else 'maybe'
             # The application's own trigger on orders moves the product's
             # stock by one (side_stock): that update fires the product's
             # triggers and may overflow, failing the order by the
