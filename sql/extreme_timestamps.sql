@@ -33,7 +33,8 @@ SELECT order_number, age IS NULL AS no_age, window_minutes, deadline = '-infinit
 FROM release_expired_orders.preview(30, 100) ORDER BY order_number;
 SELECT release_expired_orders.oldest_deadline();
 SELECT value FROM release_expired_orders.metrics WHERE metric = 'oldest_overdue_seconds';
-SELECT "check", status FROM release_expired_orders.health() WHERE "check" = 'backlog';
+SELECT "check", status, detail LIKE 'check failed%' AS check_failed
+FROM release_expired_orders.health() WHERE "check" = 'backlog';
 
 -- The job releases the two that are due, and nothing else.
 CALL release_expired_orders(30, 100) \gset

@@ -295,3 +295,454 @@ BEGIN
 	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;
+
+-- health(): the backlog check no longer fails on an order created at
+-- -infinity (its age is Infinity).
+CREATE OR REPLACE FUNCTION release_expired_orders.health()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job_name constant text := release_expired_orders.job_name();
+	app text := release_expired_orders.setting('app_schema');
+	timeout integer;
+	slow_ms bigint;
+	alert_min bigint;
+	rec record;
+	n bigint;
+	latest_error text;
+	names text;
+	orders_rel oid;
+	partitioned boolean;
+	roles text[];
+	ddl text;
+	oldest timestamptz;
+	window_iv interval;
+	window_text text;
+	key_cols text;
+	lead name[];
+BEGIN
+	-- Consecutive failed runs, newest first: failed and interrupted runs,
+	-- and runs still marked running whose backend is gone.
+	"check" := 'consecutive_failed_runs';
+	BEGIN
+		n := 0;
+		latest_error := NULL;
+		FOR rec IN
+			SELECT r.id, r.outcome, r.error,
+				   r.outcome = 'running' AND NOT coalesce(
+					   release_expired_orders.run_is_alive(r.backend_pid, r.backend_start), false) AS gone
+			FROM release_expired_orders.runs r
+			ORDER BY r.id DESC LIMIT 1000
+		LOOP
+			CONTINUE WHEN rec.outcome = 'running' AND NOT rec.gone;
+			EXIT WHEN rec.outcome IN ('success', 'partial');
+			n := n + 1;
+			latest_error := coalesce(latest_error,
+				CASE WHEN rec.gone THEN 'the backend running it ended before the run finished'
+				ELSE coalesce(rec.error, 'no error recorded') END);
+		END LOOP;
+		status := CASE WHEN n >= 3 THEN 'critical' WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN n = 0 THEN 'no failed run since the last successful one'
+				  ELSE pg_catalog.format('%s consecutive failed or interrupted run%s; the latest: %s',
+						n, CASE WHEN n > 1 THEN 's' END, latest_error) END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Poison orders: still pending, and failed (for a reason of their own,
+	-- not a lock timeout) or vetoed in three or more runs since their last
+	-- release or restore.  Critical once one has been failing for longer
+	-- than alert_after: it keeps its stock or shares, and the job alone
+	-- will not release it.
+	"check" := 'poison_orders';
+	BEGIN
+		alert_min := release_expired_orders.setting('alert_after')::bigint;
+		EXECUTE pg_catalog.format(
+			'WITH f AS ('
+			' SELECT e.order_id, pg_catalog.count(DISTINCT e.run_id) AS runs,'
+			' pg_catalog.min(e.created_at) AS first_at, pg_catalog.max(e.order_number) AS order_number'
+			' FROM release_expired_orders.order_events e'
+			' WHERE (e.outcome = ''vetoed'' OR (e.outcome = ''failed'''
+			' AND e.sqlstate <> ALL (''{55P03,40P01,40001}''::pg_catalog.bpchar[])))'
+			' AND e.id > coalesce((SELECT pg_catalog.max(x.id)'
+			' FROM release_expired_orders.order_events x WHERE x.order_id = e.order_id'
+			' AND x.outcome IN (''released'', ''restored'')), 0)'
+			' GROUP BY e.order_id)'
+			' SELECT pg_catalog.count(*) FILTER (WHERE t.runs >= 3),'
+			' pg_catalog.string_agg(pg_catalog.format(''%%s (%%s runs)'', t.order_number, t.runs),'
+			' '', '' ORDER BY t.order_number) FILTER (WHERE t.runs >= 3 AND t.rank <= 20),'
+			' pg_catalog.min(t.first_at)'
+			' FROM (SELECT f.*, pg_catalog.row_number() OVER (ORDER BY f.runs >= 3 DESC, f.order_number) AS rank'
+			' FROM f JOIN %I.orders o ON o.id = f.order_id'
+			' WHERE o.status = ''pending'' AND o.payment_status = ''pending'''
+			' AND o.fulfillment_status = ''pending'') t', app)
+			INTO n, names, oldest;
+		status := CASE WHEN oldest < pg_catalog.now() - pg_catalog.make_interval(mins => alert_min::integer)
+					   THEN 'critical' WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+		detail := CASE WHEN status = 'ok' THEN 'no order failed in 3 or more consecutive runs'
+				  ELSE pg_catalog.format('%s order%s failed in 3 or more consecutive runs%s%s', n,
+						CASE WHEN n <> 1 THEN 's' END, ': ' || names,
+						CASE WHEN n > 20 THEN pg_catalog.format(' and %s more', n - 20) END)
+					   || CASE WHEN status = 'critical' THEN pg_catalog.format(
+							'; an order has been failing for %s min, longer than release_expired_orders.alert_after (%s min)',
+							pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - oldest) / 60), alert_min)
+						  ELSE '' END
+					   || '; see release_expired_orders.order_events for their errors' END;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The application's notifications: the job skips them, with a WARNING,
+	-- when they cannot be written.
+	"check" := 'notifications';
+	BEGIN
+		names := release_expired_orders.notifications_problem();
+		SELECT r.warnings INTO latest_error FROM release_expired_orders.runs r
+		WHERE r.ended_at IS NOT NULL ORDER BY r.id DESC LIMIT 1;
+		status := CASE WHEN coalesce(names, latest_error) IS NULL THEN 'ok' ELSE 'warning' END;
+		detail := coalesce('the job skips the application''s notifications: ' || names,
+						   'the last run: ' || latest_error,
+						   'the application''s notifications are written, or switched off');
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The last finished run against release_expired_orders.slow_run_ms.
+	"check" := 'slow_run';
+	BEGIN
+		slow_ms := release_expired_orders.setting('slow_run_ms')::bigint;
+		SELECT r.id, r.duration_ms INTO rec FROM release_expired_orders.runs r
+		WHERE r.ended_at IS NOT NULL AND r.duration_ms IS NOT NULL
+		ORDER BY r.id DESC LIMIT 1;
+		IF NOT FOUND THEN
+			status := 'ok';
+			detail := 'no finished run yet';
+		ELSIF rec.duration_ms > slow_ms THEN
+			status := 'warning';
+			detail := pg_catalog.format('the last run (%s) took %s ms, more than release_expired_orders.slow_run_ms (%s ms)',
+				rec.id, pg_catalog.round(rec.duration_ms::numeric), slow_ms);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the last run took %s ms (release_expired_orders.slow_run_ms is %s ms)',
+				pg_catalog.round(rec.duration_ms::numeric), slow_ms);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- A successful (or partial) run within twice the pg_cron job's interval
+	-- (either form of schedule), or within release_expired_orders.alert_after
+	-- when that is set or the schedule has no plain period.
+	"check" := 'last_success';
+	BEGIN
+		alert_min := release_expired_orders.setting('alert_after')::bigint;
+		SELECT 2 * pg_catalog.min(release_expired_orders.schedule_interval(j.schedule))
+		INTO window_iv FROM release_expired_orders.job_status() j WHERE j.active;
+		IF window_iv IS NULL OR (SELECT s.source <> 'default' FROM pg_catalog.pg_settings s
+								 WHERE s.name = 'release_expired_orders.alert_after') THEN
+			window_iv := pg_catalog.make_interval(mins => alert_min::integer);
+			window_text := pg_catalog.format('release_expired_orders.alert_after (%s min)', alert_min);
+		ELSE
+			window_text := pg_catalog.format('twice the pg_cron job''s interval (%s)',
+				CASE WHEN window_iv < interval '2 minutes'
+					 THEN pg_catalog.date_part('epoch', window_iv) || ' s'
+					 ELSE pg_catalog.date_part('epoch', window_iv) / 60 || ' min' END);
+		END IF;
+		SELECT pg_catalog.max(r.ended_at) AS ended, pg_catalog.count(*) AS runs INTO rec
+		FROM release_expired_orders.runs r;
+		SELECT pg_catalog.max(r.ended_at) AS ended, rec.runs AS runs INTO rec
+		FROM release_expired_orders.runs r WHERE r.outcome IN ('success', 'partial');
+		IF rec.runs = 0 THEN
+			status := 'warning';
+			detail := 'no run recorded yet: is the job scheduled?';
+		ELSIF rec.ended IS NULL THEN
+			status := 'critical';
+			detail := pg_catalog.format('no run has succeeded yet (%s recorded)', rec.runs);
+		ELSIF rec.ended < pg_catalog.now() - window_iv THEN
+			status := 'critical';
+			detail := pg_catalog.format('no successful run for %s min, longer than %s',
+				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.ended) / 60), window_text);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('a run succeeded within %s', window_text);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Expired orders still waiting, with the default timeout; a backlog is
+	-- normal until the next run, so it warns only once the oldest has waited
+	-- past its expiry for longer than alert_after.
+	"check" := 'backlog';
+	BEGIN
+		timeout := release_expired_orders.setting('timeout_minutes')::bigint::integer;
+		alert_min := release_expired_orders.setting('alert_after')::bigint;
+		-- preview() holds the one SQL definition of a candidate; counted up
+		-- to its largest batch_limit.
+		SELECT pg_catalog.count(*) AS waiting, pg_catalog.min(p.created_at) AS oldest
+		INTO rec
+		FROM release_expired_orders.preview(timeout, 1000000) p;
+		IF rec.waiting = 0 THEN
+			status := 'ok';
+			detail := pg_catalog.format('no order older than %s min waiting', timeout);
+		ELSE
+			status := CASE WHEN rec.oldest < pg_catalog.now()
+							   - pg_catalog.make_interval(mins => timeout + alert_min::integer)
+					  THEN 'warning' ELSE 'ok' END;
+			detail := pg_catalog.format('%s expired order%s waiting; the oldest was created %s min ago, %s min past the %s min timeout',
+				rec.waiting, CASE WHEN rec.waiting > 1 THEN 's' END,
+				-- by epochs: an order created at -infinity is Infinity min old
+				pg_catalog.floor((pg_catalog.date_part('epoch', pg_catalog.now())
+								  - pg_catalog.date_part('epoch', rec.oldest)) / 60),
+				pg_catalog.floor((pg_catalog.date_part('epoch', pg_catalog.now())
+								  - pg_catalog.date_part('epoch', rec.oldest)) / 60) - timeout,
+				timeout);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The pg_cron job: there, calling a procedure that exists, active, and
+	-- its latest run not failed.
+	"check" := 'cron_job';
+	BEGIN
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+			status := 'warning';
+			detail := pg_catalog.format('pg_cron is not installed in database %I: the job runs only if something else calls the procedure; see release_expired_orders.schedule()',
+				pg_catalog.current_database());
+		ELSE
+			SELECT pg_catalog.count(*) AS jobs,
+				   pg_catalog.count(*) FILTER (WHERE j.active) AS active,
+				   pg_catalog.string_agg(pg_catalog.format('%s as %s', j.jobid, j.username), ', ' ORDER BY j.jobid) AS list,
+				   (pg_catalog.array_agg(j.last_message ORDER BY j.last_start DESC NULLS LAST)
+					   FILTER (WHERE j.last_status = 'failed'))[1] AS failure,
+				   pg_catalog.min(j.schedule) AS schedule,
+				   pg_catalog.string_agg(pg_catalog.format('%s (job %s as %s)', t.procedure, j.jobid, j.username),
+										 ', ' ORDER BY j.jobid) FILTER (WHERE t.missing) AS dangling,
+				   (pg_catalog.array_agg(pg_catalog.format('SELECT cron.alter_job(%s, command => %L);',
+											 j.jobid, t.repaired_command) ORDER BY j.jobid)
+					   FILTER (WHERE t.repaired_command IS NOT NULL))[1] AS repair
+			INTO rec FROM release_expired_orders.job_status() j
+			LEFT JOIN LATERAL release_expired_orders.job_target(j.command) t ON true;
+			IF rec.jobs = 0 THEN
+				status := 'critical';
+				detail := pg_catalog.format('no pg_cron job %s in database %I: run SELECT release_expired_orders.schedule()',
+					job_name, pg_catalog.current_database());
+			ELSIF rec.dangling IS NOT NULL THEN
+				status := 'critical';
+				detail := pg_catalog.format('pg_cron job %s calls a procedure that does not exist, %s: every run fails; %s',
+					job_name, rec.dangling,
+					coalesce('make it call this installation''s procedure: ' || rec.repair,
+							 'run SELECT release_expired_orders.schedule() as the job''s role'));
+			ELSIF rec.active = 0 THEN
+				status := 'critical';
+				detail := pg_catalog.format('pg_cron job %s (%s) is inactive: run SELECT release_expired_orders.schedule()',
+					job_name, rec.list);
+			ELSIF rec.failure IS NOT NULL THEN
+				status := 'warning';
+				detail := pg_catalog.format('the latest run of pg_cron job %s failed: %s', job_name, rec.failure);
+			ELSIF rec.jobs > 1 THEN
+				status := 'warning';
+				detail := pg_catalog.format('%s pg_cron jobs %s (%s): keep one, unschedule the others',
+					rec.jobs, job_name, rec.list);
+			ELSE
+				status := 'ok';
+				detail := pg_catalog.format('pg_cron job %s runs at "%s" (GMT)', job_name, rec.schedule);
+			END IF;
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- An index that lets the candidate scan skip paid and cancelled orders:
+	-- created_at first and a predicate on the three statuses, or the three
+	-- statuses (in any order) then created_at.  The application's
+	-- (status, created_at) index is not one: a paid order keeps status
+	-- 'pending'.  The regular expressions are E'' strings: health() parses
+	-- them in the caller's session, whatever standard_conforming_strings says.
+	-- With payment windows in force the scan goes type by type, so the
+	-- index leads with type: (type, created_at, id).
+	"check" := 'candidate_index';
+	BEGIN
+		lead := CASE WHEN EXISTS (SELECT FROM release_expired_orders.payment_windows)
+					 THEN '{type,created_at}'::name[] ELSE '{created_at}'::name[] END;
+		key_cols := pg_catalog.array_to_string(lead, ', ') || ', id';
+		SELECT c.oid, c.relkind = 'p' INTO orders_rel, partitioned
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+		WHERE s.nspname = app AND c.relname = 'orders' AND c.relkind IN ('r', 'p');
+		IF orders_rel IS NULL THEN
+			RAISE EXCEPTION 'relation "%.orders" does not exist', app;
+		END IF;
+		IF NOT partitioned THEN
+			ddl := pg_catalog.format('CREATE INDEX CONCURRENTLY orders_release_candidates_idx ON %I.orders (%s) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+				app, key_cols);
+		ELSE
+			-- CREATE INDEX CONCURRENTLY is refused on a partitioned table: an
+			-- index on each partitioned table of the tree alone (ON ONLY,
+			-- quick: it reads no rows), one built concurrently on each leaf,
+			-- then each attached to its parent's, deepest first.  The root's
+			-- index becomes valid with the last ATTACH.
+			WITH tree AS (
+				SELECT t.relid, t.parentrelid, t.isleaf, t.level,
+					   pg_catalog.format('%I.%I', s.nspname, c.relname) AS tbl,
+					   s.nspname AS nsp,
+					   pg_catalog.left(c.relname, 39) || '_release_candidates_idx' AS idx
+				FROM pg_catalog.pg_partition_tree(orders_rel) t
+				JOIN pg_catalog.pg_class c ON c.oid = t.relid
+				JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+				WHERE c.relkind IN ('r', 'p')
+			)
+			SELECT pg_catalog.string_agg(x.stmt, '; ' ORDER BY x.step, x.level, x.tbl) INTO ddl
+			FROM (
+				SELECT 1 AS step, t.level, t.tbl,
+					   pg_catalog.format('CREATE INDEX %I ON ONLY %s (%s) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl, key_cols) AS stmt
+				FROM tree t WHERE NOT t.isleaf
+				UNION ALL
+				SELECT 2, t.level, t.tbl,
+					   pg_catalog.format('CREATE INDEX CONCURRENTLY %I ON %s (%s) WHERE status = ''pending'' AND payment_status = ''pending'' AND fulfillment_status = ''pending''',
+						   t.idx, t.tbl, key_cols)
+				FROM tree t WHERE t.isleaf
+				UNION ALL
+				SELECT 3, -t.level, t.tbl,
+					   pg_catalog.format('ALTER INDEX %I.%I ATTACH PARTITION %I.%I', p.nsp, p.idx, t.nsp, t.idx)
+				FROM tree t JOIN tree p ON p.relid = t.parentrelid
+			) x;
+			ddl := 'orders is partitioned, so run each of these statements on its own: ' || ddl;
+		END IF;
+		SELECT i.indexrelid::pg_catalog.regclass::text AS name, i.indisvalid AND i.indisready AS usable INTO rec
+		FROM pg_catalog.pg_index i
+		JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+		CROSS JOIN LATERAL (
+			SELECT pg_catalog.array_agg(a.attname ORDER BY k.pos) AS cols
+			FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k (attnum, pos)
+			LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			WHERE k.pos <= i.indnkeyatts) k
+		CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS pred) p
+		WHERE i.indrelid = orders_rel AND am.amname = 'btree'
+		  AND ((k.cols[1:pg_catalog.cardinality(lead)] = lead
+				AND p.pred ~ E'\\mstatus\\M\\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ E'\\mpayment_status\\M\\)?(::[a-z ]+)? = ''pending'''
+				AND p.pred ~ E'\\mfulfillment_status\\M\\)?(::[a-z ]+)? = ''pending''')
+			   OR (k.cols[1:3] @> '{status,payment_status,fulfillment_status}'::name[]
+				   AND k.cols[4:3 + pg_catalog.cardinality(lead)] = lead))
+		ORDER BY i.indisvalid AND i.indisready DESC, ic.relname LIMIT 1;
+		IF NOT FOUND THEN
+			status := 'warning';
+			detail := pg_catalog.format('no index lets the candidate scan skip paid orders%s, so every run reads all old orders; create one: %s',
+				CASE WHEN pg_catalog.cardinality(lead) > 1
+					 THEN ' and go type by type, as it does with payment windows' ELSE '' END,
+				ddl);
+		ELSIF NOT rec.usable AND partitioned THEN
+			status := 'warning';
+			detail := pg_catalog.format('index %s is not valid yet: some partition has no index attached to it; attach one to it (ALTER INDEX %s ATTACH PARTITION ...), or DROP INDEX %s; then %s',
+				rec.name, rec.name, rec.name, ddl);
+		ELSIF NOT rec.usable THEN
+			status := 'warning';
+			detail := pg_catalog.format('index %s is invalid (a CREATE INDEX CONCURRENTLY that failed): DROP INDEX CONCURRENTLY %s; then %s',
+				rec.name, rec.name, ddl);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the candidate scan can use index %s', rec.name);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- Row-level security that applies to the role running the job (the
+	-- pg_cron job's role, else the current one) would hide orders from it,
+	-- or hide the product or round whose stock or shares it must give back.
+	"check" := 'row_level_security';
+	BEGIN
+		SELECT pg_catalog.array_agg(DISTINCT j.username) INTO roles
+		FROM release_expired_orders.job_status() j;
+		IF roles IS NULL THEN
+			roles := ARRAY[current_user::text];
+		END IF;
+		SELECT pg_catalog.string_agg(pg_catalog.format('role %s on %s', r.role, r.tables), '; '
+									 ORDER BY r.role) INTO names
+		FROM (SELECT u.role, release_expired_orders.row_security_problem(u.role::name) AS tables
+			  FROM pg_catalog.unnest(roles) u (role)) r
+		WHERE r.tables IS NOT NULL;
+		IF names IS NULL THEN
+			status := 'ok';
+			detail := pg_catalog.format('no row-level security applies to %s on the application''s tables',
+				pg_catalog.array_to_string(roles, ', '));
+		ELSE
+			status := 'critical';
+			detail := pg_catalog.format('row-level security applies to the role running the job (%s): rows its policies hide are never released and their stock or shares never returned; give the role BYPASSRLS, or policies that show it every row',
+				names);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+
+	-- The deadline worker, when release_expired_orders.worker_database names
+	-- this database: running, waking when it meant to (its next_wake not
+	-- passed by more than a minute), on time (lag of its last wake for a
+	-- deadline under a second), and its last step not failed.
+	"check" := 'worker';
+	BEGIN
+		names := release_expired_orders.setting('worker_database');
+		SELECT w.* INTO rec FROM release_expired_orders.worker_status() w;
+		IF names IS DISTINCT FROM pg_catalog.current_database() THEN
+			status := 'ok';
+			detail := CASE WHEN names = '' THEN 'no deadline worker configured (release_expired_orders.worker_database is empty): runs are scheduled by pg_cron or by hand'
+					  ELSE pg_catalog.format('not configured for this database: the deadline worker serves database %I', names) END;
+		ELSIF NOT FOUND THEN
+			status := 'critical';
+			detail := 'release_expired_orders.worker_database names this database, but release_expired_orders is not in shared_preload_libraries: no worker runs; add it and restart the server';
+		ELSIF pg_catalog.pg_is_in_recovery() THEN
+			status := 'ok';
+			detail := 'the server is a standby: the deadline worker starts when it is promoted';
+		ELSIF rec.pid IS NULL THEN
+			status := 'critical';
+			detail := 'the deadline worker is not running'
+				|| coalesce(pg_catalog.format(' (last error at %s: %s)', rec.last_error_at, rec.last_error), '')
+				|| '; see the server log (a worker is registered at server start only: restart the server after setting worker_database)';
+		ELSIF rec.next_wake < pg_catalog.now() - interval '1 minute' THEN
+			status := 'warning';
+			detail := pg_catalog.format('the deadline worker (pid %s) should have woken at %s and has not: is it stuck?',
+				rec.pid, rec.next_wake);
+		ELSIF rec.last_lag_ms > 1000 THEN
+			status := 'warning';
+			detail := pg_catalog.format('the deadline worker (pid %s) woke %s ms after the deadline it slept for, more than 1000 ms: is the server overloaded?',
+				rec.pid, pg_catalog.round(rec.last_lag_ms::numeric));
+		ELSIF rec.last_error_at >= rec.last_wake THEN
+			status := 'warning';
+			detail := pg_catalog.format('the deadline worker (pid %s) failed at %s and tries again: %s',
+				rec.pid, rec.last_error_at, rec.last_error);
+		ELSE
+			status := 'ok';
+			detail := pg_catalog.format('the deadline worker (pid %s, as role %s) runs; next wake %s%s', rec.pid, rec.role,
+				coalesce(rec.next_wake::text, 'now'),
+				coalesce(pg_catalog.format(', last lag %s ms', pg_catalog.round(rec.last_lag_ms::numeric, 1)), ''));
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		status := 'critical';
+		detail := 'check failed: ' || SQLERRM;
+	END;
+	RETURN NEXT;
+END
+$$;

@@ -1063,8 +1063,11 @@ BEGIN
 					  THEN 'warning' ELSE 'ok' END;
 			detail := pg_catalog.format('%s expired order%s waiting; the oldest was created %s min ago, %s min past the %s min timeout',
 				rec.waiting, CASE WHEN rec.waiting > 1 THEN 's' END,
-				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.oldest) / 60),
-				pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.now() - rec.oldest) / 60) - timeout,
+				-- by epochs: an order created at -infinity is Infinity min old
+				pg_catalog.floor((pg_catalog.date_part('epoch', pg_catalog.now())
+								  - pg_catalog.date_part('epoch', rec.oldest)) / 60),
+				pg_catalog.floor((pg_catalog.date_part('epoch', pg_catalog.now())
+								  - pg_catalog.date_part('epoch', rec.oldest)) / 60) - timeout,
 				timeout);
 		END IF;
 	EXCEPTION WHEN OTHERS THEN
@@ -1388,7 +1391,8 @@ BEGIN
 		  FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a;
 		PERFORM pg_catalog.setval('release_expired_orders.runs_id_seq', 9223372036854775000, true);
 	ELSIF pg_catalog.to_regclass(pg_catalog.format('%I.orders',
-			release_expired_orders.setting('app_schema'))) IS NULL
+			COALESCE(NULLIF(pg_catalog.current_setting('release_expired_orders.app_schema', true), ''),
+					 'public'))) IS NULL
 		  AND pg_catalog.current_setting('client_min_messages') OPERATOR(pg_catalog.=) 'warning' THEN
 		-- No orders table yet, in a session that set client_min_messages to
 		-- warning as every pg_dump script does, which also creates extensions

@@ -166,11 +166,18 @@ ReoDefineSettings(void)
 	SettingNames[n++] = "release_expired_orders.app_schema";
 	SettingNames[n++] = "release_expired_orders.write_notifications";
 
+	/*
+	 * The values set before the library was loaded.  An empty one is a
+	 * placeholder nobody set: from 16 on, ALTER DATABASE or ALTER ROLE ...
+	 * SET of a setting of a library not loaded yet leaves one, empty, in the
+	 * session that ran it.
+	 */
 	for (int i = 0; i < (int) N_SETTINGS; i++)
 	{
 		const char *value = GetConfigOption(SettingNames[i], true, false);
 
-		placeholder[i] = value ? MemoryContextStrdup(TopMemoryContext, value) : NULL;
+		placeholder[i] = value && value[0] != '\0' ?
+			MemoryContextStrdup(TopMemoryContext, value) : NULL;
 	}
 
 	for (int i = 0; i < (int) N_INT_SETTINGS; i++)
