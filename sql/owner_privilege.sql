@@ -58,8 +58,30 @@ SELECT what, current_role_name, count(*) FROM seen GROUP BY 1, 2 ORDER BY 1, 2;
 -- The session's own role is back after the run.
 SELECT current_user <> 'regress_reo_app' AS back_to_own_role;
 
+-- A setting the application's code changes is undone after the job's
+-- statement, as VACUUM undoes what index functions set.  The same trigger,
+-- fired by the session's own UPDATE, leaves it set.
+SET ROLE regress_reo_app;
+CREATE FUNCTION set_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('reo_test.mark', 'set by a trigger', false);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER set_mark BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION set_mark();
+RESET ROLE;
+UPDATE orders SET notes = notes WHERE order_number = 'ORD-1';
+SELECT coalesce(nullif(current_setting('reo_test.mark', true), ''), 'unset') AS after_own_update;
+SELECT set_config('reo_test.mark', '', false) IS NOT NULL AS reset;
+INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
+VALUES ('00000000-0000-0000-0000-000000000009', 'ORD-9', '00000000-0000-0000-0000-0000000000c1',
+		'00000000-0000-0000-0000-0000000000a1', 'direct_buy', 1, 1,
+		(now() AT TIME ZONE 'UTC') - interval '2 hours');
+CALL release_expired_orders(30, 100) \gset
+SELECT status FROM orders WHERE order_number = 'ORD-9';
+SELECT coalesce(nullif(current_setting('reo_test.mark', true), ''), 'unset') AS after_job;
+
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications, seen;
-DROP FUNCTION app_rules();
+DROP FUNCTION app_rules(), set_mark();
 REVOKE CREATE ON SCHEMA public FROM regress_reo_app;
 DROP ROLE regress_reo_app;
