@@ -249,16 +249,14 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	run->windows_json = windows.json;
 
 	/*
-	 * No order is due unless created before now less the shortest window
-	 * that applies.  With windows and created_at without time zone, each
-	 * window's bound is converted on its own (across a change of UTC
-	 * offset the order of the bounds can differ), so there is no probe.
+	 * No order is due unless created before now less the timeout.  With
+	 * windows there is no probe: the windowed statement goes type by type
+	 * and skips a type whose oldest order is not due, which is what a probe
+	 * would learn, and the recommended index then leads with the type.
 	 */
-	run->probe_first = !run->windowed || run->app.orders_created_tz;
+	run->probe_first = !run->windowed;
 	run->due_before = DatumGetTimestamp(ReoTimeValue(run->reference -
-													 MINUTES(run->windowed && windows.shortest > 0 ?
-															 Min(windows.shortest, run->timeout_minutes) :
-															 run->timeout_minutes),
+													 MINUTES(run->timeout_minutes),
 													 run->app.orders_created_tz,
 													 run->naive_time_zone));
 	run->warnings = JoinWarnings(run->warnings, WarnIgnoredWindows(&windows, &run->app));
@@ -383,16 +381,75 @@ KeepDeadline(const ReoDueOrder *order, void *arg)
 }
 
 /*
+ * The earliest deadline of any pending order (*any) and of one not held
+ * back by the retry backoff (*due, when asked for), each false when there
+ * is none.  With payment windows one statement answers both, with one
+ * index probe per order type.
+ */
+void
+ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
+				 bool *due, TimestampTz *due_at)
+{
+	TimestampTz since = GetCurrentTransactionStartTimestamp() -
+		(TimestampTz) reo_retry_backoff_s * USECS_PER_SEC;
+	AppSchema	app;
+	char	   *notifications_problem;
+	Windows		windows;
+	Datum		args[7];
+	pg_uuid_t	nil = {{0}};
+	bool		isnull;
+
+	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ReoUseSchema(&app);
+	ReadWindows(&windows, true);
+	if (!windows.in_force)
+	{
+		SPI_finish();
+		*any = ReoDueOrders(timeout_minutes, 1, DT_NOEND, DT_NOEND, KeepDeadline, any_at) > 0;
+		if (due != NULL)
+			*due = *any && ReoDueOrders(timeout_minutes, 1, DT_NOEND, since,
+										KeepDeadline, due_at) > 0;
+		return;
+	}
+	args[0] = TimestampTzGetDatum(DT_NOEND);
+	args[1] = TimestampTzGetDatum(DT_NOBEGIN);
+	args[2] = UUIDPGetDatum(&nil);
+	args[3] = Int32GetDatum(1);
+	args[4] = TimestampTzGetDatum(due != NULL ? since : DT_NOEND);
+	args[5] = Int32GetDatum(timeout_minutes);
+	args[6] = CStringGetTextDatum(reo_naive_time_zone);
+	if (ReoQuery(STMT_NEXT_W, args, NULL) != 1)
+		elog(ERROR, "reading the next deadlines returned no row");
+	*any_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*any = !isnull;
+	if (due != NULL)
+	{
+		*due_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*due = !isnull;
+	}
+	SPI_finish();
+}
+
+/*
  * The earliest deadline of any pending order, false when there is none;
  * with all, also of orders waiting out the retry backoff.
  */
 bool
 ReoNextDeadline(int timeout_minutes, bool all, TimestampTz *deadline)
 {
-	TimestampTz since = all ? DT_NOEND :
-		GetCurrentTransactionStartTimestamp() - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC;
+	bool		any;
+	bool		due;
+	TimestampTz any_at;
 
-	return ReoDueOrders(timeout_minutes, 1, DT_NOEND, since, KeepDeadline, deadline) > 0;
+	if (all)
+	{
+		ReoNextDeadlines(timeout_minutes, &any, deadline, NULL, NULL);
+		return any;
+	}
+	ReoNextDeadlines(timeout_minutes, &any, &any_at, &due, deadline);
+	return due;
 }
 
 /*

@@ -30,6 +30,8 @@ extern char *ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
 extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 						   TimestampTz backoff_since, ReoDueFn fn, void *arg);
 extern TimestampTz ReoDeadline(TimestampTz created, int minutes);
+extern void ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
+							 bool *due, TimestampTz *due_at);
 extern bool ReoNextDeadline(int timeout_minutes, bool all, TimestampTz *deadline);
 extern int	ReoShortestWindow(int timeout_minutes);
 

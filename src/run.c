@@ -218,12 +218,8 @@ static bool
 AnyOrderDue(ReoRun *run)
 {
 	Datum		value = TimestampGetDatum(run->due_before);
-	bool		isnull;
-	bool		due;
+	bool		due = ReoExecute(STMT_ANY_DUE, &value, NULL) > 0;
 
-	if (ReoExecute(STMT_ANY_DUE, &value, NULL) != 1)
-		elog(ERROR, "asking whether any order is due returned no row");
-	due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return due;
 }

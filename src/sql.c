@@ -276,10 +276,14 @@ BuildPurgeDue(BuiltStatement *b)
 }
 
 /*
- * Whether any pending order was created before $1: with the recommended
- * index one probe, and a statement much cheaper to parse and plan in a
+ * The oldest pending order created before $1, if any: one probe of the
+ * recommended index, and a statement much cheaper to parse and plan in a
  * fresh session than the candidate scan, which a run that finds nothing
- * then never prepares.
+ * then never prepares.  Asked as "the first in created_at order" and not
+ * as EXISTS: the planner then costs a sequential scan at the whole table
+ * and its sort, whatever it believes of how many orders match (a paid order
+ * keeps status 'pending', so the three statuses and created_at are far
+ * from independent), and the index is the cheaper path by construction.
  */
 static void
 BuildAnyDue(BuiltStatement *b, const AppSchema *app, const char *nsp)
@@ -287,8 +291,9 @@ BuildAnyDue(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	Oid			types[] = {TsType(app->orders_created_tz)};
 
 	appendStringInfo(&b->sql,
-					 "SELECT EXISTS (SELECT FROM %s.orders o"
-					 " WHERE" PENDING("o") " AND o.created_at" LT "$1)",
+					 "SELECT o.created_at FROM %s.orders o"
+					 " WHERE" PENDING("o") " AND o.created_at" LT "$1"
+					 " ORDER BY o.created_at USING" LT "LIMIT 1",
 					 nsp);
 	Args(b, 1, types);
 	b->expected_rc = SPI_OK_SELECT;
@@ -313,6 +318,9 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 			break;
 		case STMT_PREVIEW_W:
 			BuildWindowedCandidates(b, app, nsp);
+			break;
+		case STMT_NEXT_W:
+			BuildNextDeadlines(b, app, nsp);
 			break;
 		case STMT_ANY_DUE:
 			BuildAnyDue(b, app, nsp);
@@ -461,7 +469,7 @@ Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 	bool		outer_audit = in_audit_statement;
 	Oid			save_userid;
 	int			save_sec_context;
-	volatile int save_nestlevel = -1;
+	int			save_nestlevel;
 	volatile int rc;
 
 	Assert(set != NULL);
@@ -485,14 +493,19 @@ Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 		set->expected_rcs[stmt] = b.expected_rc;
 	}
 
+	/*
+	 * No statement of the job is worth compiling: each reads a few index
+	 * entries, and a custom plan's estimate can still pass jit_above_cost.
+	 * The setting is read when the plan is made, inside SPI_execute_plan.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	if (RunsApplicationCode(stmt))
-	{
 		SetUserIdAndSecContext(set->schema.orders_owner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
-		save_nestlevel = NewGUCNestLevel();
-	}
 	in_audit_statement = WritesAudit(stmt);
 	set->running++;
 	PG_TRY();
@@ -508,8 +521,7 @@ Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
-	if (save_nestlevel >= 0)
-		AtEOXact_GUC(false, save_nestlevel);
+	AtEOXact_GUC(false, save_nestlevel);
 
 	/*
 	 * SPI leaves the procedure context current; go back to the caller's, so

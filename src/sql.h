@@ -17,6 +17,7 @@ typedef enum ReoStatement
 	STMT_CANDIDATES,			/* lock the next expired orders */
 	STMT_PREVIEW,				/* the same selection, without locks */
 	STMT_PREVIEW_W,				/* the same with payment windows */
+	STMT_NEXT_W,				/* the next deadlines, with payment windows */
 	STMT_ANY_DUE,				/* whether any order may be due */
 	STMT_ANY_WINDOW,			/* whether there are payment windows */
 	STMT_WINDOWS,				/* the payment windows in force */

@@ -84,6 +84,8 @@ extern void BuildNoteFailed(BuiltStatement *b, const AppSchema *app, const char 
 /* sql_windows.c: the candidates when payment windows are in force */
 extern void BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app,
 									const char *nsp);
+extern void BuildNextDeadlines(BuiltStatement *b, const AppSchema *app,
+							   const char *nsp);
 extern void BuildStillDue(BuiltStatement *b, const AppSchema *app, const char *nsp);
 extern void BuildWindowsInForce(BuiltStatement *b, const AppSchema *app);
 

@@ -7,14 +7,17 @@
  *
  * The scan stays index-driven: the distinct order types among pending
  * orders are found by a skip scan (one index probe per type with an index
- * on (type, created_at, id) for pending orders), and within a type of one
- * window the deadline order is the created_at order, so each type is an
- * index range that stops at its own cutoff and its LIMIT.  An order type a
- * window says never expires is not scanned at all.  A payment method's
- * window is a kind of its own (type and method); the rest of that type
- * keeps the type's window.  The kinds' candidates are merged by deadline.
- * The type is compared in its own type (text, varchar, bpchar, an enum or
- * a domain), so that the index serves it; payment methods as text.
+ * on (type, created_at, id) for pending orders), and that probe also gives
+ * the type's oldest pending order.  A kind whose oldest order is not due
+ * is not scanned at all, so a run that finds nothing costs one probe per
+ * type.  Within a type of one window the deadline order is the created_at
+ * order, so each type is an index range that stops at its own cutoff and
+ * its LIMIT.  A payment method's window is a kind of its own (type and
+ * method); the rest of that type keeps the type's window.  The kinds'
+ * candidates are merged by deadline.  The type is compared in its own
+ * type (text, varchar, bpchar, an enum or a domain), so that the index
+ * serves it; payment methods as text.  The windows are read once per
+ * statement, by hash, not once per type.
  *
  * Parameters: $1 the run's now (infinity for "the next deadline"), $2 and
  * $3 the keyset position (deadline, id), $4 the limit, $5 the start of the
@@ -53,88 +56,110 @@ Conv(const AppSchema *app, const char *expr)
  * the order of created_at, which the scan's position relies on.
  */
 static const char *
-Deadline(const AppSchema *app, const char *minutes)
+Deadline(const AppSchema *app, const char *created, const char *minutes)
 {
-	return psprintf("CASE WHEN o.created_at" GE "'100000-01-01'"
+	return psprintf("CASE WHEN %s" GE "'100000-01-01'"
 					" THEN 'infinity'::pg_catalog.timestamptz"
-					" WHEN o.created_at" GT "'4714-11-26 BC'"
+					" WHEN %s" GT "'4714-11-26 BC'"
 					" THEN %s" PLUS MINUTES("%s")
 					" ELSE %s" PLUS MINUTES("%s") " END",
-					Conv(app, "o.created_at"), minutes,
-					app->orders_created_tz ? "o.created_at" : "(o.created_at AT TIME ZONE 'UTC')",
+					created, created, Conv(app, created), minutes,
+					app->orders_created_tz ? created :
+					psprintf("(%s AT TIME ZONE 'UTC')", created),
 					minutes);
 }
 
 /*
  * The kinds: one per pending order type (its any-method window, else $6),
  * one per window of a type and payment method, and one for orders without
- * a type.  excluded lists the methods that have windows of their own.
+ * a type.  excluded lists the methods that have windows of their own;
+ * oldest and oldest_id are the type's oldest pending order, which the
+ * probe that found the type read.
  */
 static void
 AppendKinds(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
 	appendStringInfo(&b->sql,
-					 "WITH RECURSIVE types (type) AS ("
-					 " (SELECT o.type FROM %s.orders o WHERE" PENDING("o")
-					 " AND o.type IS NOT NULL ORDER BY o.type USING" LT "LIMIT 1)"
+					 "WITH RECURSIVE types (type, oldest, oldest_id) AS ("
+					 " (SELECT o.type, o.created_at, o.id FROM %s.orders o WHERE" PENDING("o")
+					 " AND o.type IS NOT NULL"
+					 " ORDER BY o.type USING" LT ", o.created_at USING" LT ", o.id LIMIT 1)"
 					 " UNION ALL"
-					 " SELECT (SELECT o.type FROM %s.orders o WHERE" PENDING("o")
-					 " AND o.type" GT "t.type ORDER BY o.type USING" LT "LIMIT 1)"
-					 " FROM types t WHERE t.type IS NOT NULL),"
-					 " kinds (type, method, excluded, minutes) AS ("
+					 " SELECT n.type, n.created_at, n.id FROM types t CROSS JOIN LATERAL"
+					 " (SELECT o.type, o.created_at, o.id FROM %s.orders o WHERE" PENDING("o")
+					 " AND o.type" GT "t.type"
+					 " ORDER BY o.type USING" LT ", o.created_at USING" LT ", o.id LIMIT 1) n),"
+					 " by_type (order_type, found, minutes, methods) AS ("
+					 " SELECT w.order_type, pg_catalog.bool_or(w.payment_method IS NULL),"
+					 " pg_catalog.max(w.timeout_minutes) FILTER (WHERE w.payment_method IS NULL),"
+					 " pg_catalog.array_agg(w.payment_method) FILTER (WHERE w.payment_method IS NOT NULL)"
+					 " FROM " REO_SCHEMA ".payment_windows w GROUP BY w.order_type),"
+					 " kinds (type, method, excluded, minutes, oldest, oldest_id) AS ("
 					 " SELECT t.type, NULL::pg_catalog.text, %s,"
-					 " CASE WHEN a.order_type IS NULL THEN $6 ELSE a.timeout_minutes END"
-					 " FROM types t LEFT JOIN " REO_SCHEMA ".payment_windows a"
-					 " ON a.order_type" EQ "t.type::pg_catalog.text AND a.payment_method IS NULL"
-					 " WHERE t.type IS NOT NULL",
+					 " CASE WHEN a.found THEN a.minutes ELSE $6 END, t.oldest, t.oldest_id"
+					 " FROM types t LEFT JOIN by_type a ON a.order_type" EQ "t.type::pg_catalog.text",
 					 nsp, nsp,
-					 app->orders_payment_method ?
-					 "(SELECT pg_catalog.array_agg(m.payment_method) FROM "
-					 REO_SCHEMA ".payment_windows m WHERE m.order_type" EQ "t.type::pg_catalog.text"
-					 " AND m.payment_method IS NOT NULL)" : "NULL::pg_catalog.text[]");
+					 app->orders_payment_method ? "a.methods" : "NULL::pg_catalog.text[]");
 	if (app->orders_payment_method)
 		appendStringInfoString(&b->sql,
 							   " UNION ALL SELECT t.type, m.payment_method, NULL,"
-							   " m.timeout_minutes FROM types t JOIN " REO_SCHEMA ".payment_windows m"
+							   " m.timeout_minutes, t.oldest, t.oldest_id"
+							   " FROM types t JOIN " REO_SCHEMA ".payment_windows m"
 							   " ON m.order_type" EQ "t.type::pg_catalog.text"
-							   " WHERE t.type IS NOT NULL AND m.payment_method IS NOT NULL");
+							   " WHERE m.payment_method IS NOT NULL");
 	appendStringInfoString(&b->sql, "),");
 }
 
-/* One kind's candidates, oldest first, up to the limit. */
+/* The conditions that put an order o in kind k (after its type). */
+static const char *
+InKind(const AppSchema *app)
+{
+	if (!app->orders_payment_method)
+		return "";
+	return " AND (k.method IS NULL OR o.payment_method::pg_catalog.text" EQ "k.method)"
+		" AND (k.excluded IS NULL OR o.payment_method IS NULL"
+		" OR o.payment_method::pg_catalog.text" NE "ALL (k.excluded))";
+}
+
+/*
+ * A kind's orders in the order of the index on (type, created_at, id): the
+ * type is fixed, so this is their created_at order, and no other index (the
+ * application's on (status, created_at), say) can give it without a sort.
+ */
+#define BY_TYPE_ORDER "ORDER BY o.type USING" LT ", o.created_at USING" LT ", o.id "
+
+#define NOT_HELD_BACK(since) " NOT EXISTS (SELECT FROM " EVENTS " f" \
+	" WHERE f.order_id" EQ "o.id AND f.created_at" GT since " AND " BACKOFF_ROW ")"
+
+/*
+ * One kind's candidates, oldest first, up to the limit; none is looked for
+ * in a kind whose oldest order is not due.
+ */
 static void
 AppendPerKind(BuiltStatement *b, const AppSchema *app, const char *nsp)
 {
-	const char *deadline = Deadline(app, "k.minutes");
+	const char *cutoff = Conv(app, "($1" MINUS MINUTES("k.minutes") ")");
 
 	appendStringInfo(&b->sql,
 					 " due AS (SELECT c.* FROM kinds k CROSS JOIN LATERAL ("
 					 " SELECT o.id, k.minutes, %s AS deadline FROM %s.orders o"
-					 " WHERE o.type" EQ "k.type AND" PENDING("o"),
-					 deadline, nsp);
-	if (app->orders_payment_method)
-		appendStringInfoString(&b->sql,
-							   " AND (k.method IS NULL OR o.payment_method::pg_catalog.text" EQ "k.method)"
-							   " AND (k.excluded IS NULL OR o.payment_method IS NULL"
-							   " OR o.payment_method::pg_catalog.text" NE "ALL (k.excluded))");
-	appendStringInfo(&b->sql,
+					 " WHERE o.type" EQ "k.type AND" PENDING("o") "%s"
 					 " AND o.created_at" LT "%s"
 					 " AND (o.created_at, o.id)" GT "(%s, $3)"
-					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
-					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
-					 " ORDER BY o.created_at, o.id LIMIT $4) c",
-					 Conv(app, "($1" MINUS MINUTES("k.minutes") ")"),
-					 Conv(app, "($2" MINUS MINUTES("k.minutes") ")"));
+					 " AND" NOT_HELD_BACK("$5")
+					 " " BY_TYPE_ORDER "LIMIT $4) c"
+					 " WHERE k.oldest" LT "%s",
+					 Deadline(app, "o.created_at", "k.minutes"), nsp, InKind(app),
+					 cutoff, Conv(app, "($2" MINUS MINUTES("k.minutes") ")"), cutoff);
 
 	/* Orders without a type have the default window. */
 	appendStringInfo(&b->sql,
 					 " UNION ALL (SELECT o.id, $6, %s FROM %s.orders o"
 					 " WHERE o.type IS NULL AND" PENDING("o")
 					 " AND o.created_at" LT "%s AND (o.created_at, o.id)" GT "(%s, $3)"
-					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
-					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
-					 " ORDER BY o.created_at, o.id LIMIT $4)),",
-					 Deadline(app, "$6"), nsp,
+					 " AND" NOT_HELD_BACK("$5")
+					 " " BY_TYPE_ORDER "LIMIT $4)),",
+					 Deadline(app, "o.created_at", "$6"), nsp,
 					 Conv(app, "($1" MINUS MINUTES("$6") ")"),
 					 Conv(app, "($2" MINUS MINUTES("$6") ")"));
 }
@@ -144,7 +169,9 @@ AppendPerKind(BuiltStatement *b, const AppSchema *app, const char *nsp)
  * locks.  The job locks what it picked with a statement of its own, so
  * that orders another transaction holds never hide the due orders behind
  * them.  Columns: those of the plain statement, then the window in minutes
- * and the deadline.
+ * and the deadline.  The picked orders are read back by their key, one by
+ * one (the LIMIT keeps the planner from a hash join that reads the whole
+ * table when it believes it small).
  */
 void
 BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp)
@@ -160,13 +187,68 @@ BuildWindowedCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp
 					 " ORDER BY d.deadline, d.id LIMIT $4)"
 					 " SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
 					 " o.round_id, o.quantity, o.created_at, p.minutes, p.deadline"
-					 " FROM picked p JOIN %s.orders o ON o.id" EQ "p.id"
+					 " FROM picked p CROSS JOIN LATERAL (SELECT o.id, o.order_number, o.user_id,"
+					 " o.product_id, o.round_id, o.quantity, o.created_at FROM %s.orders o"
+					 " WHERE o.id" EQ "p.id LIMIT 1) o"
 					 " ORDER BY p.deadline, p.id",
 					 nsp);
 	Args(b, 7, types);
 	b->expected_rc = SPI_OK_SELECT;
-	/* as the plain statement: the planner walks each range from its bounds */
-	b->cursor_options = CURSOR_OPT_CUSTOM_PLAN;
+	/*
+	 * Each range's bounds are parameters of its index scan, so one plan
+	 * serves every run; planning this statement anew for each would cost
+	 * more than running it when nothing is due.
+	 */
+	b->cursor_options = CURSOR_OPT_GENERIC_PLAN;
+}
+
+/* The deadline of the oldest pending order without a type that passes cond. */
+static const char *
+Untyped(const AppSchema *app, const char *nsp, const char *cond)
+{
+	return psprintf("(SELECT %s FROM %s.orders o WHERE o.type IS NULL AND" PENDING("o")
+					" AND%s " BY_TYPE_ORDER "LIMIT 1)",
+					Deadline(app, "o.created_at", "$6"), nsp, cond);
+}
+
+/*
+ * The next deadlines, one index probe per type: that of any pending order
+ * (those waiting out the retry backoff included), and that of an order not
+ * held back since $5 (with $5 infinity, the same).  A kind that is a whole
+ * type takes its deadline from the type's oldest order, which the probe
+ * that found the type read; only a kind of a payment method, or one whose
+ * oldest order is held back, is scanned on its own.  Parameters as the
+ * windowed candidates ($1 to $4 unused).
+ */
+void
+BuildNextDeadlines(BuiltStatement *b, const AppSchema *app, const char *nsp)
+{
+	Oid			types[] = {TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID, INT4OID,
+	TIMESTAMPTZOID, INT4OID, TEXTOID};
+	const char *first = psprintf("(SELECT %s FROM %s.orders o WHERE o.type" EQ "k.type AND"
+								 PENDING("o") "%s AND" NOT_HELD_BACK("$5")
+								 " " BY_TYPE_ORDER "LIMIT 1)",
+								 Deadline(app, "o.created_at", "k.minutes"), nsp, InKind(app));
+
+	AppendKinds(b, app, nsp);
+	appendStringInfo(&b->sql,
+					 " deadlines (any_kind, not_held) AS ("
+					 " SELECT CASE WHEN k.method IS NULL AND k.excluded IS NULL THEN %s"
+					 " ELSE (SELECT %s FROM %s.orders o WHERE o.type" EQ "k.type AND"
+					 PENDING("o") "%s " BY_TYPE_ORDER "LIMIT 1) END,"
+					 " CASE WHEN k.method IS NULL AND k.excluded IS NULL"
+					 " AND ($5" EQ "'infinity'::pg_catalog.timestamptz OR NOT EXISTS ("
+					 "SELECT FROM " EVENTS " f WHERE f.order_id" EQ "k.oldest_id"
+					 " AND f.created_at" GT "$5 AND " BACKOFF_ROW ")) THEN %s ELSE %s END"
+					 " FROM kinds k)"
+					 " SELECT LEAST(pg_catalog.min(d.any_kind), %s),"
+					 " LEAST(pg_catalog.min(d.not_held), %s) FROM deadlines d",
+					 Deadline(app, "k.oldest", "k.minutes"),
+					 Deadline(app, "o.created_at", "k.minutes"), nsp, InKind(app),
+					 Deadline(app, "k.oldest", "k.minutes"), first,
+					 Untyped(app, nsp, " true"), Untyped(app, nsp, NOT_HELD_BACK("$5")));
+	Args(b, 7, types);
+	b->expected_rc = SPI_OK_SELECT;
 }
 
 /*

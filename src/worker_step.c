@@ -172,8 +172,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 		return now + (TimestampTz) RESTORE_POLL_MS * 1000;
 	}
 	PushActiveSnapshot(GetTransactionSnapshot());
-	any = ReoNextDeadline(timeout, true, &any_at);
-	due = any && ReoNextDeadline(timeout, false, &due_at);
+	ReoNextDeadlines(timeout, &any, &any_at, &due, &due_at);
 	/* Still due after a run that did not use up batch_limit: a payment holds it. */
 	stuck = due && due_at < now && p->just_ran && !p->ran_full && due_at < p->last_run_ref;
 	if (stuck)
