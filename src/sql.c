@@ -101,6 +101,10 @@ WritesAudit(ReoStatement stmt)
  * not failed or vetoed since $5 (now less the retry backoff); oldest first.  The job locks them so
  * that a payment or another run holding a row is skipped, not awaited;
  * preview() takes the same selection without locks.
+ * The backoff check is a probe of order_events_retry_idx per order walked
+ * (OFFSET 0 keeps it a subplan): as an anti-join, once order_events had
+ * grown and been analyzed mid-drain, the planner hashed it and sorted every
+ * remaining candidate of the backlog for each chunk (40 ms instead of 2).
  */
 static void
 BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool lock)
@@ -116,7 +120,8 @@ BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool l
 					 " AND o.created_at" LT "$1 AND o.created_at" GE "$2"
 					 " AND (o.created_at, o.id)" GT "($2, $3)"
 					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
-					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW ")"
+					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW
+					 " OFFSET 0)"
 					 " ORDER BY o.created_at, o.id LIMIT $4%s",
 					 nsp, lock ? " FOR UPDATE OF o SKIP LOCKED" : "");
 	Args(b, 5, types);
