@@ -128,8 +128,12 @@ InKind(const AppSchema *app)
  */
 #define BY_TYPE_ORDER "ORDER BY o.type USING" LT ", o.created_at USING" LT ", o.id "
 
+/*
+ * Not failed or vetoed since then: a probe of order_events_retry_idx per
+ * order walked (OFFSET 0 keeps it a subplan, as in the plain candidates).
+ */
 #define NOT_HELD_BACK(since) " NOT EXISTS (SELECT FROM " EVENTS " f" \
-	" WHERE f.order_id" EQ "o.id AND f.created_at" GT since " AND " BACKOFF_ROW ")"
+	" WHERE f.order_id" EQ "o.id AND f.created_at" GT since " AND " BACKOFF_ROW " OFFSET 0)"
 
 /*
  * One kind's candidates, oldest first, up to the limit; none is looked for
