@@ -161,18 +161,19 @@ JoinWarnings(char *a, char *b)
 }
 
 /*
- * Run the job once: checks, then run.c.  Returns the summary as JSON, in
- * the caller's memory context.  SPI is connected and finished here.
+ * Run the job once: checks, then run.c.  Fills *summary, whose strings are
+ * in the caller's memory context.  SPI is connected and finished here.
  */
-char *
-ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *scheduler)
+void
+ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *scheduler,
+			  ReoSummary *out)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	ReoRun		runbuf = {0};
 	ReoRun	   *run = &runbuf;
 	ReoSummary	summary = {0};
 	Windows		windows;
 	char	   *notifications_problem;
-	char	   *json;
 
 	ReoCheckInstalledVersion();
 	run->atomic = atomic;
@@ -194,12 +195,14 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 				 errhint("Run the job on the primary.")));
 		summary.outcome = "skipped";
 		summary.message = "skipped: the server is in recovery";
-		return ReoSummaryJson(&summary, NULL);
+		*out = summary;
+		return;
 	}
 	if ((summary.message = ReoRestoreSkipsRun()) != NULL)
 	{
 		summary.outcome = "skipped";
-		return ReoSummaryJson(&summary, NULL);
+		*out = summary;
+		return;
 	}
 
 	/* Every check that can refuse the run happens before any write. */
@@ -277,11 +280,13 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 								   run->released, run->found, run->failed,
 								   run->vetoed > 0 ?
 								   psprintf(", " INT64_FORMAT " vetoed", run->vetoed) : "");
-	json = ReoSummaryJson(&summary, &run->errors);
-	json = strcpy(SPI_palloc(strlen(json) + 1), json);	/* outlives SPI */
-
+	/* What outlives SPI's memory goes to the caller's. */
+	summary.message = MemoryContextStrdup(caller, summary.message);
+	if (summary.windows)
+		summary.windows = MemoryContextStrdup(caller, summary.windows);
+	summary.errors = MemoryContextStrdup(caller, run->errors.json.data);
+	*out = summary;
 	SPI_finish();
-	return json;
 }
 
 /*

@@ -13,6 +13,8 @@
 
 #include "datatype/timestamp.h"
 
+#include "summary.h"
+
 /* An order that is, or will be, due; values as the candidate columns. */
 typedef struct ReoDueOrder
 {
@@ -25,8 +27,8 @@ typedef struct ReoDueOrder
 typedef void (*ReoDueFn) (const ReoDueOrder *order, void *arg);
 
 extern void ReoCheckInstalledVersion(void);
-extern char *ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
-						   const char *scheduler);
+extern void ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
+						  const char *scheduler, ReoSummary *summary);
 extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 						   TimestampTz backoff_since, ReoDueFn fn, void *arg);
 extern TimestampTz ReoDeadline(TimestampTz created, int minutes);

@@ -44,7 +44,7 @@ _PG_init(void)
 
 /* Build the INOUT summary as the one-column record a procedure returns. */
 static Datum
-SummaryResult(FunctionCallInfo fcinfo, const char *json)
+SummaryResult(FunctionCallInfo fcinfo, const ReoSummary *summary)
 {
 	TupleDesc	tupdesc;
 	Datum		value;
@@ -53,7 +53,7 @@ SummaryResult(FunctionCallInfo fcinfo, const char *json)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type of release_expired_orders must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	value = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+	value = DirectFunctionCall1(jsonb_in, CStringGetDatum(ReoSummaryJson(summary)));
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, &value, &isnull));
 }
 
@@ -77,13 +77,13 @@ ReleaseExpiredOrders(FunctionCallInfo fcinfo)
 	bool		atomic = true;
 	int			timeout_minutes;
 	int			batch_limit;
+	ReoSummary	summary;
 
 	if (fcinfo->context && IsA(fcinfo->context, CallContext))
 		atomic = castNode(CallContext, fcinfo->context)->atomic;
 	ArgumentsOrSettings(fcinfo, &timeout_minutes, &batch_limit);
-	PG_RETURN_DATUM(SummaryResult(fcinfo,
-								  ReoReleaseJob(timeout_minutes, batch_limit, atomic,
-												ReoScheduler())));
+	ReoReleaseJob(timeout_minutes, batch_limit, atomic, ReoScheduler(), &summary);
+	PG_RETURN_DATUM(SummaryResult(fcinfo, &summary));
 }
 
 /*
@@ -109,31 +109,6 @@ Datum
 release_expired_orders(PG_FUNCTION_ARGS)
 {
 	return ReleaseExpiredOrders(fcinfo);
-}
-
-/* A tuplestore for a set-returning function in materialize mode. */
-static Tuplestorestate *
-MaterializedResult(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext old;
-	Tuplestorestate *store;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (get_call_result_type(fcinfo, NULL, tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	*tupdesc = CreateTupleDescCopy(*tupdesc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(old);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = *tupdesc;
-	return store;
 }
 
 typedef struct PreviewState
@@ -183,7 +158,9 @@ reo_preview(PG_FUNCTION_ARGS)
 
 	ArgumentsOrSettings(fcinfo, &timeout_minutes, &batch_limit);
 	state.now = GetCurrentTransactionStartTimestamp();
-	state.store = MaterializedResult(fcinfo, &state.tupdesc);
+	InitMaterializedSRF(fcinfo, 0);
+	state.store = ((ReturnSetInfo *) fcinfo->resultinfo)->setResult;
+	state.tupdesc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
 	(void) ReoDueOrders(timeout_minutes, batch_limit, state.now,
 						state.now - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC,
 						PreviewRow, &state);

@@ -63,7 +63,7 @@ ReoListError(ReoErrorList *list, const char *order_id,
  * function's shape.
  */
 char *
-ReoSummaryJson(const ReoSummary *s, const ReoErrorList *errors)
+ReoSummaryJson(const ReoSummary *s)
 {
 	StringInfoData buf;
 
@@ -89,6 +89,6 @@ ReoSummaryJson(const ReoSummary *s, const ReoErrorList *errors)
 	else
 		appendStringInfoString(&buf, "null");
 	appendStringInfo(&buf, ", \"outcome\": \"%s\"}, \"errors\": [%s]}",
-					 s->outcome, errors && errors->json.data ? errors->json.data : "");
+					 s->outcome, s->errors ? s->errors : "");
 	return buf.data;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * summary.h
- *	  The list of failed orders and the JSON summary a run returns.
+ *	  What a run reports: the list of its failed orders, and the summary the
+ *	  procedure returns as JSON.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,11 +36,12 @@ typedef struct ReoSummary
 	TimestampTz started;
 	int			timeout_minutes;
 	const char *windows;		/* JSON array of the payment windows, or NULL */
+	const char *errors;			/* the listed failed orders, JSON array body */
 } ReoSummary;
 
 extern void ReoInitErrorList(ReoErrorList *list, MemoryContext cxt);
 extern void ReoListError(ReoErrorList *list, const char *order_id,
 						 const char *order_number, const char *error);
-extern char *ReoSummaryJson(const ReoSummary *s, const ReoErrorList *errors);
+extern char *ReoSummaryJson(const ReoSummary *s);
 
 #endif							/* REO_SUMMARY_H */

@@ -24,9 +24,7 @@
 #include "tcop/pquery.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/numeric.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -40,22 +38,6 @@
 #define STUCK_MAX_MS 60000
 #define RESTORE_POLL_MS 1000	/* while a restore is in progress */
 #define LOOK_AHEAD 100			/* deadlines read to find one past stuck orders */
-
-/* summary.successful of a run's summary: did it use up batch_limit? */
-static int64
-Released(const char *json)
-{
-	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-	JsonbValue	summary;
-	JsonbValue	n;
-
-	if (getKeyJsonValueFromContainer(&jb->root, "summary", 7, &summary) == NULL ||
-		summary.type != jbvBinary ||
-		getKeyJsonValueFromContainer(summary.val.binary.data, "successful", 10, &n) == NULL ||
-		n.type != jbvNumeric)
-		elog(ERROR, "the run's summary has no summary.successful: %s", json);
-	return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n.val.numeric)));
-}
 
 typedef struct FirstFrom
 {
@@ -102,7 +84,7 @@ RunJob(int timeout_minutes)
 {
 	Portal		portal = CreatePortal("release_expired_orders worker", true, true);
 	MemoryContext saved_cxt = PortalContext;
-	char	   *json;
+	ReoSummary	summary;
 
 	portal->visible = false;
 	PortalDefineQuery(portal, NULL, "CALL release_expired_orders()", CMDTAG_CALL, NIL, NULL);
@@ -112,7 +94,7 @@ RunJob(int timeout_minutes)
 	PortalContext = portal->portalContext;
 	PG_TRY();
 	{
-		json = ReoReleaseJob(timeout_minutes, reo_batch_limit, false, "worker");
+		ReoReleaseJob(timeout_minutes, reo_batch_limit, false, "worker", &summary);
 	}
 	PG_CATCH();
 	{
@@ -137,7 +119,7 @@ RunJob(int timeout_minutes)
 	PortalContext = saved_cxt;
 	MarkPortalDone(portal);
 	PortalDrop(portal, false);
-	return Released(json);
+	return summary.released;
 }
 
 /*
