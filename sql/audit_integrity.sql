@@ -1,5 +1,5 @@
 -- restore_order() trusts the released rows of order_events to move stock,
--- so only the extension's own statements write them (issue 9 item 11): a
+-- so only the extension's own statements write them: a
 -- role with every privilege on the table, short of owning it, cannot forge,
 -- change or delete them, while the job and undo run as that role.
 \set ECHO none

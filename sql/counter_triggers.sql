@@ -1,7 +1,7 @@
 -- A trigger on lottery_rounds or products that skips the counter update
 -- (a BEFORE trigger returning NULL): the audit tells what was really
 -- written, the skip is an anomaly row, and restore_order() never moves a
--- counter the release did not move (issue 9 item 10).
+-- counter the release did not move.
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all

@@ -1,6 +1,6 @@
 -- An error that would surface only at COMMIT (a DEFERRABLE INITIALLY
 -- DEFERRED constraint trigger) fails its own order like any other error
--- (issue 9 item 5): the others are released and the run is partial, not
+--: the others are released and the run is partial, not
 -- failed or interrupted.
 \set ECHO none
 \i test/fixtures/app_schema.sql

@@ -1,5 +1,5 @@
 --
--- Faults are isolated to their orders (SPEC 5): an integer overflow of
+-- Faults are isolated to their orders (README, Faults): an integer overflow of
 -- products.stock, a CHECK constraint on products and a trigger raising for
 -- one order each roll back that order's writes only; it stays pending, is
 -- counted failed and recorded with its SQLSTATE and message, the others are

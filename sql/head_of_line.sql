@@ -1,5 +1,5 @@
 -- A head of orders that the application refuses to cancel never stops the
--- job (issue 9 item 4): failing orders get a retry backoff and do not use up
+-- job: failing orders get a retry backoff and do not use up
 -- batch_limit, so the orders behind them are released at the normal rate;
 -- orders vetoed by a BEFORE trigger returning NULL are recorded as vetoed;
 -- health() reports them as poison orders, critical past alert_after.

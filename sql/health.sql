@@ -1,5 +1,5 @@
 --
--- health() (SPEC 10): one row per check, each driven here into each of its
+-- health() (README, Monitoring): one row per check, each driven here into each of its
 -- states with fabricated runs and audit rows, real runs, an index, row-level
 -- security and pg_cron jobs.
 --

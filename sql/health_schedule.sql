@@ -1,7 +1,7 @@
 -- health()'s last_success check waits for twice the pg_cron job's interval,
 -- from either form of schedule (cron lines, and pg_cron 1.5+'s intervals),
 -- or for release_expired_orders.alert_after when that is set or the
--- schedule has no plain period (SPEC 10).
+-- schedule has no plain period (README, Monitoring).
 SET client_min_messages = error;
 CREATE EXTENSION release_expired_orders;
 RESET client_min_messages;

@@ -1,5 +1,5 @@
 --
--- A run that finds nothing (SPEC 12): most runs of a job scheduled every
+-- A run that finds nothing (README, Performance): most runs of a job scheduled every
 -- minute, each in a fresh session under pg_cron.  Without payment windows
 -- it first asks for the oldest pending order created before now less the
 -- timeout, and prepares the candidate scan only when there is one.  With

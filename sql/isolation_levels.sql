@@ -1,6 +1,6 @@
 -- Every transaction the job starts runs at READ COMMITTED whatever
 -- default_transaction_isolation says; a CALL inside a REPEATABLE READ or
--- SERIALIZABLE transaction block is refused (issue 9 item 6).
+-- SERIALIZABLE transaction block is refused.
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all

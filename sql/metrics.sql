@@ -1,5 +1,5 @@
 --
--- The metrics view (SPEC 14): one row per metric, each computed from what
+-- The metrics view (README, Metrics): one row per metric, each computed from what
 -- happened; oldest_overdue_seconds follows the payment windows.
 --
 \set SHOW_CONTEXT never

@@ -1,5 +1,5 @@
--- naive_time_zone is validated and applied by the zone's full rules
--- (issue 9 item 12): 'CET' is the tz database zone with daylight saving
+-- naive_time_zone is validated and applied by the zone's full rules:
+-- 'CET' is the tz database zone with daylight saving
 -- (UTC+1 in winter, UTC+2 in summer), not the abbreviation's fixed UTC+1.
 \set ECHO none
 \i test/fixtures/app_schema.sql

@@ -1,4 +1,4 @@
--- The compatibility notifications never block a release (issue 9 item 9):
+-- The compatibility notifications never block a release:
 -- what cannot be written is skipped with a WARNING and reported by health().
 \set ECHO none
 \i test/fixtures/app_schema.sql

@@ -1,4 +1,4 @@
--- The compatibility notifications never block a release (issue 9 item 9),
+-- The compatibility notifications never block a release,
 -- also when the chunk holds a poison order: a CHECK on notifications that
 -- fails for every row, and one order that a trigger refuses.
 \set ECHO none

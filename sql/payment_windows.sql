@@ -1,5 +1,5 @@
 --
--- Payment windows (SPEC 13): a window per order type and payment method,
+-- Payment windows (README, Payment windows): a window per order type and payment method,
 -- the most specific row winning, NULL minutes meaning never; orders no row
 -- matches keep timeout_minutes.  Deadlines are created_at plus the window,
 -- candidates come oldest deadline first, preview() shows both, and the

@@ -1,5 +1,5 @@
 --
--- preview() is the dry run of the procedure (SPEC 6): the orders the next
+-- preview() is the dry run of the procedure (README, Reference): the orders the next
 -- CALL releases, oldest first, with their age.  It agrees with the CALL
 -- that follows, locks and writes nothing, checks its arguments as the
 -- procedure does, reads a naive created_at in naive_time_zone whatever the
@@ -103,7 +103,7 @@ SELECT count(*) AS left_to_preview FROM release_expired_orders.preview();
 
 -- A server in UTC+5: naive created_at is UTC wall-clock time, so an order
 -- created 20 minutes ago does not expire with a 30-minute timeout and one
--- created 40 minutes ago does (SPEC 3).
+-- created 40 minutes ago does (README, How it decides "expired").
 SET TimeZone = 'Asia/Dushanbe';
 INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at) VALUES
  ('c0000000-0000-0000-0000-000000000011', 'T20', 'd0000000-0000-0000-0000-000000000001',

@@ -1,4 +1,4 @@
--- The release rules of SPEC section 4 on one mixed set of orders: what is
+-- The release rules (README, Releasing an order) on one mixed set of orders: what is
 -- expired, every column written, counters, audit rows, notifications and
 -- the summary.
 \set ECHO none

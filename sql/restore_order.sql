@@ -1,5 +1,5 @@
 --
--- restore_order() undoes one release (SPEC 9): from the release's audit
+-- restore_order() undoes one release (README, Undo): from the release's audit
 -- row, the order gets its statuses back, the stock returned is taken again
 -- and the shares given back are counted again, or an error says which
 -- condition failed and nothing changes.  Restoring twice, or restoring an

@@ -1,5 +1,5 @@
 -- A run is alive while the backend it names (pid and start time) exists;
--- no lock another role could take decides it (issue 9 item 8).
+-- no lock another role could take decides it.
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all

@@ -1,4 +1,4 @@
--- SPEC 11, default privileges: the role that installs the extension may
+-- Security (README), default privileges: the role that installs the extension may
 -- have default privileges that grant what it creates to other roles.
 -- Supabase's postgres role has one for functions in public
 -- (ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO

@@ -6,7 +6,7 @@
 -- the job with random arguments and settings (timeout_minutes,
 -- batch_limit, chunk_size, naive_time_zone, session TimeZone,
 -- write_notifications, plain CALL or inside a transaction block) and
--- checks the invariants of SPEC 4 (test/fuzz/setup.sql): every released
+-- checks the release invariants (test/fuzz/setup.sql): every released
 -- order was all-pending and older than the cutoff; released + failed are
 -- exactly the oldest batch_limit candidates; stock and sold_shares moved
 -- by exactly the sums of the released quantities, which are the audited

@@ -1,4 +1,4 @@
--- SPEC 11, planted tables: the notifications table is optional, so an
+-- Security (README), planted tables: the notifications table is optional, so an
 -- application without one leaves its name free in the application's
 -- schema.  A role that can CREATE there creates it, with a trigger and a
 -- column default of its own.  When the job then runs (as pg_cron runs it,

@@ -1,4 +1,4 @@
--- SPEC 11, privileges: nothing that writes is executable by PUBLIC, a role
+-- Security (README), privileges: nothing that writes is executable by PUBLIC, a role
 -- without grants is refused with insufficient_privilege (42501), and a
 -- dedicated job role with exactly the grants the README lists can run the
 -- job; each of those grants is needed.

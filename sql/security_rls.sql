@@ -1,4 +1,4 @@
--- SPEC 11 and 10, row-level security: with policies that hide rows from the
+-- Security and monitoring (README), row-level security: with policies that hide rows from the
 -- role running the job (not the owner, no BYPASSRLS), the job must not
 -- silently do less than asked: it refuses to run (42501, naming the table
 -- and the role) before writing anything, since hidden orders would stay

@@ -1,4 +1,4 @@
--- SPEC 11, search_path: a role that can CREATE in public plants look-alikes
+-- Security (README), search_path: a role that can CREATE in public plants look-alikes
 -- of every function, aggregate and operator the engine uses, a table named
 -- like a catalog, a pg_temp function, and a schema of its own with
 -- look-alike application tables placed first in the caller's search_path.

@@ -1,5 +1,5 @@
 --
--- The stats view (SPEC 10): per hour and per day (in the session's
+-- The stats view (README, Monitoring): per hour and per day (in the session's
 -- TimeZone), how often the job ran, what it found, released and failed,
 -- and its average, 95th percentile and longest duration.
 --

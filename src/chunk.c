@@ -226,7 +226,7 @@ CounterIds(Chunk *chunk, int col, int *count)
 		Candidate  *c = &chunk->c[i];
 		bool		seen = false;
 
-		/* Counters move only for a positive quantity (SPEC 4). */
+		/* Counters move only for a positive quantity (README, Releasing an order). */
 		if (c->nulls[col] == 'n' || c->nulls[C_QUANTITY] == 'n' ||
 			DatumGetInt32(c->values[C_QUANTITY]) <= 0)
 			continue;

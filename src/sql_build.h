@@ -19,7 +19,7 @@
 
 #define MAX_ARGS 14
 
-/* Contents of the application-compatible notifications (SPEC 7). */
+/* Contents of the application-compatible notifications (README, Audit). */
 #define NOTE_PREFIX "过期订单清理: "
 #define NIL_UUID "'00000000-0000-0000-0000-000000000000'::pg_catalog.uuid"
 
@@ -29,7 +29,7 @@
 #define LT " OPERATOR(pg_catalog.<) "
 #define LE " OPERATOR(pg_catalog.<=) "
 
-/* The three statuses of an order that may expire (SPEC 3), for alias o. */
+/* The three statuses of an order that may expire (README, How it decides "expired"), for alias o. */
 #define PENDING(o) " " o ".status" EQ "'pending' AND " o ".payment_status" EQ "'pending'" \
 	" AND " o ".fulfillment_status" EQ "'pending'"
 #define GT " OPERATOR(pg_catalog.>) "

@@ -1,4 +1,4 @@
--- Randomized invariant test of release_expired_orders (SPEC 3, 4, 6): the
+-- Randomized invariant test of release_expired_orders (README: How it decides "expired", Releasing an order): the
 -- functions that generate random orders and arguments and check every
 -- run against the invariants.  Included by sql/security_fuzz.sql, then
 -- test/fuzz/round.sql runs :rounds rounds.  All randomness comes from

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generator of hostile applications for release_expired_orders (SPEC 16).
+"""Generator of hostile applications for release_expired_orders (README, Security).
 
 From a seed it draws an application (column types and nullability, triggers,
 row-level security, deferred constraints, extreme data, payment windows, the
@@ -490,7 +490,7 @@ def trigger_sql(c, t):
 # ---------------------------------------------------------------- the model
 
 def window_of(c, o):
-    """Minutes of the order's payment window, None = never, per SPEC 13."""
+    """Minutes of the order's payment window, None = never, as the README's Payment windows say."""
     best = None
     for t, m, mins in c['windows']:
         if t == o['type'] and m is not None and m == o['payment_method']:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Invariant soak of release_expired_orders (SPEC 4, 5): purchases, payments
+# Invariant soak of release_expired_orders (README, Releasing an order; Faults): purchases, payments
 # and several concurrent runs of the job hammer the same products, rounds
 # and orders for a fixed time; then every product, round and order is
 # checked.  Orders the job fails on (lock timeouts) must stay pending and
@@ -64,7 +64,7 @@ createdb "$db"
 "${psql[@]}" <<SQL
 SET client_min_messages = error;
 CREATE EXTENSION release_expired_orders;
--- Direct buys have a payment window of 29 minutes (SPEC 13), lottery wins
+-- Direct buys have a payment window of 29 minutes (README, Payment windows), lottery wins
 -- the 30 of the CALL; the index health() recommends with windows.
 INSERT INTO release_expired_orders.payment_windows VALUES ('direct_buy', NULL, 29);
 CREATE INDEX orders_pending_idx ON orders (type, created_at, id)

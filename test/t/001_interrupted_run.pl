@@ -1,4 +1,4 @@
-# A backend killed in the middle of a committing run (SPEC 5): every chunk
+# A backend killed in the middle of a committing run (README, Faults): every chunk
 # that committed is complete (order expired, audit row, notification, stock
 # and shares returned), nothing is half done, the run row reads
 # 'interrupted' once the next run has looked at it, and the next run

@@ -1,4 +1,4 @@
-# On a streaming standby the job changes nothing and says so (SPEC 5): a
+# On a streaming standby the job changes nothing and says so (README, Faults): a
 # NOTICE, and a summary whose outcome is 'skipped'.
 use strict;
 use warnings;

@@ -1,5 +1,5 @@
 # A deadlock between the job and the application is one order's fault
-# (SPEC 5): the job's writes for that order are rolled back, the order stays
+# (README, Faults): the job's writes for that order are rolled back, the order stays
 # pending, is counted failed with SQLSTATE 40P01, the others are released,
 # and the next run releases it.
 #

@@ -1,4 +1,4 @@
-# The extension in a second database of the cluster (SPEC 8): pg_cron lives
+# The extension in a second database of the cluster (README, Scheduling): pg_cron lives
 # in one database, so CREATE EXTENSION elsewhere schedules nothing and
 # prints the statement to run in pg_cron's database.  Run as printed, it
 # adds a job of that database's own name (pg_cron 1.4 upserts a job on its

@@ -1,4 +1,4 @@
-# The deadline worker (SPEC 13): with the library preloaded and
+# The deadline worker (README, Deadline worker): with the library preloaded and
 # worker_database set, due orders are released within 2 s of their deadline
 # and never before, by runs whose scheduler is 'worker'; a run that uses up
 # batch_limit is followed by another at once; a reload changes the role;
