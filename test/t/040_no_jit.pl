@@ -16,6 +16,16 @@ use lib $FindBin::Bin;
 use AppFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('no_jit');
+
+# A server built without contrib or without LLVM (the assertion-enabled
+# build is both) cannot show it: neither the module nor the provider exists.
+my $pkglibdir = $node->config_data('--pkglibdir');
+foreach my $module ('pg_stat_statements', 'llvmjit')
+{
+	plan skip_all => "this server has no $module module"
+	  unless -e "$pkglibdir/$module.so";
+}
+
 $node->init;
 $node->append_conf(
 	'postgresql.conf', q{
