@@ -17,17 +17,26 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "sql.h"
 #include "sql_build.h"
 #include "util.h"
+
+/* orders, products, lottery_rounds and order_events; see PlansOutgrown */
+#define SIZED_RELATIONS 4
 
 /*
  * The plans kept for one shape of the application's tables.  A backend
@@ -41,9 +50,13 @@ typedef struct PlanSet
 	SPIPlanPtr	plans[STMT_COUNT];
 	int			expected_rcs[STMT_COUNT];
 	int			running;		/* statements of this set executing now */
+	BlockNumber planned_for[SIZED_RELATIONS];	/* see PlansOutgrown */
 } PlanSet;
 
 #define MAX_PLAN_SETS 4
+
+/* Grown past twice the size the plans were made for, and by this much. */
+#define REPLAN_MIN_GROWTH 8
 
 static PlanSet *plan_sets[MAX_PLAN_SETS];
 static PlanSet *current = NULL;
@@ -423,9 +436,70 @@ FreePlanSet(PlanSet *set)
 }
 
 /*
+ * The number of blocks of each relation the statements read by key, or
+ * 0 for one that is absent, has no storage of its own (a partitioned
+ * table) or is locked in a mode that conflicts with reading it (an ALTER
+ * TABLE waits to commit: the job's statements will wait for it, not this).
+ */
+static void
+MeasureRelations(const AppSchema *app, BlockNumber *blocks)
+{
+	Oid			relids[SIZED_RELATIONS];
+
+	relids[0] = app->orders;
+	relids[1] = app->products;
+	relids[2] = app->rounds;
+	relids[3] = get_relname_relid("order_events",
+								  get_namespace_oid(REO_SCHEMA, false));
+	for (int i = 0; i < SIZED_RELATIONS; i++)
+	{
+		Relation	rel;
+
+		blocks[i] = 0;
+		if (!OidIsValid(relids[i]) ||
+			!ConditionalLockRelationOid(relids[i], AccessShareLock))
+			continue;
+		rel = try_relation_open(relids[i], NoLock);
+		if (rel != NULL)
+		{
+			if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+				blocks[i] = RelationGetNumberOfBlocks(rel);
+			relation_close(rel, NoLock);
+		}
+		UnlockRelationOid(relids[i], AccessShareLock);
+	}
+}
+
+/*
+ * Whether a relation has grown past twice the size the set's plans were
+ * made for.  A kept generic plan is made again when ANALYZE invalidates
+ * it; where nothing analyzes the table (autovacuum off on it), one made
+ * while orders had a page would read a million orders by a sequential
+ * scan for each order it looks up.  The planner sizes a table by its
+ * current number of blocks, so the plans made again fit it.  Records the
+ * sizes when the plans are to be made again.
+ */
+static bool
+PlansOutgrown(PlanSet *set)
+{
+	BlockNumber now[SIZED_RELATIONS];
+	bool		outgrown = false;
+
+	MeasureRelations(&set->schema, now);
+	for (int i = 0; i < SIZED_RELATIONS; i++)
+		if (now[i] >= REPLAN_MIN_GROWTH + set->planned_for[i] &&
+			now[i] / 2 > set->planned_for[i])
+			outgrown = true;
+	if (outgrown)
+		memcpy(set->planned_for, now, sizeof(now));
+	return outgrown;
+}
+
+/*
  * Make the statements that follow use plans for the application's current
  * shape: the kept ones when it is a shape seen before, new ones otherwise.
- * A set no statement is running with makes room when all places are taken.
+ * A set no statement is running with makes room when all places are taken,
+ * and makes its plans again when the tables have outgrown them.
  */
 void
 ReoUseSchema(const AppSchema *app)
@@ -438,6 +512,15 @@ ReoUseSchema(const AppSchema *app)
 
 		if (set != NULL && memcmp(&set->schema, app, sizeof(AppSchema)) == 0)
 		{
+			if (set->running == 0 && PlansOutgrown(set))
+			{
+				for (int j = 0; j < STMT_COUNT; j++)
+					if (set->plans[j] != NULL)
+					{
+						SPI_freeplan(set->plans[j]);
+						set->plans[j] = NULL;
+					}
+			}
 			current = set;
 			return;
 		}
@@ -450,6 +533,7 @@ ReoUseSchema(const AppSchema *app)
 		FreePlanSet(plan_sets[free_slot]);
 	plan_sets[free_slot] = MemoryContextAllocZero(TopMemoryContext, sizeof(PlanSet));
 	memcpy(&plan_sets[free_slot]->schema, app, sizeof(AppSchema));
+	MeasureRelations(app, plan_sets[free_slot]->planned_for);
 	current = plan_sets[free_slot];
 }
 

@@ -250,6 +250,7 @@ def draw_case(seed):
     # The steps: app payments/purchases, held locks, runs in this session or in
     # fresh ones, restores; then the final runs (bounded).
     steps = []
+    grow = random.Random(seed * 7919 + 1)    # drawn apart: earlier cases stay as they were
     for s in range(r.randint(1, 3)):
         x = r.random()
         if x < 0.25:
@@ -262,7 +263,12 @@ def draw_case(seed):
             steps.append(('run', r.choice(['session', 'fresh', 'session']), None))
         if r.random() < 0.1:
             steps.append(('restore',))
+        if grow.random() < 0.1:
+            # the shop grows between two runs of a session that keeps its
+            # plans, with nothing analyzing orders
+            steps.append(('grow', grow.choice([500, 3000])))
     c['steps'] = steps
+    c['no_autovacuum'] = any(st[0] == 'grow' for st in steps)
     return c
 
 
@@ -333,6 +339,8 @@ def build_sql(c, job_role):
         c['kinds']['o.created_at'], nn(c, 'o.created_at'), c['kinds']['o.updated_at'],
         nn(c, 'o.updated_at')))
     a('CREATE INDEX ON %s.orders (status, created_at);' % s)
+    if c.get('no_autovacuum'):
+        a('ALTER TABLE %s.orders SET (autovacuum_enabled = off);' % s)
     if c['windows'] or c['seed'] % 2:
         a("CREATE INDEX ON %s.orders (type, created_at, id) WHERE status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending';" % s)
     else:
@@ -816,6 +824,7 @@ def run_case(w, seed, keep=False):
             viol('no_hang', 'a CALL took %.1fs' % (time.time() - t0))
 
     has_side = any(t['does'] in ('side_stock', 'sleep') for t in c['triggers'])
+    grown = 0
     for step in c['steps']:
         if step[0] == 'pay':
             pend = pending_orders()
@@ -824,6 +833,16 @@ def run_case(w, seed, keep=False):
                     model.paid.add(oid)
         elif step[0] == 'purchase':
             note_app(purchase(app))
+        elif step[0] == 'grow':
+            # paid orders (status still 'pending'), created long ago: none
+            # is due, and the model's orders are unchanged
+            a.execute("INSERT INTO %s.orders (id, order_number, user_id, product_id, round_id, type, payment_method, "
+                      "quantity, status, payment_status, fulfillment_status, created_at, updated_at, notes, grp) "
+                      "SELECT gen_random_uuid(), 'G%d-%d-' || g, gen_random_uuid(), %s, %s, 'direct_buy', 'wallet', 1, "
+                      "'pending', 'paid', 'completed', %s, now(), '', %d + g FROM generate_series(1, %d) g" % (
+                          s, c['seed'], grown, q(c['products'][0]['id']), q(c['missing_round']),
+                          ts_expr(c, 'o.created_at', 3 * TIMEOUT_MIN), 100000 + 10000 * grown, step[1]))
+            grown += 1
         elif step[0] == 'restore':
             a.execute("SELECT DISTINCT order_id::text FROM release_expired_orders.order_events e JOIN %s.orders o ON o.id = e.order_id "
                       "WHERE e.outcome = 'released' AND o.status::text = 'expired' ORDER BY 1" % s)
