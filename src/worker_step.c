@@ -162,6 +162,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	bool		due;
 	bool		stuck;
 	int			shortest = 0;
+	TimestampTz look_start;
 
 	*deadline = DT_NOBEGIN;
 	if (ReoRestoringBackend() != 0)
@@ -172,6 +173,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 		return now + (TimestampTz) RESTORE_POLL_MS * 1000;
 	}
 	PushActiveSnapshot(GetTransactionSnapshot());
+	look_start = GetCurrentTimestamp();
 	any = ReoNextDeadline(timeout, true, &any_at);
 	due = any && ReoNextDeadline(timeout, false, &due_at);
 	/* Still due after a run that did not use up batch_limit: a payment holds it. */
@@ -180,6 +182,9 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 		next = FirstDeadlineFrom(timeout, p->last_run_ref);
 	else if (!due || due_at >= now)
 		shortest = ReoShortestWindow(timeout);
+	/* The look's cost, for test/bench/run.sh (log_min_messages = debug1). */
+	elog(DEBUG1, "release_expired_orders deadline worker: look took " INT64_FORMAT " us",
+		 (int64) (GetCurrentTimestamp() - look_start));
 	PopActiveSnapshot();
 
 	*deadline = DT_NOBEGIN;
