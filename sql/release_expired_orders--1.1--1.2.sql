@@ -50,7 +50,7 @@ REVOKE ALL ON FUNCTION release_expired_orders.restore_finished() FROM PUBLIC;
 
 -- The metrics view: an order whose created_at is -infinity no longer makes
 -- oldest_overdue_seconds fail.
--- Numbers for dashboards (SPEC 14): one row per metric, with its
+-- Numbers for dashboards: one row per metric, with its
 -- Prometheus type and help, for sql_exporter or postgres_exporter's custom
 -- queries.  oldest_overdue_seconds is the one to alert on.  Totals are over
 -- the history kept (history_retention).  It reads the run rows and one

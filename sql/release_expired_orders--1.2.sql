@@ -807,7 +807,7 @@ RETURNS timestamptz LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_oldest_deadline
 COMMENT ON FUNCTION release_expired_orders.oldest_deadline() IS
 	'The earliest deadline (created_at plus its payment window) of any order still pending, or NULL';
 
--- Numbers for dashboards (SPEC 14): one row per metric, with its
+-- Numbers for dashboards: one row per metric, with its
 -- Prometheus type and help, for sql_exporter or postgres_exporter's custom
 -- queries.  oldest_overdue_seconds is the one to alert on.  Totals are over
 -- the history kept (history_retention).  It reads the run rows and one
@@ -855,7 +855,7 @@ CROSS JOIN LATERAL (VALUES
 COMMENT ON VIEW release_expired_orders.metrics IS
 	'One row per metric (value, Prometheus type, help) for dashboards; alert on oldest_overdue_seconds';
 
--- One row per check of SPEC 10, each ok, warning or critical.  A check
+-- One row per check of the README's Health section, each ok, warning or critical.  A check
 -- that cannot run (a missing table, a missing privilege) says so as
 -- critical instead of hiding the others.
 CREATE FUNCTION release_expired_orders.health()

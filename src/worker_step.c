@@ -144,6 +144,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	bool		due;
 	bool		stuck;
 	int			shortest = 0;
+	TimestampTz look_start;
 
 	*deadline = DT_NOBEGIN;
 	if (ReoRestoringBackend() != 0)
@@ -154,6 +155,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 		return now + (TimestampTz) RESTORE_POLL_MS * 1000;
 	}
 	PushActiveSnapshot(GetTransactionSnapshot());
+	look_start = GetCurrentTimestamp();
 	ReoNextDeadlines(timeout, &any, &any_at, &due, &due_at);
 	/* Still due after a run that did not use up batch_limit: a payment holds it. */
 	stuck = due && due_at < now && p->just_ran && !p->ran_full && due_at < p->last_run_ref;
@@ -161,6 +163,9 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 		next = FirstDeadlineFrom(timeout, p->last_run_ref);
 	else if (!due || due_at >= now)
 		shortest = ReoShortestWindow(timeout);
+	/* The look's cost, for test/bench/run.sh (log_min_messages = debug1). */
+	elog(DEBUG1, "release_expired_orders deadline worker: look took " INT64_FORMAT " us",
+		 (int64) (GetCurrentTimestamp() - look_start));
 	PopActiveSnapshot();
 
 	*deadline = DT_NOBEGIN;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deadline benchmark (SPEC 13): how late after its deadline each order is
+# Deadline benchmark: how late after its deadline each order is
 # released, by the deadline worker, by pg_cron every minute, and by pg_cron
 # every 10 minutes; orders released early (must be 0); the worker's idle
 # cost per minute beside one idle CALL.

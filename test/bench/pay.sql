@@ -1,4 +1,4 @@
--- A payment confirmation, as the application runs it (SPEC 2), on a recent
+-- A payment confirmation, as the application runs it, on a recent
 -- pending order: one the job is not releasing.  Late payments, on orders
 -- the job is releasing, are pay_late.sql (run.sh gives them a tenth of the
 -- payments), so that the two are measured apart.

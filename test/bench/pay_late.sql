@@ -1,4 +1,4 @@
--- A late payment confirmation (SPEC 2): on an expired order, one the job
+-- A late payment confirmation: on an expired order, one the job
 -- is releasing, so it may have to wait for the job's chunk; once the order
 -- is released it changes nothing.
 \set k 10 * random(1, :norders / 10)

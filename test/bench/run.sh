@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of release_expired_orders against the alternatives (SPEC 12).
+# Benchmark of release_expired_orders against the alternatives.
 #
 #   pg_virtualenv -o shared_preload_libraries=pg_cron test/bench/run.sh [options]
 #
@@ -27,8 +27,24 @@
 #                   databases)
 #   --template-sql FILE  SQL run in the template after CREATE EXTENSION
 #                   (e.g. a changed function of the extension to try)
-#   --smoke         20,000 orders, 1 repetition, no large case, short
-#                   contention run, results in out/smoke; for CI (< 2 min)
+#   --types N       order types of the windowed nothing-to-do case (default
+#                   3000; sql/generate.sql: t0001.. with payment windows)
+#   --waiting P     percent of its orders pending inside long windows (2)
+#   --look-s N      seconds the deadline worker's look is measured (10)
+#   --server-log FILE  the server's log, as the server can read it (default:
+#                   pg_current_logfile(), else the file its stderr goes to)
+#   --smoke         20,000 orders (300 types), 1 repetition, no large case,
+#                   short contention run, results in out/smoke; for CI
+#                   (< 2 min)
+#
+# The nothing-to-do cases run with the server's defaults (jit included).
+# For all of their columns the cluster needs
+#   shared_preload_libraries = 'pg_cron,release_expired_orders,pg_stat_statements'
+#   release_expired_orders.worker_database = 'postgres'   (any value: the
+#                   worker is registered only at server start; the script
+#                   points it at its database for the measurement and back)
+# Without pg_stat_statements there are no JIT and buffer columns; without
+# the worker no look.
 #
 # Exits non-zero when an approach released a different set of orders, or
 # moved stock or shares differently, than the set-based floor.
@@ -45,6 +61,10 @@ durable=0
 library=""
 template_sql=""
 outdir=""
+types=3000
+waiting=2
+look_s=10
+server_log=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--orders) orders=$2; shift 2 ;;
@@ -57,12 +77,16 @@ while [ $# -gt 0 ]; do
 		--durable) durable=1; shift ;;
 		--library) library=$2; shift 2 ;;
 		--template-sql) template_sql=$2; shift 2 ;;
+		--types) types=$2; shift 2 ;;
+		--waiting) waiting=$2; shift 2 ;;
+		--look-s) look_s=$2; shift 2 ;;
+		--server-log) server_log=$2; shift 2 ;;
 		-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 		*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
 if [ $smoke = 1 ]; then
-	orders=20000; reps=1; big=0; rate=100
+	orders=20000; reps=1; big=0; rate=100; types=300; look_s=3
 fi
 scratch=$here/out
 [ $smoke = 1 ] && scratch=$here/out/smoke
@@ -88,6 +112,8 @@ tmpl=bench_tmpl
 copy=bench_run
 pend="status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending'"
 partial_index="CREATE INDEX orders_pending_created_at_idx ON public.orders (created_at, id) WHERE $pend"
+# the one the README recommends with payment windows
+typed_index="CREATE INDEX orders_release_candidates_idx ON public.orders (type, created_at, id) WHERE $pend"
 failfile=$scratch/failures
 : >"$failfile"
 
@@ -127,11 +153,27 @@ settings=$(val -d postgres -c "SELECT string_agg(name || '=' || setting || coale
 machine="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
 log "machine: $machine"
 log "settings: $settings"
+jit_info=$(val -d postgres -c "SELECT 'jit=' || current_setting('jit') || ', jit_provider=' || current_setting('jit_provider')
+	|| ' (' || CASE WHEN pg_jit_available() THEN 'loads' ELSE 'not available' END || '), jit_above_cost='
+	|| current_setting('jit_above_cost') || ', jit_inline_above_cost=' || current_setting('jit_inline_above_cost')
+	|| ', jit_optimize_above_cost=' || current_setting('jit_optimize_above_cost')")
+log "JIT: $jit_info"
+preload=$(val -d postgres -c 'SHOW shared_preload_libraries')
+pgss=0
+case ",${preload// /}," in *,pg_stat_statements,*) pgss=1 ;; esac
+no_worker=""
+case ",${preload// /}," in *,release_expired_orders,*) ;;
+	*) no_worker="release_expired_orders is not in shared_preload_libraries" ;; esac
+[ -n "$no_worker" ] || [ -n "$(val -d postgres -c "SELECT current_setting('release_expired_orders.worker_database', true)")" ] ||
+	no_worker="release_expired_orders.worker_database was empty at server start: no worker registered"
+[ $pgss = 1 ] || log "pg_stat_statements is not preloaded: no JIT and buffer columns in the nothing-to-do table"
+[ -z "$no_worker" ] || log "the deadline worker's look is not measured: $no_worker"
 
-build_template() {	# build_template <db> <orders> <idle> <notifications>
+build_template() {	# build_template <db> <orders> <idle> <notifications> [<types> <waiting %>]
 	local t0; t0=$(now_s)
 	psql_ -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
-	psql_ -d "$1" -v n="$2" -v idle="$3" -v notes_rows="$4" -f "$here/sql/generate.sql"
+	psql_ -d "$1" -v n="$2" -v idle="$3" -v notes_rows="$4" -v types="${5:-0}" -v waiting="${6:-0}" \
+		-f "$here/sql/generate.sql"
 	psql_ -d "$1" -f "$here/sql/approaches.sql"
 	if [ -n "$library" ]; then
 		# every C function of the extension, so that one library is loaded
@@ -142,7 +184,7 @@ build_template() {	# build_template <db> <orders> <idle> <notifications>
 							AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND e.extname = 'release_expired_orders')"
 	fi
 	[ -z "$template_sql" ] || psql_ -d "$1" -f "$template_sql"
-	log "built $1: $2 orders (idle=$3) in $(ms_since "$t0") ms, $(val -d postgres -c "SELECT pg_size_pretty(pg_database_size('$1'))")"
+	log "built $1: $2 orders (idle=$3, types=${5:-0}, waiting=${6:-0}%) in $(ms_since "$t0") ms, $(val -d postgres -c "SELECT pg_size_pretty(pg_database_size('$1'))")"
 }
 
 log "building the data: $orders orders, $expired expired"
@@ -283,15 +325,155 @@ cand_sql="SELECT o.id, o.order_number, o.user_id, o.product_id, o.round_id, o.qu
 	AND o.created_at >= '-infinity'::timestamp
 	AND (o.created_at, o.id) > ('-infinity'::timestamp, '00000000-0000-0000-0000-000000000000'::uuid)
 	ORDER BY o.created_at, o.id LIMIT 100 FOR UPDATE OF o SKIP LOCKED"
-declare -a idle_rows=()
+declare -a idle_rows=() nothing_rows=()
 pgbench_s=10
 [ $smoke = 1 ] && pgbench_s=2
-pgbench_ms() {	# pgbench_ms <-C or ""> <script>: average latency in $db, in ms
-	pgbench -n $1 -T $pgbench_s -f "$2" -d $db 2>&1 | awk '/^latency average/ {print $4}'
+short_s=$(( pgbench_s > 5 ? 5 : pgbench_s ))	# scrape, oldest_deadline(), preview()
+pgbench_ms() {	# pgbench_ms <-C or ""> <script> [seconds]: average latency in $db, in ms
+	pgbench -n $1 -T "${3:-$pgbench_s}" -f "$2" -d $db 2>&1 | awk '/^latency average/ {print $4}'
 }
+# pgss_measure <db> <statement>: the statement once (caches), then 5 times
+# after a reset of pg_stat_statements, in one session; prints "shared
+# blocks (hit + read) per call|JIT functions|JIT ms" over every statement it
+# ran, nested ones included (track = all, set on the database).  "-|?|?"
+# when pg_stat_statements is not preloaded.
+pgss_measure() {
+	[ $pgss = 1 ] || { echo "-|?|?"; return; }
+	psql_ -d "$1" -At <<-EOF | tail -1
+		$2 \g /dev/null
+		SELECT pg_stat_statements_reset() \g /dev/null
+		$2 \g /dev/null
+		$2 \g /dev/null
+		$2 \g /dev/null
+		$2 \g /dev/null
+		$2 \g /dev/null
+		$pgss_sum;
+	EOF
+}
+# Sum over the statements of this database since the reset but these
+# measurements' own; buffers of the top-level statements (which include
+# their nested ones), divided by the 5 calls.
+pgss_sum="SELECT coalesce(round(sum(shared_blks_hit + shared_blks_read) FILTER (WHERE toplevel) / 5.0, 1), 0)
+		|| '|' || coalesce(sum(jit_functions), 0)
+		|| '|' || round(coalesce(sum(jit_generation_time + jit_inlining_time + jit_optimization_time + jit_emission_time), 0)::numeric, 1)
+	FROM pg_stat_statements
+	WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+	  AND query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%wake_worker%'
+	  AND query NOT ILIKE '%pg_sleep%'"
+
+# The server's log, as the server reads it: the logging collector's file,
+# or the file its stderr goes to (pg_ctl -l, pg_ctlcluster), or --server-log.
+server_log() {
+	if [ -n "$server_log" ]; then echo "$server_log"; return; fi
+	val -d postgres -c "SELECT CASE WHEN pg_current_logfile() IS NOT NULL THEN pg_current_logfile()
+		WHEN (pg_stat_file('/proc/self/fd/2', true)).isdir IS false THEN '/proc/self/fd/2' END" 2>/dev/null || true
+}
+log_size() { val -d postgres -c "SELECT (pg_stat_file('$1')).size"; }
+
+# worker_look <db>: the deadline worker serves db for look_s seconds,
+# woken every 100 ms, with log_min_messages = debug1 in db only; prints
+# "median look µs|looks|blocks per look|JIT functions|JIT ms", or
+# "-|reason" when it cannot be measured.  The worker's own DEBUG1 line
+# (worker_step.c) gives each look's duration.
+worker_look() {
+	local db=$1 logf off n i out
+	[ -z "$no_worker" ] || { echo "-|$no_worker"; return; }
+	logf=$(server_log)
+	[ -n "$logf" ] || { echo "-|no server log to read (logging_collector off and stderr not a file: give --server-log)"; return; }
+	off=$(log_size "$logf")
+	psql_ -d postgres -c "ALTER DATABASE $db SET log_min_messages = debug1" \
+		-c "ALTER SYSTEM SET release_expired_orders.worker_database = '$db'" -c "SELECT pg_reload_conf()" >/dev/null
+	# it exits, and the postmaster starts it for db 5 s later; it looks at once
+	for ((i = 0; i < 150; i++)); do
+		val -d postgres -c "SELECT pg_read_file('$logf', $off, (pg_stat_file('$logf')).size - $off)" |
+			grep -q "deadline worker: look took" && break	# only db logs at debug1
+		sleep 0.2
+	done
+	if [ $i = 150 ]; then
+		echo "-|the worker did not look in $db within 30 s"
+	else
+		sleep 0.5
+		off=$(log_size "$logf")
+		[ $pgss = 0 ] || psql_ -d $db -c 'SELECT pg_stat_statements_reset()' >/dev/null
+		psql_ -d $db -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
+			WHILE clock_timestamp() < t0 + interval '$look_s seconds' LOOP
+				PERFORM release_expired_orders.wake_worker(); PERFORM pg_sleep(0.1);
+			END LOOP; END \$\$ /* wake_worker */" >/dev/null
+		sleep 0.5
+		val -d postgres -c "SELECT pg_read_file('$logf', $off, (pg_stat_file('$logf')).size - $off)" |
+			grep -oE 'deadline worker: look took [0-9]+ us' | awk '{print $5}' >"$scratch/looks_$db"
+		n=$(wc -l <"$scratch/looks_$db")
+		if [ "$n" = 0 ]; then
+			echo "-|no look logged in $look_s s (log: $logf)"
+		else
+			out=$(if [ $pgss = 1 ]; then val -d $db -c "${pgss_sum/5.0/$n.0}"; else echo "-|?|?"; fi)
+			echo "$(median <"$scratch/looks_$db")|$n|$out"
+		fi
+	fi
+	psql_ -d postgres -c "ALTER DATABASE $db RESET log_min_messages" \
+		-c "ALTER SYSTEM RESET release_expired_orders.worker_database" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+# nothing_case <db> <orders> <windows label>: a run that finds nothing and
+# the looks around it, with the server's defaults (jit included): one row
+# per statement.
+nothing_case() {
+	local db=$1 s1 c1 s2 c2 over warm r_call look stmt name sql t n b f j runs
+	local -a stmts=("scrape|SELECT * FROM release_expired_orders.metrics"
+		"oldest_deadline|SELECT release_expired_orders.oldest_deadline()"
+		"preview|SELECT count(*) FROM release_expired_orders.preview($timeout_min, 100)")
+	local -A r_stmt t_stmt
+	# blocks and JIT first, while the run history is short (every CALL
+	# below adds a run row, which the scrape then reads)
+	r_call=$(pgss_measure $db "CALL release_expired_orders($timeout_min, 100)")
+	for stmt in "${stmts[@]}"; do r_stmt[${stmt%%|*}]=$(pgss_measure $db "${stmt#*|}"); done
+	runs=$(val -d $db -c "SELECT count(*) FROM release_expired_orders.runs")
+	look=$(worker_look $db)
+	for stmt in "${stmts[@]}"; do
+		name=${stmt%%|*}
+		echo "${stmt#*|};" >"$scratch/idle_$name.sql"
+		t_stmt[$name]=$(pgbench_ms "" "$scratch/idle_$name.sql" $short_s)
+		log "nothing to do, $2 orders, $3: $name ${t_stmt[$name]} ms warm; blocks|JIT functions|JIT ms: ${r_stmt[$name]}"
+	done
+	echo 'SELECT 1;' >"$scratch/select1.sql"
+	echo "CALL release_expired_orders($timeout_min, 100);" >"$scratch/idle_call.sql"
+	s1=$(pgbench_ms -C "$scratch/select1.sql"); c1=$(pgbench_ms -C "$scratch/idle_call.sql")
+	s2=$(pgbench_ms -C "$scratch/select1.sql"); c2=$(pgbench_ms -C "$scratch/idle_call.sql")
+	over=$(awk -v a="$s1" -v b="$c1" -v c="$s2" -v d="$c2" 'BEGIN {printf "%.2f", (b - a + d - c) / 2}')
+	warm=$(pgbench_ms "" "$scratch/idle_call.sql")
+	log "nothing to do, $2 orders, $3: CALL warm $warm ms, fresh $over ms over SELECT 1 ($c1, $c2 vs $s1, $s2 ms); blocks|JIT functions|JIT ms: $r_call"
+
+	nothing_rows+=("$2|$3|CALL, warm session (pgbench, one session)|$warm|$r_call")
+	nothing_rows+=("$2|$3|CALL, fresh session each, over SELECT 1 (pgbench -C: $(awk -v a="$c1" -v b="$c2" 'BEGIN {printf "%.2f", (a + b) / 2}') ms vs $(awk -v a="$s1" -v b="$s2" 'BEGIN {printf "%.2f", (a + b) / 2}') ms)|$over|$r_call")
+	if [ "${look%%|*}" = - ]; then
+		nothing_rows+=("$2|$3|the deadline worker's look|-|-|?|?|${look#-|}")
+		log "nothing to do, $2 orders, $3: the worker's look not measured: ${look#-|}"
+	else
+		IFS='|' read -r t n b f j <<<"$look"
+		nothing_rows+=("$2|$3|the deadline worker's look (median of $n, server log)|$(awk -v u="$t" 'BEGIN {printf "%.3f", u / 1000}')|$b|$f|$j")
+		log "nothing to do, $2 orders, $3: the worker's look: median $t us of $n looks; blocks|JIT functions|JIT ms: $b|$f|$j"
+	fi
+	nothing_rows+=("$2|$3|one scrape: \`SELECT * FROM release_expired_orders.metrics\` ($runs run rows), warm session|${t_stmt[scrape]}|${r_stmt[scrape]}")
+	nothing_rows+=("$2|$3|\`SELECT release_expired_orders.oldest_deadline()\`, warm session|${t_stmt[oldest_deadline]}|${r_stmt[oldest_deadline]}")
+	nothing_rows+=("$2|$3|\`release_expired_orders.preview($timeout_min, 100)\`, warm session|${t_stmt[preview]}|${r_stmt[preview]}")
+	# nothing may have been released, by the CALLs or the worker
+	t=$(val -d $db -c "SELECT count(*) FROM release_expired_orders.runs WHERE released > 0 OR failed > 0")
+	[ "$t" = 0 ] || fail "nothing to do, $2 orders, $3: $t runs released or failed orders"
+}
+
+# idle_setup <db>: the settings every session and the worker share there
+idle_setup() {
+	psql_ -d postgres -c "ALTER DATABASE $1 SET release_expired_orders.timeout_minutes = $timeout_min"
+	if [ $pgss = 1 ]; then
+		psql_ -d postgres -c "ALTER DATABASE $1 SET pg_stat_statements.track = 'all'"
+		psql_ -d "$1" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+	fi
+}
+
 idle_case() {	# idle_case <orders>
 	local db=bench_idle index buf plan_ms call_ms warm_ms blocks times t
 	build_template $db "$1" 1 0
+	idle_setup $db
 	for index in without with; do
 		if [ $index = with ]; then
 			psql_ -d $db -c "$partial_index" -c "ANALYZE public.orders"
@@ -328,23 +510,19 @@ idle_case() {	# idle_case <orders>
 		EOF
 		warm_ms=$(timing_ms <"$scratch/idle.out")
 		blocks=$(awk -F'|' '$1 == "blocks" {print $2}' "$scratch/idle.out")
-		# as pgbench sees it: a fresh session for each (-C), over one for
-		# SELECT 1, side by side; and in one warm session
-		over_ms=- pgb_warm_ms=-
-		if [ $index = with ]; then
-			echo 'SELECT 1;' >"$scratch/select1.sql"
-			echo "CALL release_expired_orders($timeout_min, 100);" >"$scratch/idle_call.sql"
-			local s1 c1 s2 c2
-			s1=$(pgbench_ms -C "$scratch/select1.sql"); c1=$(pgbench_ms -C "$scratch/idle_call.sql")
-			s2=$(pgbench_ms -C "$scratch/select1.sql"); c2=$(pgbench_ms -C "$scratch/idle_call.sql")
-			over_ms=$(awk -v a="$s1" -v b="$c1" -v c="$s2" -v d="$c2" 'BEGIN {printf "%.2f", (b - a + d - c) / 2}')
-			pgb_warm_ms=$(pgbench_ms "" "$scratch/idle_call.sql")
-		fi
-		log "nothing to do, $1 orders, $index index: candidate query $buf buffers, $plan_ms ms; CALL median $call_ms ms (fresh sessions), $warm_ms ms and $blocks blocks (warm session); pgbench: $over_ms ms over SELECT 1 (-C), $pgb_warm_ms ms warm"
-		idle_rows+=("$1|$index|$buf|$plan_ms|$call_ms|$warm_ms|$blocks|$over_ms|$pgb_warm_ms")
+		log "nothing to do, $1 orders, $index index: candidate query $buf buffers, $plan_ms ms; CALL median $call_ms ms (fresh sessions), $warm_ms ms and $blocks blocks (warm session)"
+		idle_rows+=("$1|$index|$buf|$plan_ms|$call_ms|$warm_ms|$blocks")
 	done
-	# the extension's own check of the index
-	psql_ -d postgres -c "DROP DATABASE $db"
+	# the same data, index present, no payment windows
+	nothing_case $db "$1" "none"
+	psql_ -d postgres -c "DROP DATABASE $db WITH (FORCE)"
+	# many order types, long windows, orders waiting in them
+	build_template $db "$1" 1 0 "$types" "$waiting"
+	idle_setup $db
+	psql_ -d $db -c "$typed_index" -c "ANALYZE public.orders"
+	psql_ -d postgres -c CHECKPOINT
+	nothing_case $db "$1" "$types types, $waiting% of orders waiting in windows"
+	psql_ -d postgres -c "DROP DATABASE $db WITH (FORCE)"
 }
 idle_case "$orders"
 
@@ -483,6 +661,7 @@ md=$scratch/results.md.tmp
 	echo
 	echo "- Machine: $machine"
 	echo "- Server: $(val -d postgres -c 'SHOW server_version'); $settings; clients connect to ${PGHOST:-the default socket}"
+	echo "- JIT: $jit_info; shared_preload_libraries=$preload"
 	echo "- Extension: $(val -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'release_expired_orders'") ($(git -c safe.directory='*' -C "$here" log -1 --format='%h %s' 2>/dev/null || echo 'commit unknown'); installed library built $(stat -c %y "$( (pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib) | tail -1)/release_expired_orders.so" 2>/dev/null | cut -c1-19) UTC)"
 	[ -z "$library" ] || echo "- **Library under test: $library** (not the installed one)"
 	[ -z "$template_sql" ] || echo "- **Extra SQL in the template: $template_sql**"
@@ -507,14 +686,25 @@ md=$scratch/results.md.tmp
 	echo
 	echo "Buffers and time of the candidate query (EXPLAIN (ANALYZE, BUFFERS), warm); the CALL's time in a fresh session each (as pg_cron runs it; median of 5), and in a warm session with the blocks it touched (pg_stat_database: run row, locks and the scan)."
 	echo
-	echo "| orders | partial index | candidate query buffers | candidate query time | CALL, fresh session | CALL, warm session | blocks touched by the warm CALL | pgbench -C: CALL over SELECT 1 | pgbench: CALL, warm |"
-	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| orders | partial index | candidate query buffers | candidate query time | CALL, fresh session | CALL, warm session | blocks touched by the warm CALL |"
+	echo "|---:|---|---:|---:|---:|---:|---:|"
 	for r in "${idle_rows[@]}"; do
-		IFS='|' read -r o ix b p c w k ov pw <<<"$r"
-		echo "| $o | $ix | $b | $p ms | $c ms | $w ms | $k | $ov$([ "$ov" = - ] || echo ' ms') | $pw$([ "$pw" = - ] || echo ' ms') |"
+		IFS='|' read -r o ix b p c w k <<<"$r"
+		echo "| $o | $ix | $b | $p ms | $c ms | $w ms | $k |"
 	done
 	echo
-	echo "The last two columns are pgbench's average latency ($pgbench_s s each): a new connection for every CALL (\`-C\`, as pg_cron runs it) less that of \`SELECT 1\` the same way (the mean of two pairs, side by side), and the CALL repeated in one session."
+	echo "## Nothing to do on the application's data: the job, the worker's look, a scrape"
+	echo
+	echo "With the server's defaults (JIT: $jit_info) and the recommended index: \`(created_at, id)\` without payment windows, \`(type, created_at, id)\` with them (both \`WHERE $pend\`). Without windows: the data above (five order types). With windows: $types order types besides the application's (half of the orders), each with payment windows of 1 to 7 days or none (\`release_expired_orders.payment_windows\`, $(( types + types / 2 )) rows), and $waiting% of the orders pending inside them (some never due). The database sets \`release_expired_orders.timeout_minutes = $timeout_min\`."
+	echo
+	echo "| orders | payment windows | statement | time | shared blocks per call | JIT functions | JIT time |"
+	echo "|---:|---|---|---:|---:|---:|---:|"
+	for r in "${nothing_rows[@]}"; do
+		IFS='|' read -r o w st t b f j why <<<"$r"
+		echo "| $o | $w | $st$([ -z "${why:-}" ] || echo " — not measured: $why") | $t$([ "$t" = - ] || echo ' ms') | $b | $f | $j$([ "$j" = '?' ] || echo ' ms') |"
+	done
+	echo
+	echo "Times: pgbench's average latency in one warm session ($pgbench_s s for the CALL, $short_s s for the others); the fresh CALL is \`pgbench -C\` (a new connection each, as pg_cron runs it) less \`SELECT 1\` the same way, the mean of two pairs run side by side. The worker's look: the median of the durations the deadline worker logs at DEBUG1 (from before its first read of the next deadline to after its read of the shortest window or the next deadline past stuck orders), woken every 100 ms for $look_s s while it serves the database. Blocks and JIT: pg_stat_statements with \`track = all\` (every statement the job and the functions run inside, not only the top one), 5 calls after one to warm the caches; for the look, per look, over the worker's statements. \`?\`: pg_stat_statements not preloaded."
 	echo
 	echo "## Contention: payments and purchases at $rate/s (pgbench, 4 clients)"
 	echo
@@ -539,7 +729,7 @@ md=$scratch/results.md.tmp
 		echo "| $b | $c | $s kB | $p kB | $h kB |"
 	done
 	echo
-	echo "## Targets (SPEC 12)"
+	echo "## Targets"
 	echo
 	echo "| target | measured | |"
 	echo "|---|---|---|"
@@ -560,13 +750,43 @@ md=$scratch/results.md.tmp
 	if [ ${#idle_rows[@]} -ge 4 ]; then
 		s=$(echo "${idle_rows[1]}" | cut -d'|' -f5); l=$(echo "${idle_rows[3]}" | cut -d'|' -f5)
 		x=$(ratio "$l" "$s")
-		echo "| nothing-to-do flat from $orders to $big orders with the index (within 1.5x) | $x x ($s ms vs $l ms) | $(yes_no "$x <= 1.5") |"
+		echo "| nothing-to-do flat from $orders to $big orders with the index (within 1.5x), CALL in a fresh session | $x x ($s ms vs $l ms) | $(yes_no "$x <= 1.5") |"
 	else
 		echo "| nothing-to-do flat from 1M to 10M with the index | large case not run | - |"
 	fi
-	IFS='|' read -r _ _ _ _ _ _ _ ov pw <<<"${idle_rows[1]}"
-	echo "| a call that finds nothing: at most 5 ms over SELECT 1 in a fresh session (pgbench -C) | $ov ms | $(yes_no "$ov <= 5") |"
-	echo "| a call that finds nothing: at most 1 ms in a warm session (pgbench) | $pw ms | $(yes_no "$pw <= 1") |"
+	# nothing_rows: per case (orders, windows) five or so rows, in the same
+	# order for every case; a target per row kind and case, and 1M vs 10M
+	nothing_target() {	# nothing_target <row prefix> <limit ms> <what>
+		local r o w st t b f j why small="" smallw=""
+		for r in "${nothing_rows[@]}"; do
+			IFS='|' read -r o w st t b f j why <<<"$r"
+			case "$st" in "$1"*) ;; *) continue ;; esac
+			if [ "$t" = - ]; then
+				echo "| $3 ($o orders, windows: $w) | not measured${why:+: $why} | - |"
+				continue
+			fi
+			echo "| $3 ($o orders, windows: $w) | $t ms$([ "$f" = 0 ] || [ "$f" = '?' ] || echo ", JIT: $f functions") | $(yes_no "$t <= $2") |"
+		done
+		for w in $(for r in "${nothing_rows[@]}"; do IFS='|' read -r o w _ <<<"$r"; echo "$w"; done | sort -u | tr ' ' '_'); do
+			local ts=() os=()
+			for r in "${nothing_rows[@]}"; do
+				IFS='|' read -r o ww st t _ <<<"$r"
+				[ "${ww// /_}" = "$w" ] || continue
+				case "$st" in "$1"*) ;; *) continue ;; esac
+				[ "$t" = - ] && continue
+				ts+=("$t"); os+=("$o")
+			done
+			[ ${#ts[@]} -ge 2 ] || continue
+			local x; x=$(ratio "${ts[1]}" "${ts[0]}")
+			echo "| $3: ${os[1]} within 1.5x of ${os[0]} orders (windows: ${w//_/ }) | $x x (${ts[0]} ms vs ${ts[1]} ms) | $(yes_no "$x <= 1.5") |"
+		done
+	}
+	nothing_target "CALL, warm" 1 "a call that finds nothing: at most 1 ms in a warm session"
+	nothing_target "CALL, fresh" 5 "a call that finds nothing: at most 5 ms over SELECT 1 in a fresh session (pgbench -C)"
+	nothing_target "the deadline worker's look" 5 "the worker's look: at most 5 ms"
+	nothing_target "one scrape" 5 "a scrape of metrics: at most 5 ms"
+	jits=$(for r in "${nothing_rows[@]}"; do IFS='|' read -r _ _ _ _ _ f _ <<<"$r"; echo "$f"; done | grep -v '^?$' | awk '$1 > 0' | wc -l)
+	echo "| none of these statements is JIT-compiled | $([ $pgss = 1 ] && echo "$jits of ${#nothing_rows[@]} rows JIT-compiled" || echo 'not measured (pg_stat_statements not preloaded)') | $([ $pgss = 1 ] && yes_no "$jits == 0" || echo -) |"
 	cr=${cont[runs100]}
 	pb=$(field "$cont_base" 5); pd=$(field "$cr" 5); pk=$(field "$cont_drain" 5); pa=$(field "${cont[runs100async]}" 5)
 	x=$(ratio "$pd" "$pb")
