@@ -855,7 +855,7 @@ CROSS JOIN LATERAL (VALUES
 COMMENT ON VIEW release_expired_orders.metrics IS
 	'One row per metric (value, Prometheus type, help) for dashboards; alert on oldest_overdue_seconds';
 
--- One row per check of the README's Health section, each ok, warning or critical.  A check
+-- One row per check of the README's Monitoring section, each ok, warning or critical.  A check
 -- that cannot run (a missing table, a missing privilege) says so as
 -- critical instead of hiding the others.
 CREATE FUNCTION release_expired_orders.health()
