@@ -855,36 +855,25 @@ CROSS JOIN LATERAL (VALUES
 COMMENT ON VIEW release_expired_orders.metrics IS
 	'One row per metric (value, Prometheus type, help) for dashboards; alert on oldest_overdue_seconds';
 
--- One row per check of the README's Monitoring section, each ok, warning or critical.  A check
--- that cannot run (a missing table, a missing privilege) says so as
--- critical instead of hiding the others.
-CREATE FUNCTION release_expired_orders.health()
+-- health() calls one function per check, each of which can be called alone:
+-- health_<check>() returns the one row health() has for that check.  Each
+-- is PL/pgSQL for its exception block: a check that cannot run (a missing
+-- table, a missing privilege) returns critical with "check failed: ..."
+-- instead of raising, alone as within health().  They run as their caller,
+-- as health() does, and PUBLIC may execute them, as it may health().
+
+-- Consecutive failed runs, newest first: failed and interrupted runs,
+-- and runs still marked running whose backend is gone.
+CREATE FUNCTION release_expired_orders.health_consecutive_failed_runs()
 RETURNS TABLE ("check" text, status text, detail text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	job_name constant text := release_expired_orders.job_name();
-	app text := release_expired_orders.setting('app_schema');
-	timeout integer;
-	slow_ms bigint;
-	alert_min bigint;
 	rec record;
 	n bigint;
 	latest_error text;
-	names text;
-	orders_rel oid;
-	partitioned boolean;
-	roles text[];
-	ddl text;
-	oldest timestamptz;
-	window_iv interval;
-	window_text text;
-	key_cols text;
-	lead name[];
 BEGIN
-	-- Consecutive failed runs, newest first: failed and interrupted runs,
-	-- and runs still marked running whose backend is gone.
 	"check" := 'consecutive_failed_runs';
 	BEGIN
 		n := 0;
@@ -912,12 +901,28 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_consecutive_failed_runs() IS
+	'health() check: failed or interrupted runs since the last successful one (3: critical)';
 
-	-- Poison orders: still pending, and failed (for a reason of their own,
-	-- not a lock timeout) or vetoed in three or more runs since their last
-	-- release or restore.  Critical once one has been failing for longer
-	-- than alert_after: it keeps its stock or shares, and the job alone
-	-- will not release it.
+-- Poison orders: still pending, and failed (for a reason of their own,
+-- not a lock timeout) or vetoed in three or more runs since their last
+-- release or restore.  Critical once one has been failing for longer
+-- than alert_after: it keeps its stock or shares, and the job alone
+-- will not release it.
+CREATE FUNCTION release_expired_orders.health_poison_orders()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	app text := release_expired_orders.setting('app_schema');
+	alert_min bigint;
+	n bigint;
+	names text;
+	oldest timestamptz;
+BEGIN
 	"check" := 'poison_orders';
 	BEGIN
 		alert_min := release_expired_orders.setting('alert_after')::bigint;
@@ -957,9 +962,22 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_poison_orders() IS
+	'health() check: pending orders that failed or were vetoed in 3 or more runs (critical past alert_after)';
 
-	-- The application's notifications: the job skips them, with a WARNING,
-	-- when they cannot be written.
+-- The application's notifications: the job skips them, with a WARNING,
+-- when they cannot be written.
+CREATE FUNCTION release_expired_orders.health_notifications()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	latest_error text;
+	names text;
+BEGIN
 	"check" := 'notifications';
 	BEGIN
 		names := release_expired_orders.notifications_problem();
@@ -974,8 +992,21 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_notifications() IS
+	'health() check: whether the job skips the application''s notifications';
 
-	-- The last finished run against release_expired_orders.slow_run_ms.
+-- The last finished run against release_expired_orders.slow_run_ms.
+CREATE FUNCTION release_expired_orders.health_slow_run()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	slow_ms bigint;
+	rec record;
+BEGIN
 	"check" := 'slow_run';
 	BEGIN
 		slow_ms := release_expired_orders.setting('slow_run_ms')::bigint;
@@ -999,10 +1030,25 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_slow_run() IS
+	'health() check: the last finished run against slow_run_ms';
 
-	-- A successful (or partial) run within twice the pg_cron job's interval
-	-- (either form of schedule), or within release_expired_orders.alert_after
-	-- when that is set or the schedule has no plain period.
+-- A successful (or partial) run within twice the pg_cron job's interval
+-- (either form of schedule), or within release_expired_orders.alert_after
+-- when that is set or the schedule has no plain period.
+CREATE FUNCTION release_expired_orders.health_last_success()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	alert_min bigint;
+	rec record;
+	window_iv interval;
+	window_text text;
+BEGIN
 	"check" := 'last_success';
 	BEGIN
 		alert_min := release_expired_orders.setting('alert_after')::bigint;
@@ -1041,10 +1087,24 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_last_success() IS
+	'health() check: a successful run within twice the pg_cron job''s interval, or alert_after';
 
-	-- Expired orders still waiting, with the default timeout; a backlog is
-	-- normal until the next run, so it warns only once the oldest has waited
-	-- past its expiry for longer than alert_after.
+-- Expired orders still waiting, with the default timeout; a backlog is
+-- normal until the next run, so it warns only once the oldest has waited
+-- past its expiry for longer than alert_after.
+CREATE FUNCTION release_expired_orders.health_backlog()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	timeout integer;
+	alert_min bigint;
+	rec record;
+BEGIN
 	"check" := 'backlog';
 	BEGIN
 		timeout := release_expired_orders.setting('timeout_minutes')::bigint::integer;
@@ -1075,9 +1135,22 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_backlog() IS
+	'health() check: expired orders still waiting (warning past alert_after)';
 
-	-- The pg_cron job: there, calling a procedure that exists, active, and
-	-- its latest run not failed.
+-- The pg_cron job: there, calling a procedure that exists, active, and
+-- its latest run not failed.
+CREATE FUNCTION release_expired_orders.health_cron_job()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job_name constant text := release_expired_orders.job_name();
+	rec record;
+BEGIN
 	"check" := 'cron_job';
 	BEGIN
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
@@ -1129,15 +1202,33 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_cron_job() IS
+	'health() check: the pg_cron job is there, calls a procedure that exists, is active, and its latest run did not fail';
 
-	-- An index that lets the candidate scan skip paid and cancelled orders:
-	-- created_at first and a predicate on the three statuses, or the three
-	-- statuses (in any order) then created_at.  The application's
-	-- (status, created_at) index is not one: a paid order keeps status
-	-- 'pending'.  The regular expressions are E'' strings: health() parses
-	-- them in the caller's session, whatever standard_conforming_strings says.
-	-- With payment windows in force the scan goes type by type, so the
-	-- index leads with type: (type, created_at, id).
+-- An index that lets the candidate scan skip paid and cancelled orders:
+-- created_at first and a predicate on the three statuses, or the three
+-- statuses (in any order) then created_at.  The application's
+-- (status, created_at) index is not one: a paid order keeps status
+-- 'pending'.  The regular expressions are E'' strings: health() parses
+-- them in the caller's session, whatever standard_conforming_strings says.
+-- With payment windows in force the scan goes type by type, so the
+-- index leads with type: (type, created_at, id).
+CREATE FUNCTION release_expired_orders.health_candidate_index()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	app text := release_expired_orders.setting('app_schema');
+	rec record;
+	orders_rel oid;
+	partitioned boolean;
+	ddl text;
+	key_cols text;
+	lead name[];
+BEGIN
 	"check" := 'candidate_index';
 	BEGIN
 		lead := CASE WHEN EXISTS (SELECT FROM release_expired_orders.payment_windows)
@@ -1227,10 +1318,23 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_candidate_index() IS
+	'health() check: an index lets the candidate scan skip paid orders; else the CREATE INDEX to run';
 
-	-- Row-level security that applies to the role running the job (the
-	-- pg_cron job's role, else the current one) would hide orders from it,
-	-- or hide the product or round whose stock or shares it must give back.
+-- Row-level security that applies to the role running the job (the
+-- pg_cron job's role, else the current one) would hide orders from it,
+-- or hide the product or round whose stock or shares it must give back.
+CREATE FUNCTION release_expired_orders.health_row_level_security()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	names text;
+	roles text[];
+BEGIN
 	"check" := 'row_level_security';
 	BEGIN
 		SELECT pg_catalog.array_agg(DISTINCT j.username) INTO roles
@@ -1257,11 +1361,24 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_row_level_security() IS
+	'health() check: no row-level security applies to the role running the job';
 
-	-- The deadline worker, when release_expired_orders.worker_database names
-	-- this database: running, waking when it meant to (its next_wake not
-	-- passed by more than a minute), on time (lag of its last wake for a
-	-- deadline under a second), and its last step not failed.
+-- The deadline worker, when release_expired_orders.worker_database names
+-- this database: running, waking when it meant to (its next_wake not
+-- passed by more than a minute), on time (lag of its last wake for a
+-- deadline under a second), and its last step not failed.
+CREATE FUNCTION release_expired_orders.health_worker()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rec record;
+	names text;
+BEGIN
 	"check" := 'worker';
 	BEGIN
 		names := release_expired_orders.setting('worker_database');
@@ -1304,6 +1421,30 @@ BEGIN
 		detail := 'check failed: ' || SQLERRM;
 	END;
 	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.health_worker() IS
+	'health() check: the deadline worker, when configured for this database: running, waking on time, not failing';
+
+-- One row per check of the README's Monitoring section, each ok, warning
+-- or critical: the checks above, in this order.  A check that cannot run
+-- says so as critical instead of hiding the others.
+CREATE FUNCTION release_expired_orders.health()
+RETURNS TABLE ("check" text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY SELECT * FROM release_expired_orders.health_consecutive_failed_runs();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_poison_orders();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_notifications();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_slow_run();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_last_success();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_backlog();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_cron_job();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_candidate_index();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_row_level_security();
+	RETURN QUERY SELECT * FROM release_expired_orders.health_worker();
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.health() IS
