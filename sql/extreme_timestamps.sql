@@ -40,8 +40,14 @@ FROM release_expired_orders.health() WHERE "check" = 'backlog';
 CALL release_expired_orders(30, 100) \gset
 SELECT :'summary'::jsonb -> 'summary' ->> 'successful' AS successful;
 SELECT order_number, status FROM orders ORDER BY order_number;
+-- What is left has no deadline (NULL, with windows and without): created at
+-- infinity, or so late that no deadline is finite; also under a window
+-- that never expires.
+SELECT release_expired_orders.oldest_deadline();
+UPDATE release_expired_orders.payment_windows SET timeout_minutes = NULL;
 SELECT release_expired_orders.oldest_deadline();
 DELETE FROM release_expired_orders.payment_windows;
+SELECT release_expired_orders.oldest_deadline();
 CALL release_expired_orders(30, 100) \gset
 SELECT :'summary'::jsonb -> 'summary' ->> 'totalFound' AS found_without_windows;
 

@@ -416,25 +416,37 @@ ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
 		if (due != NULL)
 			*due = *any && ReoDueOrders(timeout_minutes, 1, DT_NOEND, since,
 										KeepDeadline, due_at) > 0;
-		return;
 	}
-	args[0] = TimestampTzGetDatum(DT_NOEND);
-	args[1] = TimestampTzGetDatum(DT_NOBEGIN);
-	args[2] = UUIDPGetDatum(&nil);
-	args[3] = Int32GetDatum(1);
-	args[4] = TimestampTzGetDatum(due != NULL ? since : DT_NOEND);
-	args[5] = Int32GetDatum(timeout_minutes);
-	args[6] = CStringGetTextDatum(reo_naive_time_zone);
-	if (ReoQuery(STMT_NEXT_W, args, NULL) != 1)
-		elog(ERROR, "reading the next deadlines returned no row");
-	*any_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	*any = !isnull;
-	if (due != NULL)
+	else
 	{
-		*due_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		*due = !isnull;
+		args[0] = TimestampTzGetDatum(DT_NOEND);
+		args[1] = TimestampTzGetDatum(DT_NOBEGIN);
+		args[2] = UUIDPGetDatum(&nil);
+		args[3] = Int32GetDatum(1);
+		args[4] = TimestampTzGetDatum(due != NULL ? since : DT_NOEND);
+		args[5] = Int32GetDatum(timeout_minutes);
+		args[6] = CStringGetTextDatum(reo_naive_time_zone);
+		if (ReoQuery(STMT_NEXT_W, args, NULL) != 1)
+			elog(ERROR, "reading the next deadlines returned no row");
+		*any_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*any = !isnull;
+		if (due != NULL)
+		{
+			*due_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			*due = !isnull;
+		}
+		SPI_finish();
 	}
-	SPI_finish();
+
+	/*
+	 * An order whose deadline is not finite (created at infinity, or so
+	 * late that created_at plus its window leaves the range) never expires:
+	 * it is no deadline.
+	 */
+	if (*any && TIMESTAMP_IS_NOEND(*any_at))
+		*any = false;
+	if (due != NULL && *due && TIMESTAMP_IS_NOEND(*due_at))
+		*due = false;
 }
 
 /*
