@@ -21,6 +21,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "partitioning/partdesc.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -55,8 +56,8 @@ typedef struct PlanSet
 
 #define MAX_PLAN_SETS 4
 
-/* Grown past twice the size the plans were made for, and by this much. */
-#define REPLAN_MIN_GROWTH 8
+/* Plans are made again when a table's size has changed by twice, and by this. */
+#define REPLAN_MIN_CHANGE 8
 
 static PlanSet *plan_sets[MAX_PLAN_SETS];
 static PlanSet *current = NULL;
@@ -436,11 +437,39 @@ FreePlanSet(PlanSet *set)
 }
 
 /*
- * The number of blocks of each relation the statements read by key, or
- * 0 for one that is absent, has no storage of its own (a partitioned
- * table) or is locked in a mode that conflicts with reading it (an ALTER
- * TABLE waits to commit: the job's statements will wait for it, not this).
+ * The number of blocks of a relation, or of its partitions (a partitioned
+ * table has no storage of its own; the plans read its partitions); 0 for
+ * one that is gone or is locked in a mode that conflicts with reading it
+ * (an ALTER TABLE waits to commit: the job's statements will wait for it,
+ * not this).
  */
+static BlockNumber
+RelationBlocks(Oid relid)
+{
+	Relation	rel;
+	BlockNumber blocks = 0;
+
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return 0;
+	rel = try_relation_open(relid, NoLock);
+	if (rel != NULL)
+	{
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+			blocks = RelationGetNumberOfBlocks(rel);
+		else if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		{
+			PartitionDesc desc = RelationGetPartitionDesc(rel, true);
+
+			for (int i = 0; i < desc->nparts; i++)
+				blocks += RelationBlocks(desc->oids[i]);
+		}
+		relation_close(rel, NoLock);
+	}
+	UnlockRelationOid(relid, AccessShareLock);
+	return blocks;
+}
+
+/* The sizes of the relations the statements read by key (absent: 0). */
 static void
 MeasureRelations(const AppSchema *app, BlockNumber *blocks)
 {
@@ -452,32 +481,29 @@ MeasureRelations(const AppSchema *app, BlockNumber *blocks)
 	relids[3] = get_relname_relid("order_events",
 								  get_namespace_oid(REO_SCHEMA, false));
 	for (int i = 0; i < SIZED_RELATIONS; i++)
-	{
-		Relation	rel;
+		blocks[i] = OidIsValid(relids[i]) ? RelationBlocks(relids[i]) : 0;
+}
 
-		blocks[i] = 0;
-		if (!OidIsValid(relids[i]) ||
-			!ConditionalLockRelationOid(relids[i], AccessShareLock))
-			continue;
-		rel = try_relation_open(relids[i], NoLock);
-		if (rel != NULL)
-		{
-			if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-				blocks[i] = RelationGetNumberOfBlocks(rel);
-			relation_close(rel, NoLock);
-		}
-		UnlockRelationOid(relids[i], AccessShareLock);
-	}
+/* Whether a and b differ by more than twice the smaller, and by some. */
+static bool
+FarApart(BlockNumber a, BlockNumber b)
+{
+	BlockNumber small = Min(a, b);
+	BlockNumber large = Max(a, b);
+
+	return large >= small + REPLAN_MIN_CHANGE && large / 2 > small;
 }
 
 /*
- * Whether a relation has grown past twice the size the set's plans were
- * made for.  A kept generic plan is made again when ANALYZE invalidates
- * it; where nothing analyzes the table (autovacuum off on it), one made
- * while orders had a page would read a million orders by a sequential
- * scan for each order it looks up.  The planner sizes a table by its
- * current number of blocks, so the plans made again fit it.  Records the
- * sizes when the plans are to be made again.
+ * Whether a relation's size is far from the one the set's plans were made
+ * for.  A kept generic plan is made again when ANALYZE invalidates it;
+ * where nothing analyzes the table (autovacuum off on it), one made while
+ * orders had a page would read a million orders by a sequential scan for
+ * each order it looks up.  The planner sizes a table by its current number
+ * of blocks, so plans made again fit it.  A table that shrank counts too:
+ * PostgreSQL makes the plans again for the small table (TRUNCATE
+ * invalidates them), and those must be made again once it has grown back.
+ * Records the sizes when the plans are to be made again.
  */
 static bool
 PlansOutgrown(PlanSet *set)
@@ -487,8 +513,7 @@ PlansOutgrown(PlanSet *set)
 
 	MeasureRelations(&set->schema, now);
 	for (int i = 0; i < SIZED_RELATIONS; i++)
-		if (now[i] >= REPLAN_MIN_GROWTH + set->planned_for[i] &&
-			now[i] / 2 > set->planned_for[i])
+		if (FarApart(now[i], set->planned_for[i]))
 			outgrown = true;
 	if (outgrown)
 		memcpy(set->planned_for, now, sizeof(now));
@@ -499,7 +524,8 @@ PlansOutgrown(PlanSet *set)
  * Make the statements that follow use plans for the application's current
  * shape: the kept ones when it is a shape seen before, new ones otherwise.
  * A set no statement is running with makes room when all places are taken,
- * and makes its plans again when the tables have outgrown them.
+ * and makes its plans again when the tables have outgrown them (or the
+ * reverse).
  */
 void
 ReoUseSchema(const AppSchema *app)
