@@ -216,13 +216,13 @@ Untyped(const AppSchema *app, const char *nsp, const char *cond)
 }
 
 /*
- * The next deadlines, one index probe per type: that of any pending order
+ * The next deadlines, one index probe per kind: that of any pending order
  * (those waiting out the retry backoff included), and that of an order not
  * held back since $5 (with $5 infinity, the same).  A kind that is a whole
- * type takes its deadline from the type's oldest order, which the probe
- * that found the type read; only a kind of a payment method, or one whose
- * oldest order is held back, is scanned on its own.  Parameters as the
- * windowed candidates ($1 to $4 unused).
+ * type takes its oldest order from the probe that found the type; a kind
+ * of a payment method, or the rest of a type that has one, is probed on
+ * its own.  Only a kind whose oldest order is held back is scanned further.
+ * Parameters as the windowed candidates ($1 to $4 unused).
  */
 void
 BuildNextDeadlines(BuiltStatement *b, const AppSchema *app, const char *nsp)
@@ -237,19 +237,20 @@ BuildNextDeadlines(BuiltStatement *b, const AppSchema *app, const char *nsp)
 	AppendKinds(b, app, nsp);
 	appendStringInfo(&b->sql,
 					 " deadlines (any_kind, not_held) AS ("
-					 " SELECT CASE WHEN k.method IS NULL AND k.excluded IS NULL THEN %s"
-					 " ELSE (SELECT %s FROM %s.orders o WHERE o.type" EQ "k.type AND"
-					 PENDING("o") "%s " BY_TYPE_ORDER "LIMIT 1) END,"
-					 " CASE WHEN k.method IS NULL AND k.excluded IS NULL"
-					 " AND ($5" EQ "'infinity'::pg_catalog.timestamptz OR NOT EXISTS ("
-					 "SELECT FROM " EVENTS " f WHERE f.order_id" EQ "k.oldest_id"
-					 " AND f.created_at" GT "$5 AND " BACKOFF_ROW ")) THEN %s ELSE %s END"
-					 " FROM kinds k)"
+					 " SELECT %s, CASE WHEN $5" EQ "'infinity'::pg_catalog.timestamptz OR NOT EXISTS ("
+					 "SELECT FROM " EVENTS " f WHERE f.order_id" EQ "h.id"
+					 " AND f.created_at" GT "$5 AND " BACKOFF_ROW ") THEN %s ELSE %s END"
+					 " FROM kinds k CROSS JOIN LATERAL ("
+					 " SELECT k.oldest AS created_at, k.oldest_id AS id"
+					 " WHERE k.method IS NULL AND k.excluded IS NULL"
+					 " UNION ALL (SELECT o.created_at, o.id FROM %s.orders o WHERE o.type" EQ "k.type AND"
+					 PENDING("o") "%s AND NOT (k.method IS NULL AND k.excluded IS NULL) "
+					 BY_TYPE_ORDER "LIMIT 1)) h)"
 					 " SELECT LEAST(pg_catalog.min(d.any_kind), %s),"
 					 " LEAST(pg_catalog.min(d.not_held), %s) FROM deadlines d",
-					 Deadline(app, "k.oldest", "k.minutes"),
-					 Deadline(app, "o.created_at", "k.minutes"), nsp, InKind(app),
-					 Deadline(app, "k.oldest", "k.minutes"), first,
+					 Deadline(app, "h.created_at", "k.minutes"),
+					 Deadline(app, "h.created_at", "k.minutes"), first,
+					 nsp, InKind(app),
 					 Untyped(app, nsp, " true"), Untyped(app, nsp, NOT_HELD_BACK("$5")));
 	Args(b, 7, types);
 	b->expected_rc = SPI_OK_SELECT;
