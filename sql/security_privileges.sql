@@ -210,6 +210,28 @@ RESET ROLE;
 SELECT (:'summary'::jsonb)->'summary'->>'outcome' AS outcome,
 	   (:'summary'::jsonb)->'summary'->>'successful' AS released;
 SELECT * FROM app_state;
+-- With payment windows the job also reads orders.type and
+-- orders.payment_method: without SELECT on them it is refused before it
+-- writes anything (no run row), and with it the windowed run releases.
+INSERT INTO orders (id, order_number, user_id, product_id, round_id, type, quantity,
+					total_amount, created_at)
+VALUES ('00000000-0000-0000-0000-000000000006', 'ORD-6', '00000000-0000-0000-0000-0000000000c1',
+		'00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000000b1', 'recharge',
+		1, 10.00, (now() AT TIME ZONE 'UTC') - interval '20 minutes');
+INSERT INTO release_expired_orders.payment_windows VALUES ('recharge', NULL, 15);
+SELECT count(*) AS runs_before FROM release_expired_orders.runs \gset
+SET ROLE regress_reo_coljob;
+CALL release_expired_orders(30, 100, NULL);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) - :runs_before AS runs_written FROM release_expired_orders.runs;
+GRANT SELECT (type, payment_method) ON public.orders TO regress_reo_coljob;
+SET ROLE regress_reo_coljob;
+CALL release_expired_orders(30, 100, NULL) \gset
+RESET ROLE;
+SELECT (:'summary'::jsonb)->'summary'->>'outcome' AS outcome,
+	   (:'summary'::jsonb)->'summary'->>'successful' AS released;
+DELETE FROM release_expired_orders.payment_windows;
 
 \set SHOW_CONTEXT never
 -- 5. purge_history() runs as its owner: the job's role may purge only what

@@ -458,6 +458,19 @@ ReoCheckJobPrivileges(const AppSchema *app)
 		RequireColumns(app->notifications_rel, ACL_INSERT, notifications_written);
 }
 
+/*
+ * With payment windows in force the job also reads each order's type and
+ * payment method; the role running it must be able to, before it writes
+ * anything.
+ */
+void
+ReoCheckWindowPrivileges(const AppSchema *app)
+{
+	static const char *const orders_windowed[] = {"type", "payment_method", NULL};
+
+	RequireColumns(app->orders, ACL_SELECT, orders_windowed);
+}
+
 /* Append the deferrable constraints of a table to buf, qualified. */
 static void
 AppendDeferrable(StringInfo buf, Oid relid)

@@ -249,6 +249,8 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	ReoUseSchema(&run->app);
 	ReadWindows(&windows, false);
 	run->windowed = windows.in_force;
+	if (run->windowed)
+		ReoCheckWindowPrivileges(&run->app);
 	run->windows_json = windows.json;
 
 	/*
