@@ -14,6 +14,7 @@ RESET client_min_messages;
 \set app_ts timestamptz
 \set ECHO none
 \i test/fixtures/app_schema.sql
+\i test/fixtures/shop_growth.sql
 \set ECHO all
 ALTER TABLE orders SET (autovacuum_enabled = off);
 ALTER TABLE products SET (autovacuum_enabled = off);
@@ -25,11 +26,7 @@ CREATE INDEX orders_release_plain_idx ON orders (created_at, id)
 INSERT INTO products (id, stock)
 SELECT ('a0000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 0 FROM generate_series(1, 2) i;
 -- A young shop: twenty orders of twenty types, one a minute.
-INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
-SELECT gen_random_uuid(), 'Y' || i, 'd0000000-0000-0000-0000-000000000001',
-	   ('a0000000-0000-0000-0000-' || lpad((1 + i % 2)::text, 12, '0'))::uuid,
-	   't' || (i % 20), 1, 10, now() - i * interval '1 minute'
-FROM generate_series(1, 20) i;
+SELECT young_shop();
 ANALYZE orders;
 ANALYZE products;
 
@@ -80,13 +77,7 @@ UPDATE release_expired_orders.payment_windows SET timeout_minutes = 4320;
 -- a paid order keeps status 'pending'; all but the last 200 are paid.
 INSERT INTO products (id, stock)
 SELECT ('a0000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 0 FROM generate_series(3, 2000) i;
-INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at,
-					payment_status)
-SELECT gen_random_uuid(), 'G' || i, 'd0000000-0000-0000-0000-000000000001',
-	   ('a0000000-0000-0000-0000-' || lpad((1 + i % 2000)::text, 12, '0'))::uuid,
-	   't' || (i % 20), 1, 10, now() - i * interval '10 seconds',
-	   CASE WHEN i > 200 THEN 'paid' ELSE 'pending' END
-FROM generate_series(1, 40000) i;
+SELECT grow_shop();
 INSERT INTO release_expired_orders.order_events (order_id, outcome, created_at)
 SELECT o.id, 'failed', now() - interval '1 day' FROM orders o WHERE o.payment_status = 'paid' LIMIT 20000;
 EXPLAIN (COSTS OFF) EXECUTE by_key('00000000-0000-0000-0000-000000000000');
@@ -126,24 +117,14 @@ ROLLBACK;
 -- make again for a page), analyzed while small, and grows back to its
 -- former size: the plans made for the page must not stay.
 TRUNCATE orders;
-INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
-SELECT gen_random_uuid(), 'Y' || i, 'd0000000-0000-0000-0000-000000000001',
-	   ('a0000000-0000-0000-0000-' || lpad((1 + i % 2)::text, 12, '0'))::uuid,
-	   't' || (i % 20), 1, 10, now() - i * interval '1 minute'
-FROM generate_series(1, 20) i;
+SELECT young_shop();
 ANALYZE orders;
 INSERT INTO release_expired_orders.payment_windows
 SELECT 't' || i, NULL, 4320 FROM generate_series(0, 19) i;
 CALL release_expired_orders(4320, 100) \gset
 CALL release_expired_orders(4320, 100) \gset
 EXPLAIN (COSTS OFF) EXECUTE by_key('00000000-0000-0000-0000-000000000000');
-INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at,
-					payment_status)
-SELECT gen_random_uuid(), 'G' || i, 'd0000000-0000-0000-0000-000000000001',
-	   ('a0000000-0000-0000-0000-' || lpad((1 + i % 2000)::text, 12, '0'))::uuid,
-	   't' || (i % 20), 1, 10, now() - i * interval '10 seconds',
-	   CASE WHEN i > 200 THEN 'paid' ELSE 'pending' END
-FROM generate_series(1, 40000) i;
+SELECT grow_shop();
 UPDATE release_expired_orders.payment_windows SET timeout_minutes = 1;
 BEGIN;
 SELECT scans() AS before \gset
@@ -153,5 +134,6 @@ ROLLBACK;
 
 DEALLOCATE by_key;
 DROP FUNCTION scans(), seq_scans_since(jsonb);
+DROP FUNCTION young_shop(), grow_shop();
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;

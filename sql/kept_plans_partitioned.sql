@@ -11,6 +11,7 @@ RESET client_min_messages;
 \set app_ts timestamptz
 \set ECHO none
 \i test/fixtures/app_schema.sql
+\i test/fixtures/shop_growth.sql
 \set ECHO all
 -- The same orders table, partitioned by created_at.
 DROP TABLE orders;
@@ -36,11 +37,7 @@ ALTER TABLE release_expired_orders.order_events SET (autovacuum_enabled = off);
 INSERT INTO products (id, stock)
 SELECT ('a0000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 0 FROM generate_series(1, 2000) i;
 -- A young shop: twenty orders of twenty types, one a minute.
-INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
-SELECT gen_random_uuid(), 'Y' || i, 'd0000000-0000-0000-0000-000000000001',
-	   ('a0000000-0000-0000-0000-' || lpad((1 + i % 2)::text, 12, '0'))::uuid,
-	   't' || (i % 20), 1, 10, now() - i * interval '1 minute'
-FROM generate_series(1, 20) i;
+SELECT young_shop();
 ANALYZE orders;
 INSERT INTO release_expired_orders.payment_windows
 SELECT 't' || i, NULL, 4320 FROM generate_series(0, 19) i;
@@ -72,13 +69,7 @@ SELECT (:'summary'::jsonb)->'summary'->>'successful' AS released_young;
 UPDATE release_expired_orders.payment_windows SET timeout_minutes = 4320;
 
 -- The shop grows: 40,000 orders, all but the last 200 paid.
-INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at,
-					payment_status)
-SELECT gen_random_uuid(), 'G' || i, 'd0000000-0000-0000-0000-000000000001',
-	   ('a0000000-0000-0000-0000-' || lpad((1 + i % 2000)::text, 12, '0'))::uuid,
-	   't' || (i % 20), 1, 10, now() - i * interval '10 seconds',
-	   CASE WHEN i > 200 THEN 'paid' ELSE 'pending' END
-FROM generate_series(1, 40000) i;
+SELECT grow_shop();
 EXPLAIN (COSTS OFF) EXECUTE by_key('00000000-0000-0000-0000-000000000000');
 RESET plan_cache_mode;
 
@@ -92,5 +83,6 @@ ROLLBACK;
 
 DEALLOCATE by_key;
 DROP FUNCTION scans();
+DROP FUNCTION young_shop(), grow_shop();
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;

@@ -145,6 +145,32 @@ SELECT order_number FROM release_expired_orders.preview();
 SELECT pg_temp.rows_read() - :before < 50 AS reads_a_handful_without_the_index;
 COMMIT;
 
+-- Windows match types and methods exactly.  Under a nondeterministic
+-- collation on orders.type, 'Recharge' and 'recharge' would be one type:
+-- an order of one released under the other's window, and found twice.
+-- The job, preview() and oldest_deadline() refuse such a column while
+-- windows are in force, and change nothing.
+DELETE FROM orders;
+CREATE TEMP TABLE saved_windows AS SELECT * FROM release_expired_orders.payment_windows;
+DELETE FROM release_expired_orders.payment_windows;
+CREATE COLLATION windows_app.case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+ALTER TABLE orders ALTER COLUMN type TYPE varchar(20) COLLATE windows_app.case_insensitive;
+INSERT INTO release_expired_orders.payment_windows VALUES ('Recharge', NULL, 10), ('recharge', NULL, 60);
+SELECT pg_temp.place('R20', 'recharge', NULL, 20);
+CALL release_expired_orders();
+\echo :LAST_ERROR_SQLSTATE
+SELECT order_number FROM release_expired_orders.preview();
+SELECT release_expired_orders.oldest_deadline();
+SELECT count(*) AS released FROM orders WHERE status = 'expired';
+-- Without windows the collation does not matter.
+DELETE FROM release_expired_orders.payment_windows;
+CALL release_expired_orders(30, 100) \gset
+SELECT :'summary'::jsonb #>> '{summary,outcome}' AS outcome;
+ALTER TABLE orders ALTER COLUMN type TYPE varchar(20) COLLATE "default";
+DROP COLLATION windows_app.case_insensitive;
+INSERT INTO release_expired_orders.payment_windows SELECT * FROM saved_windows;
+DROP TABLE saved_windows;
+
 -- Without a payment_method column, a method's row cannot apply: it is
 -- ignored, with a warning, in the run row's warnings too.
 DELETE FROM orders;

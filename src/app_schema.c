@@ -471,6 +471,36 @@ ReoCheckWindowPrivileges(const AppSchema *app)
 	RequireColumns(app->orders, ACL_SELECT, orders_windowed);
 }
 
+/*
+ * Payment windows match orders.type and orders.payment_method exactly.
+ * Under a nondeterministic collation two windows' types (or methods) could
+ * be one, and an order would be released under the other's window.
+ */
+void
+ReoCheckWindowCollations(const AppSchema *app)
+{
+	static const char *const columns[] = {"type", "payment_method", NULL};
+
+	for (const char *const *col = columns; *col; col++)
+	{
+		AttrNumber	attnum = get_attnum(app->orders, *col);
+		Oid			type;
+		int32		typmod;
+		Oid			collation;
+
+		if (attnum == InvalidAttrNumber)
+			continue;
+		get_atttypetypmodcoll(app->orders, attnum, &type, &typmod, &collation);
+		if (OidIsValid(collation) && !get_collation_isdeterministic(collation))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of relation \"%s.orders\" has the nondeterministic collation \"%s\"",
+							*col, app->schema, get_collation_name(collation)),
+					 errdetail("Payment windows match order types and payment methods exactly; under this collation the values of two windows could be one."),
+					 errhint("Give the column a deterministic collation, or delete the rows of release_expired_orders.payment_windows.")));
+	}
+}
+
 /* Append the deferrable constraints of a table to buf, qualified. */
 static void
 AppendDeferrable(StringInfo buf, Oid relid)

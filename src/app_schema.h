@@ -37,6 +37,7 @@ extern void ReoDiscoverSchema(AppSchema *app, const char *schema,
 							  bool want_notifications, char **notifications_problem);
 extern void ReoCheckJobPrivileges(const AppSchema *app);
 extern void ReoCheckWindowPrivileges(const AppSchema *app);
+extern void ReoCheckWindowCollations(const AppSchema *app);
 extern char *ReoDeferrableConstraints(const AppSchema *app);
 extern bool ReoColumnIsTz(const char *schema, const char *table, const char *column);
 extern char *ReoRowSecurityProblem(const char *schema, Oid roleid);

@@ -94,9 +94,10 @@ ReoCheckInstalledVersion(void)
 /*
  * Read the windows in force; SPI is connected and the schema in use.  With
  * read_only, in the snapshot of the statement that called the extension.
+ * Windows in force need orders.type and payment_method compared exactly.
  */
 static void
-ReadWindows(Windows *w, bool read_only)
+ReadWindows(const AppSchema *app, Windows *w, bool read_only)
 {
 	uint64		(*run) (ReoStatement, Datum *, const char *) =
 		read_only ? ReoQuery : ReoExecute;
@@ -132,6 +133,8 @@ ReadWindows(Windows *w, bool read_only)
 	if (!isnull)
 		w->json = TextDatumGetCString(d);
 	SPI_freetuptable(tt);
+	if (w->in_force)
+		ReoCheckWindowCollations(app);
 }
 
 /* A warning for windows that cannot apply; the text for the run row. */
@@ -247,7 +250,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 		run->warnings = pstrdup(run->warnings);
 	ReoInitErrorList(&run->errors, run->cxt);
 	ReoUseSchema(&run->app);
-	ReadWindows(&windows, false);
+	ReadWindows(&run->app, &windows, false);
 	run->windowed = windows.in_force;
 	if (run->windowed)
 		ReoCheckWindowPrivileges(&run->app);
@@ -313,7 +316,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ReoUseSchema(&app);
-	ReadWindows(&windows, true);
+	ReadWindows(&app, &windows, true);
 	if (windows.in_force)
 	{
 		args[0] = TimestampTzGetDatum(now);
@@ -410,7 +413,7 @@ ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ReoUseSchema(&app);
-	ReadWindows(&windows, true);
+	ReadWindows(&app, &windows, true);
 	if (!windows.in_force)
 	{
 		SPI_finish();
@@ -486,7 +489,7 @@ ReoShortestWindow(int timeout_minutes)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ReoUseSchema(&app);
-	ReadWindows(&windows, true);
+	ReadWindows(&app, &windows, true);
 	SPI_finish();
 	if (windows.in_force && windows.shortest > 0)
 		return Min(windows.shortest, timeout_minutes);
