@@ -910,3 +910,13 @@ BEGIN
 	RETURN QUERY SELECT * FROM release_expired_orders.health_worker();
 END
 $$;
+
+-- The statements the job runs in this database, as it runs them against
+-- the application's tables as they are now, with the types of their
+-- parameters: to PREPARE and EXPLAIN them (README, Reference).  Some run
+-- only with notifications, payment windows or a fallback.
+CREATE FUNCTION release_expired_orders.statements()
+RETURNS TABLE (name text, statement text, argument_types regtype[])
+LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_statements';
+COMMENT ON FUNCTION release_expired_orders.statements() IS
+	'The statements the job runs in this database, with their parameters'' types: to EXPLAIN them';

@@ -541,6 +541,16 @@ LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_preview';
 COMMENT ON FUNCTION release_expired_orders.preview(integer, integer) IS
 	'Dry run: the orders the next CALL release_expired_orders() would release, oldest deadline first, with their age, window and deadline; no locks, no writes';
 
+-- The statements the job runs in this database, as it runs them against
+-- the application's tables as they are now, with the types of their
+-- parameters: to PREPARE and EXPLAIN them (README, Reference).  Some run
+-- only with notifications, payment windows or a fallback.
+CREATE FUNCTION release_expired_orders.statements()
+RETURNS TABLE (name text, statement text, argument_types regtype[])
+LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_statements';
+COMMENT ON FUNCTION release_expired_orders.statements() IS
+	'The statements the job runs in this database, with their parameters'' types: to EXPLAIN them';
+
 -- The deadline worker (README, The deadline worker): its state, one row
 -- when the library is in shared_preload_libraries and
 -- release_expired_orders.worker_database is set (pid NULL: not running),

@@ -6,8 +6,8 @@
  * CALL release_expired_orders(timeout_minutes, batch_limit, INOUT summary)
  * checks its arguments and the application's tables before it writes
  * anything, then hands over to run.c.  The small functions below expose
- * to SQL the candidate statement (preview); sql_functions.c exposes the
- * other rules the C code owns.
+ * to SQL the candidate statement (preview) and the texts of the statements
+ * (statements); sql_functions.c exposes the other rules the C code owns.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,15 +19,19 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "app_schema.h"
 #include "job.h"
 #include "scheduler.h"
 #include "settings.h"
+#include "sql.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -164,5 +168,45 @@ reo_preview(PG_FUNCTION_ARGS)
 	(void) ReoDueOrders(timeout_minutes, batch_limit, state.now,
 						state.now - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC,
 						PreviewRow, &state);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(reo_statements);
+
+/*
+ * statements(): each statement the job runs in this database, as it runs
+ * it against the application's tables as they are now, with the types of
+ * its parameters, so that an operator can PREPARE and EXPLAIN it.
+ */
+Datum
+reo_statements(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AppSchema	app;
+	char	   *notifications_problem;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReoDiscoverSchema(&app, reo_app_schema, reo_write_notifications,
+					  &notifications_problem);
+	ReoUseSchema(&app);
+	for (int stmt = 0; stmt < STMT_COUNT; stmt++)
+	{
+		const char *name;
+		char	   *sql;
+		int			nargs;
+		Oid			argtypes[REO_MAX_ARGS];
+		Datum		elems[REO_MAX_ARGS];
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		sql = ReoStatementText((ReoStatement) stmt, &name, &nargs, argtypes);
+		for (int i = 0; i < nargs; i++)
+			elems[i] = ObjectIdGetDatum(argtypes[i]);
+		values[0] = CStringGetTextDatum(name);
+		values[1] = CStringGetTextDatum(sql);
+		values[2] = PointerGetDatum(construct_array(elems, nargs, REGTYPEOID,
+													sizeof(Oid), true, TYPALIGN_INT));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

@@ -427,6 +427,58 @@ BuildStatement(ReoStatement stmt, BuiltStatement *b)
 	}
 }
 
+/* Each statement's name, as statements() shows it. */
+static const char *const statement_names[STMT_COUNT] = {
+	[STMT_CANDIDATES] = "candidates",
+	[STMT_PREVIEW] = "preview",
+	[STMT_PREVIEW_W] = "preview_windowed",
+	[STMT_NEXT_W] = "next_deadlines_windowed",
+	[STMT_ANY_DUE] = "any_due",
+	[STMT_ANY_WINDOW] = "any_window",
+	[STMT_WINDOWS] = "windows",
+	[STMT_LOCK_ORDERS] = "lock_orders",
+	[STMT_STILL_DUE] = "still_due",
+	[STMT_RELEASE] = "release",
+	[STMT_RELEASE_QUIET] = "release_quiet",
+	[STMT_AUDIT] = "audit",
+	[STMT_STILL_RELEASED] = "still_released",
+	[STMT_PRODUCTS] = "products",
+	[STMT_ROUNDS] = "rounds",
+	[STMT_STOCK_MOVED] = "stock_moved",
+	[STMT_SHARES_MOVED] = "shares_moved",
+	[STMT_LOCK_PRODUCTS] = "lock_products",
+	[STMT_LOCK_ROUNDS] = "lock_rounds",
+	[STMT_FIX_STOCK] = "fix_stock",
+	[STMT_FIX_SHARES] = "fix_shares",
+	[STMT_RECORD] = "record",
+	[STMT_NOTE_FAILED] = "note_failed",
+	[STMT_CONSTRAINTS] = "constraints",
+	[STMT_RUN_BEGIN] = "run_begin",
+	[STMT_RUN_PROGRESS] = "run_progress",
+	[STMT_RUN_END] = "run_end",
+	[STMT_RUN_NOTE] = "run_note",
+	[STMT_PURGE_DUE] = "purge_due",
+	[STMT_PURGE] = "purge",
+};
+
+/*
+ * A statement as the job runs it against the application's shape in use
+ * (ReoUseSchema), in the server's encoding: its name, its text and the
+ * types of its parameters ($1 ...), so that an operator can EXPLAIN it.
+ */
+char *
+ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes)
+{
+	BuiltStatement b;
+
+	Assert(current != NULL && statement_names[stmt] != NULL);
+	BuildStatement(stmt, &b);
+	*name = statement_names[stmt];
+	*nargs = b.nargs;
+	memcpy(argtypes, b.argtypes, b.nargs * sizeof(Oid));
+	return pg_any_to_server(b.sql.data, b.sql.len, PG_UTF8);
+}
+
 static void
 FreePlanSet(PlanSet *set)
 {

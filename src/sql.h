@@ -52,4 +52,8 @@ extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
 extern uint64 ReoQuery(ReoStatement stmt, Datum *values, const char *nulls);
 extern bool ReoInAuditStatement(void);
 
+/* At most this many parameters in a statement. */
+#define REO_MAX_ARGS 14
+extern char *ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes);
+
 #endif							/* REO_SQL_H */

@@ -15,9 +15,10 @@
 #include "lib/stringinfo.h"
 
 #include "app_schema.h"
+#include "sql.h"
 #include "util.h"
 
-#define MAX_ARGS 14
+#define MAX_ARGS REO_MAX_ARGS
 
 /* Contents of the application-compatible notifications (README, Audit). */
 #define NOTE_PREFIX "过期订单清理: "
