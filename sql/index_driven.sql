@@ -176,6 +176,29 @@ SELECT (:'summary'::jsonb)->'summary'->>'totalFound' AS found, heap_fetches() - 
 ROLLBACK;
 SELECT "check", status FROM release_expired_orders.health() WHERE "check" = 'candidate_index';
 
+-- The next deadline costs one index probe per kind: a window per method on
+-- every pending type makes two kinds of each (the method, and the rest of
+-- the type), each probed once, after one probe per type to find the types
+-- (and two for orders without a type).  The probe of a kind also gives its
+-- deadline past held-back orders when none is held back.
+INSERT INTO release_expired_orders.payment_windows
+SELECT DISTINCT type, 'bank_transfer', 4320 FROM orders
+ WHERE type <> 't1' AND status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending';
+CREATE FUNCTION index_probes() RETURNS bigint LANGUAGE sql AS $$
+	SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'orders'::regclass
+$$;
+\c
+SET release_expired_orders.timeout_minutes = 1440;
+BEGIN;
+SELECT count(DISTINCT type) AS pending_types FROM orders
+ WHERE status = 'pending' AND payment_status = 'pending' AND fulfillment_status = 'pending' \gset
+SELECT index_probes() AS before \gset
+SELECT release_expired_orders.oldest_deadline() > now() AS not_yet_due,
+	   :pending_types > 100 AS many_types,
+	   index_probes() - :before <= 3 * :pending_types + 3 AS one_probe_per_kind;
+ROLLBACK;
+DROP FUNCTION index_probes();
+
 DROP FUNCTION heap_fetches();
 DROP FUNCTION reads(), seq_scan_plan(text);
 DROP EXTENSION release_expired_orders;
