@@ -479,12 +479,22 @@ ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes
 	return pg_any_to_server(b.sql.data, b.sql.len, PG_UTF8);
 }
 
+/* Forget a set's plans: each is prepared again on its next use. */
 static void
-FreePlanSet(PlanSet *set)
+DropPlans(PlanSet *set)
 {
 	for (int i = 0; i < STMT_COUNT; i++)
 		if (set->plans[i] != NULL)
+		{
 			SPI_freeplan(set->plans[i]);
+			set->plans[i] = NULL;
+		}
+}
+
+static void
+FreePlanSet(PlanSet *set)
+{
+	DropPlans(set);
 	pfree(set);
 }
 
@@ -591,14 +601,7 @@ ReoUseSchema(const AppSchema *app)
 		if (set != NULL && memcmp(&set->schema, app, sizeof(AppSchema)) == 0)
 		{
 			if (set->running == 0 && PlansOutgrown(set))
-			{
-				for (int j = 0; j < STMT_COUNT; j++)
-					if (set->plans[j] != NULL)
-					{
-						SPI_freeplan(set->plans[j]);
-						set->plans[j] = NULL;
-					}
-			}
+				DropPlans(set);
 			current = set;
 			return;
 		}
