@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * chunk.h
- *	  The release of one chunk of expired orders.
+ *	  The release of one chunk of expired orders: the middle layer of the
+ *	  release path.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +11,6 @@
 
 #include "run.h"
 
-extern int	ReoReleaseChunk(ReoRun *run, int wanted);
+extern int	ChunkRelease(ReoRun *run, int wanted);
 
 #endif							/* REO_CHUNK_H */

@@ -1,11 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * job.c
- *	  A release as a whole, for whoever asks for one: the procedure and the
- *	  deadline worker run the same code, with the same checks before any
- *	  write.  And the orders that are due, or will be, by the job's own
- *	  candidate statements: for preview(), for the worker's sleep and for
- *	  the metrics.
+ *	  The job: one release as a whole, for whoever asks for one (the
+ *	  procedure, the deadline worker).  Its checks before any write, its run
+ *	  row, its transactions and its loop over chunks.
+ *
+ * The release path has three layers, each named by its prefix:
+ *   Job...   (this file) a run: its row, its transactions, its loop;
+ *   Chunk... (chunk.c) a chunk: its candidates, their release, the
+ *            fallback that isolates the orders that cannot be released;
+ *   Stmt...  (sql.c) the statements, each written whole in statements.c.
+ * Each layer calls only the layers below it, and util.c's helpers.
+ *
+ * In a plain CALL (non-atomic, as pg_cron runs it) a run commits after
+ * every chunk, and every transaction it starts runs at READ COMMITTED with
+ * its constraints checked at once, whatever the session's defaults: the
+ * re-check of an order under its row lock depends on the first, and the
+ * second makes a deferred constraint fail its own order instead of the
+ * commit.  Inside a transaction block it works in the caller's
+ * transaction.  A run is alive while its row says "running" and the
+ * backend it names (pid and start time) exists; nothing another session
+ * can take or hold says so.  Guarantees: a run that fails as a whole, also
+ * while committing, is recorded as failed with the real error; committed
+ * chunks stay whole.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +31,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
@@ -21,29 +39,53 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "utils/uuid.h"
 
 #include "app_schema.h"
+#include "chunk.h"
 #include "job.h"
+#include "purge.h"
 #include "restore.h"
 #include "run.h"
 #include "settings.h"
 #include "sql.h"
 #include "summary.h"
 #include "util.h"
+#include "windows.h"
 
-#define MINUTES(m) ((TimestampTz) (m) * SECS_PER_MINUTE * USECS_PER_SEC)
+/*
+ * A run stops taking candidates once this many times batch_limit orders
+ * have failed or been vetoed in it: failures do not use up its budget, but
+ * their cost stays bounded.
+ */
+#define SKIPPED_FACTOR 10
 
-/* The payment windows in force, read once per run or per look. */
-typedef struct Windows
+/* One chunk of the loop, the body of its subtransaction. */
+typedef struct JobStep
 {
-	bool		in_force;
-	char	   *ignored;		/* rows that cannot apply, or NULL */
-	int			shortest;		/* shortest window that applies, or 0 */
-	char	   *json;			/* those that apply, or NULL */
-} Windows;
+	ReoRun	   *run;
+	int			wanted;
+	bool		probe;			/* ask first whether anything is due */
+	int			found;
+} JobStep;
+
+static const char *JobRun(ReoRun *run);
+static const char *JobLoop(ReoRun *run, volatile bool *in_commit);
+static void JobChunkStep(void *arg);
+static bool JobAnyDue(ReoRun *run);
+static void JobBegin(ReoRun *run);
+static void JobEnd(ReoRun *run, const char *outcome, const char *error);
+static void JobFail(ReoRun *run, int level, ErrorData *edata, volatile bool *in_commit);
+static int	JobPushSettings(ReoRun *run);
+static void JobBeginTransaction(void);
+static void JobCommit(ReoRun *run, int level, bool async, volatile bool *in_commit);
+static void JobSkipFlush(ReoRun *run);
+static const char *JobOutcome(ReoRun *run);
+static char *JobWarnIgnoredWindows(const ReoWindows *w, const AppSchema *app);
+static char *JobJoinWarnings(char *a, char *b);
 
 /*
  * The library runs against the SQL objects of its own version and of 1.1,
@@ -92,79 +134,7 @@ ReoCheckInstalledVersion(void)
 }
 
 /*
- * Read the windows in force; SPI is connected and the schema in use.  With
- * read_only, in the snapshot of the statement that called the extension.
- * Windows in force need orders.type and payment_method compared exactly.
- */
-static void
-ReadWindows(const AppSchema *app, Windows *w, bool read_only)
-{
-	uint64		(*run) (ReoStatement, Datum *, const char *) =
-		read_only ? ReoQuery : ReoExecute;
-	SPITupleTable *tt;
-	bool		isnull;
-	Datum		d;
-
-	memset(w, 0, sizeof(Windows));
-
-	/*
-	 * Most installations have no windows: a probe of the table is cheaper to
-	 * plan, in a fresh session, than the aggregate that describes them.
-	 */
-	if (run(STMT_ANY_WINDOW, NULL, NULL) != 1)
-		elog(ERROR, "probing the payment windows returned no row");
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-	{
-		SPI_freetuptable(SPI_tuptable);
-		return;
-	}
-	SPI_freetuptable(SPI_tuptable);
-	if (run(STMT_WINDOWS, NULL, NULL) != 1)
-		elog(ERROR, "reading the payment windows returned no row");
-	tt = SPI_tuptable;
-	w->in_force = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
-	d = SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull);
-	if (!isnull)
-		w->ignored = TextDatumGetCString(d);
-	d = SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull);
-	if (!isnull)
-		w->shortest = DatumGetInt32(d);
-	d = SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull);
-	if (!isnull)
-		w->json = TextDatumGetCString(d);
-	SPI_freetuptable(tt);
-	if (w->in_force)
-		ReoCheckWindowCollations(app);
-}
-
-/* A warning for windows that cannot apply; the text for the run row. */
-static char *
-WarnIgnoredWindows(const Windows *w, const AppSchema *app)
-{
-	if (w->ignored == NULL)
-		return NULL;
-	ereport(WARNING,
-			(errmsg("release_expired_orders ignores payment windows %s", w->ignored),
-			 errdetail(app->orders_type ?
-					   "Relation \"%s.orders\" has no column \"payment_method\", so a window for a payment method never applies." :
-					   "Relation \"%s.orders\" has no column \"type\", so no payment window applies.",
-					   app->schema),
-			 errhint("Delete those rows from release_expired_orders.payment_windows, or add the column to orders.")));
-	return psprintf("payment windows ignored: %s", w->ignored);
-}
-
-static char *
-JoinWarnings(char *a, char *b)
-{
-	if (a == NULL)
-		return b;
-	if (b == NULL)
-		return a;
-	return psprintf("%s; %s", a, b);
-}
-
-/*
- * Run the job once: checks, then run.c.  Fills *summary, whose strings are
+ * Run the job once: its checks, then JobRun().  Fills *summary, whose strings are
  * in the caller's memory context.  SPI is connected and finished here.
  */
 void
@@ -175,7 +145,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	ReoRun		runbuf = {0};
 	ReoRun	   *run = &runbuf;
 	ReoSummary	summary = {0};
-	Windows		windows;
+	ReoWindows		windows;
 	char	   *notifications_problem;
 
 	ReoCheckInstalledVersion();
@@ -228,7 +198,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	 * measured against the same now().
 	 */
 	run->reference = GetCurrentTransactionStartTimestamp();
-	run->cutoff = run->reference - MINUTES(run->timeout_minutes);
+	run->cutoff = run->reference - REO_MINUTES(run->timeout_minutes);
 	run->cutoff_value = DatumGetTimestamp(ReoTimeValue(run->cutoff, run->app.orders_created_tz,
 													   reo_naive_time_zone));
 	run->after_created = DT_NOBEGIN;
@@ -250,7 +220,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 		run->warnings = pstrdup(run->warnings);
 	ReoInitErrorList(&run->errors, run->cxt);
 	ReoUseSchema(&run->app);
-	ReadWindows(&run->app, &windows, false);
+	ReoReadWindows(&run->app, &windows, false);
 	run->windowed = windows.in_force;
 	if (run->windowed)
 		ReoCheckWindowPrivileges(&run->app);
@@ -264,13 +234,13 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	 */
 	run->probe_first = !run->windowed;
 	run->due_before = DatumGetTimestamp(ReoTimeValue(run->reference -
-													 MINUTES(run->timeout_minutes),
+													 REO_MINUTES(run->timeout_minutes),
 													 run->app.orders_created_tz,
 													 run->naive_time_zone));
-	run->warnings = JoinWarnings(run->warnings, WarnIgnoredWindows(&windows, &run->app));
+	run->warnings = JobJoinWarnings(run->warnings, JobWarnIgnoredWindows(&windows, &run->app));
 	summary.windows = windows.json;
 
-	summary.outcome = ReoRunExecute(run);
+	summary.outcome = JobRun(run);
 	summary.run_id = run->run_id;
 	summary.found = run->found;
 	summary.released = run->released;
@@ -295,203 +265,357 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 }
 
 /*
- * Call fn for each order that is due at now (oldest deadline first, up to
- * limit), by the job's candidate statement without its locks; orders that
- * failed or were vetoed after backoff_since are left out.  now may be
- * infinity: every pending order, by deadline.  Returns the count.
+ * Run the job; SPI is connected.  Returns the outcome.  A commit that
+ * fails (from 15 on, SPI_commit() has then started a new transaction) is
+ * recorded in the run row before the error is raised again.
  */
-uint64
-ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
-			 TimestampTz backoff_since, ReoDueFn fn, void *arg)
+static const char *
+JobRun(ReoRun *run)
 {
-	AppSchema	app;
-	char	   *notifications_problem;
-	Windows		windows;
-	Datum		args[7];
-	pg_uuid_t	nil = {{0}};
-	SPITupleTable *tt;
-	uint64		n;
+	volatile bool in_commit = false;
+	const char *outcome = NULL;
 
-	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
-	ReadWindows(&app, &windows, true);
-	if (windows.in_force)
+	if (run->atomic)
 	{
-		args[0] = TimestampTzGetDatum(now);
-		args[1] = TimestampTzGetDatum(DT_NOBEGIN);
-		args[2] = UUIDPGetDatum(&nil);
-		args[3] = Int32GetDatum(limit);
-		args[4] = TimestampTzGetDatum(backoff_since);
-		args[5] = Int32GetDatum(timeout_minutes);
-		args[6] = CStringGetTextDatum(reo_naive_time_zone);
-		n = ReoQuery(STMT_PREVIEW_W, args, NULL);
-	}
-	else
-	{
-		TimestampTz cutoff = TIMESTAMP_NOT_FINITE(now) ? now :
-			now - MINUTES(timeout_minutes);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("release_expired_orders must run at the READ COMMITTED isolation level"),
+					 errdetail("An order is checked again under its row lock, which needs each statement's own snapshot."),
+					 errhint("Call it outside a transaction block, where it starts its own READ COMMITTED transactions, or use BEGIN ISOLATION LEVEL READ COMMITTED.")));
 
-		args[0] = ReoTimeValue(cutoff, app.orders_created_tz, reo_naive_time_zone);
-		args[1] = TimestampGetDatum(DT_NOBEGIN);
-		args[2] = UUIDPGetDatum(&nil);
-		args[3] = Int32GetDatum(limit);
-		args[4] = TimestampTzGetDatum(backoff_since);
-		n = ReoQuery(STMT_PREVIEW, args, NULL);
-	}
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < n; i++)
-	{
-		ReoDueOrder o;
-		TimestampTz created;
-		bool		isnull;
-
-		for (int col = 0; col < 7; col++)
-			o.values[col] = SPI_getbinval(tt->vals[i], tt->tupdesc, col + 1, &o.nulls[col]);
-		created = DatumGetTimestampTz(o.values[6]);
-		if (!app.orders_created_tz)
-			created = ReoFromWallClock(created, reo_naive_time_zone);
-		o.values[6] = TimestampTzGetDatum(created);
-		if (windows.in_force)
+		/*
+		 * The application's code runs in a security-restricted operation,
+		 * which cannot queue a deferred trigger: the application's
+		 * deferrable constraints are checked at the end of each statement
+		 * here too, for the rest of the caller's transaction; the caller's
+		 * other constraints are left as they are.
+		 */
 		{
-			o.window_minutes = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 8, &isnull));
-			o.deadline = DatumGetTimestampTz(SPI_getbinval(tt->vals[i], tt->tupdesc, 9, &isnull));
+			char	   *set = ReoDeferrableConstraints(&run->app);
+
+			if (set != NULL && SPI_execute(set, false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "setting the application's constraints immediate failed");
 		}
-		else
-		{
-			o.window_minutes = timeout_minutes;
-			o.deadline = ReoDeadline(created, timeout_minutes);
-		}
-		fn(&o, arg);
-	}
-	SPI_finish();
-	return n;
-}
-
-/*
- * created plus a window, never past the timestamp range: a time so late
- * that the sum would leave it has no deadline (infinity), and an infinite
- * created_at keeps its infinity.
- */
-TimestampTz
-ReoDeadline(TimestampTz created, int minutes)
-{
-	if (TIMESTAMP_NOT_FINITE(created))
-		return created;
-	if (created > END_TIMESTAMP - MINUTES(minutes) - 1)
-		return DT_NOEND;
-	return created + MINUTES(minutes);
-}
-
-static void
-KeepDeadline(const ReoDueOrder *order, void *arg)
-{
-	*(TimestampTz *) arg = order->deadline;
-}
-
-/*
- * The earliest deadline of any pending order (*any) and of one not held
- * back by the retry backoff (*due, when asked for), each false when there
- * is none.  With payment windows one statement answers both, with one
- * index probe per order type.
- */
-void
-ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
-				 bool *due, TimestampTz *due_at)
-{
-	TimestampTz since = GetCurrentTransactionStartTimestamp() -
-		(TimestampTz) reo_retry_backoff_s * USECS_PER_SEC;
-	AppSchema	app;
-	char	   *notifications_problem;
-	Windows		windows;
-	Datum		args[7];
-	pg_uuid_t	nil = {{0}};
-	bool		isnull;
-
-	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
-	ReadWindows(&app, &windows, true);
-	if (!windows.in_force)
-	{
-		SPI_finish();
-		*any = ReoDueOrders(timeout_minutes, 1, DT_NOEND, DT_NOEND, KeepDeadline, any_at) > 0;
-		if (due != NULL)
-			*due = *any && ReoDueOrders(timeout_minutes, 1, DT_NOEND, since,
-										KeepDeadline, due_at) > 0;
-	}
-	else
-	{
-		args[0] = TimestampTzGetDatum(DT_NOEND);
-		args[1] = TimestampTzGetDatum(DT_NOBEGIN);
-		args[2] = UUIDPGetDatum(&nil);
-		args[3] = Int32GetDatum(1);
-		args[4] = TimestampTzGetDatum(due != NULL ? since : DT_NOEND);
-		args[5] = Int32GetDatum(timeout_minutes);
-		args[6] = CStringGetTextDatum(reo_naive_time_zone);
-		if (ReoQuery(STMT_NEXT_W, args, NULL) != 1)
-			elog(ERROR, "reading the next deadlines returned no row");
-		*any_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		*any = !isnull;
-		if (due != NULL)
-		{
-			*due_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			*due = !isnull;
-		}
-		SPI_finish();
+		return JobLoop(run, &in_commit);
 	}
 
 	/*
-	 * An order whose deadline is not finite (created at infinity, or so
-	 * late that created_at plus its window leaves the range) never expires:
-	 * it is no deadline.
+	 * The caller's transaction is committed first, synchronously, so that
+	 * every transaction of the run is one the run started itself.
 	 */
-	if (*any && TIMESTAMP_IS_NOEND(*any_at))
-		*any = false;
-	if (due != NULL && *due && TIMESTAMP_IS_NOEND(*due_at))
-		*due = false;
+	MemoryContextSwitchTo(run->chunk_cxt);
+	SPI_commit();
+#if PG_VERSION_NUM < 150000
+	SPI_start_transaction();
+#endif
+	MemoryContextSwitchTo(run->cxt);
+	JobBeginTransaction();
+
+	PG_TRY();
+	{
+		outcome = JobLoop(run, &in_commit);
+	}
+	PG_CATCH();
+	{
+#if PG_VERSION_NUM >= 150000
+		if (in_commit && run->run_id > 0)
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(run->cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			in_commit = false;
+			JobBeginTransaction();
+			JobFail(run, NewGUCNestLevel(), edata, &in_commit);
+		}
+#endif
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return outcome;
 }
 
 /*
- * The earliest deadline of any pending order, false when there is none;
- * with all, also of orders waiting out the retry backoff.
+ * Release chunks until batch_limit orders were released, none are left,
+ * or too many failed; then purge and close the run.  Returns the outcome.
+ * The last transaction, with the run row's outcome, is committed by the
+ * caller with the CALL.
  */
-bool
-ReoNextDeadline(int timeout_minutes, bool all, TimestampTz *deadline)
+static const char *
+JobLoop(ReoRun *run, volatile bool *in_commit)
 {
-	bool		any;
-	bool		due;
-	TimestampTz any_at;
+	int			level = JobPushSettings(run);
+	int64		skipped_max = (int64) run->batch_limit * SKIPPED_FACTOR;
+	const char *outcome;
 
-	if (all)
+	JobBegin(run);
+	JobCommit(run, level, true, in_commit);
+	for (bool first = true;; first = false)
 	{
-		ReoNextDeadlines(timeout_minutes, &any, deadline, NULL, NULL);
-		return any;
+		int			remaining = (int) (run->batch_limit - run->released);
+		JobStep	step = {run, Min(remaining, run->chunk_size), first && run->probe_first, 0};
+		ErrorData  *edata;
+
+		level = JobPushSettings(run);
+		edata = ReoInSubtransaction(JobChunkStep, &step);
+		if (edata != NULL)
+			JobFail(run, level, edata, in_commit);
+		if (step.found < step.wanted || run->released >= run->batch_limit ||
+			run->failed + run->vetoed >= skipped_max)
+			break;
+		JobCommit(run, level, false, in_commit);
 	}
-	ReoNextDeadlines(timeout_minutes, &any, &any_at, &due, deadline);
+
+	/*
+	 * The purge comes after the last chunk's locks are released (and after
+	 * its settings are undone); the CALL commits the run row's outcome.
+	 */
+	JobCommit(run, level, false, in_commit);
+	ReoPurgeHistory();
+	outcome = JobOutcome(run);
+	JobEnd(run, outcome, NULL);
+	if (run->found == 0)
+		JobSkipFlush(run);
+	return outcome;
+}
+
+
+static void
+JobChunkStep(void *arg)
+{
+	JobStep  *step = (JobStep *) arg;
+
+	MemoryContextReset(step->run->chunk_cxt);
+	MemoryContextSwitchTo(step->run->chunk_cxt);
+	if (step->probe && !JobAnyDue(step->run))
+		step->found = 0;
+	else
+		step->found = ChunkRelease(step->run, step->wanted);
+}
+
+/*
+ * Whether any order may be due.  Most runs of a job scheduled every minute
+ * find nothing, and pg_cron starts each in a fresh session: this probe
+ * spares them preparing the candidate scan.  A false "yes" costs one
+ * index probe.
+ */
+static bool
+JobAnyDue(ReoRun *run)
+{
+	Datum		value = TimestampGetDatum(run->due_before);
+	bool		due = ReoExecute(STMT_ANY_DUE, &value, NULL) > 0;
+
+	SPI_freetuptable(SPI_tuptable);
 	return due;
 }
 
 /*
- * The shortest window that applies: no order placed from now on can be due
- * sooner than that from now.
+ * A run that finished is "partial" when any order failed or was vetoed,
+ * even if none was released: "failed" is kept for a run that errored as a
+ * whole, so that one poison order does not read as a broken job.
  */
-int
-ReoShortestWindow(int timeout_minutes)
+static const char *
+JobOutcome(ReoRun *run)
 {
-	AppSchema	app;
-	char	   *notifications_problem;
-	Windows		windows;
+	return run->failed + run->vetoed > 0 ? "partial" : "success";
+}
 
-	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
-	ReadWindows(&app, &windows, true);
-	SPI_finish();
-	if (windows.in_force && windows.shortest > 0)
-		return Min(windows.shortest, timeout_minutes);
-	return timeout_minutes;
+/* Insert the run row; sets run->run_id. */
+static void
+JobBegin(ReoRun *run)
+{
+	Datum		values[9];
+	char		nulls[9];
+	bool		isnull;
+
+	memset(nulls, ' ', sizeof(nulls));
+
+	values[0] = TimestampTzGetDatum(run->started);
+	values[1] = Int32GetDatum(run->timeout_minutes);
+	values[2] = Int32GetDatum(run->batch_limit);
+	values[3] = Int32GetDatum(run->chunk_size);
+	values[4] = TimestampTzGetDatum(run->cutoff);
+	values[5] = BoolGetDatum(run->atomic);
+	values[6] = TimestampTzGetDatum(MyStartTimestamp);
+	values[7] = run->windows_json ? CStringGetTextDatum(run->windows_json) : (Datum) 0;
+	nulls[7] = run->windows_json ? ' ' : 'n';
+	values[8] = CStringGetTextDatum(run->scheduler);
+	if (ReoExecute(STMT_RUN_BEGIN, values, nulls) != 1)
+		elog(ERROR, "inserting the run row returned no id");
+	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static void
+JobNoteFn(void *arg)
+{
+	ReoExecute(STMT_RUN_NOTE, (Datum *) arg, NULL);
+}
+
+/*
+ * Close the run row with its outcome; writes the batch notification when
+ * the run released anything (a committed chunk counted in the row is also
+ * counted in run->released).
+ */
+static void
+JobEnd(ReoRun *run, const char *outcome, const char *error)
+{
+	Datum		values[6];
+	char		nulls[6];
+	TimestampTz now = GetCurrentTimestamp();
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = CStringGetTextDatum(outcome);
+	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	nulls[2] = error ? ' ' : 'n';
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = Float8GetDatum((double) (now - run->started) / 1000.0);
+	values[5] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
+	nulls[5] = run->warnings ? ' ' : 'n';
+	ReoExecute(STMT_RUN_END, values, nulls);
+	if (run->write_notifications && run->released > 0)
+	{
+		ErrorData  *edata;
+		Datum		sent = ReoTimeValue(GetCurrentTransactionStartTimestamp(),
+										run->app.notifications_tz, run->naive_time_zone);
+
+		/* The notifications never cost the run: one that fails is skipped. */
+		edata = ReoInSubtransaction(JobNoteFn, &sent);
+		if (edata != NULL)
+		{
+			if (ReoErrorIsFatal(edata))
+				ReThrowError(edata);
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("release_expired_orders skipped the application's batch notification: %s",
+							edata->message),
+					 errhint("Make %s.notifications accept the rows release_expired_orders writes, or set release_expired_orders.write_notifications to off.",
+							 quote_identifier(run->app.schema))));
+		}
+	}
+}
+
+/*
+ * Record the run as failed with the error that ended it, commit that when
+ * the CALL may, and raise the error again.
+ */
+static void
+JobFail(ReoRun *run, int level, ErrorData *edata, volatile bool *in_commit)
+{
+	JobEnd(run, "failed", edata->message);
+	JobCommit(run, level, false, in_commit);
+	ReThrowError(edata);
+}
+
+/*
+ * Settings for the statements of one of the run's transactions: the
+ * bounded wait for product and round rows.  Undone by AtEOXact_GUC()
+ * before the transaction ends, so that the caller's own setting is back
+ * when the CALL returns.
+ */
+static int
+JobPushSettings(ReoRun *run)
+{
+	int			level = NewGUCNestLevel();
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%dms", run->lock_timeout_ms);
+	(void) set_config_option("lock_timeout", buf,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return level;
+}
+
+/*
+ * The start of a transaction the run began itself: READ COMMITTED, set
+ * before any snapshot is taken (as StartTransaction() sets the default),
+ * and every constraint checked at the end of its statement.
+ */
+static void
+JobBeginTransaction(void)
+{
+	Assert(!FirstSnapshotSet);
+	XactIsoLevel = XACT_READ_COMMITTED;
+	ReoExecute(STMT_CONSTRAINTS, NULL, NULL);
+}
+
+/*
+ * JobCommit the work so far and start the next transaction, when the CALL may
+ * commit.  An async commit does not wait for the WAL flush: it is used for
+ * the run row alone, which the next synchronous commit flushes with it.
+ */
+static void
+JobCommit(ReoRun *run, int level, bool async, volatile bool *in_commit)
+{
+	AtEOXact_GUC(true, level);
+	if (run->atomic)
+		return;
+	if (async)
+		(void) set_config_option("synchronous_commit", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
+
+	/*
+	 * Ending and starting a transaction leaves a little garbage in the
+	 * current memory context; the chunk context is reset before the next
+	 * chunk, so a long run's memory does not grow with each commit.
+	 */
+	MemoryContextSwitchTo(run->chunk_cxt);
+	*in_commit = true;
+	SPI_commit();
+#if PG_VERSION_NUM < 150000
+	/* Before 15, SPI_commit() leaves starting the next one to the caller. */
+	SPI_start_transaction();
+#endif
+	*in_commit = false;
+	MemoryContextSwitchTo(run->cxt);
+	JobBeginTransaction();
+}
+
+/*
+ * A run that found nothing has written only its own row (and perhaps
+ * purged history) by the time the CALL commits: that commit need not wait
+ * for the WAL flush, which is most of what an idle run costs with fsync
+ * on.  A crash within three times wal_writer_delay may lose the row of a
+ * run that changed nothing.  Only when the transaction is the run's own: inside the
+ * caller's transaction block the commit is the caller's.
+ */
+static void
+JobSkipFlush(ReoRun *run)
+{
+	if (run->atomic)
+		return;
+	(void) set_config_option("synchronous_commit", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+}
+
+/* A warning for windows that cannot apply; the text for the run row. */
+static char *
+JobWarnIgnoredWindows(const ReoWindows *w, const AppSchema *app)
+{
+	if (w->ignored == NULL)
+		return NULL;
+	ereport(WARNING,
+			(errmsg("release_expired_orders ignores payment windows %s", w->ignored),
+			 errdetail(app->orders_type ?
+					   "Relation \"%s.orders\" has no column \"payment_method\", so a window for a payment method never applies." :
+					   "Relation \"%s.orders\" has no column \"type\", so no payment window applies.",
+					   app->schema),
+			 errhint("Delete those rows from release_expired_orders.payment_windows, or add the column to orders.")));
+	return psprintf("payment windows ignored: %s", w->ignored);
+}
+
+static char *
+JobJoinWarnings(char *a, char *b)
+{
+	if (a == NULL)
+		return b;
+	if (b == NULL)
+		return a;
+	return psprintf("%s; %s", a, b);
 }

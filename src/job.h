@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * job.h
- *	  A release as a whole, for whoever asks for one (the procedure, the
- *	  deadline worker), and the orders that are or will be due.
+ *	  The job: a release as a whole, for whoever asks for one (the
+ *	  procedure, the deadline worker).
  *
  *-------------------------------------------------------------------------
  */
@@ -11,30 +11,10 @@
 
 #include "postgres.h"
 
-#include "datatype/timestamp.h"
-
 #include "summary.h"
-
-/* An order that is, or will be, due; values as the candidate columns. */
-typedef struct ReoDueOrder
-{
-	Datum		values[7];		/* id ... quantity, created_at (timestamptz) */
-	bool		nulls[7];
-	int			window_minutes;
-	TimestampTz deadline;
-} ReoDueOrder;
-
-typedef void (*ReoDueFn) (const ReoDueOrder *order, void *arg);
 
 extern void ReoCheckInstalledVersion(void);
 extern void ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
 						  const char *scheduler, ReoSummary *summary);
-extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
-						   TimestampTz backoff_since, ReoDueFn fn, void *arg);
-extern TimestampTz ReoDeadline(TimestampTz created, int minutes);
-extern void ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
-							 bool *due, TimestampTz *due_at);
-extern bool ReoNextDeadline(int timeout_minutes, bool all, TimestampTz *deadline);
-extern int	ReoShortestWindow(int timeout_minutes);
 
 #endif							/* REO_JOB_H */

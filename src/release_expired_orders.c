@@ -5,7 +5,7 @@
  *
  * CALL release_expired_orders(timeout_minutes, batch_limit, INOUT summary)
  * checks its arguments and the application's tables before it writes
- * anything, then hands over to run.c.  The small functions below expose
+ * anything, then hands over to job.c.  The small functions below expose
  * to SQL the candidate statement (preview) and the texts of the statements
  * (statements); sql_functions.c exposes the other rules the C code owns.
  *
@@ -28,6 +28,7 @@
 #include "utils/tuplestore.h"
 
 #include "app_schema.h"
+#include "due.h"
 #include "job.h"
 #include "scheduler.h"
 #include "settings.h"

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * run.h
- *	  One run of the job: what it was asked, what it knows, what it did.
+ *	  One run of the job: what it was asked, what it knows, what it did;
+ *	  kept by the job (job.c) and added to by each chunk (chunk.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -67,7 +68,5 @@ typedef struct ReoRun
 	MemoryContext cxt;			/* survives commits; holds this struct */
 	MemoryContext chunk_cxt;	/* reset for every chunk */
 } ReoRun;
-
-extern const char *ReoRunExecute(ReoRun *run);
 
 #endif							/* REO_RUN_H */

@@ -24,7 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "app_schema.h"
-#include "job.h"
+#include "due.h"
 #include "restore.h"
 #include "settings.h"
 #include "sql.h"

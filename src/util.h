@@ -18,6 +18,9 @@
 /* The schema that holds the extension's own tables and helpers. */
 #define REO_SCHEMA "release_expired_orders"
 
+/* A number of minutes as a TimestampTz interval. */
+#define REO_MINUTES(m) ((TimestampTz) (m) * SECS_PER_MINUTE * USECS_PER_SEC)
+
 extern ErrorData *ReoInSubtransaction(void (*fn) (void *), void *arg);
 extern bool ReoErrorEndsRun(ErrorData *edata);
 extern bool ReoErrorIsTransient(ErrorData *edata);

@@ -148,7 +148,7 @@ StepInTransaction(ReoProgress *p, TimestampTz *deadline, MemoryContext cxt)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	XactIsoLevel = XACT_READ_COMMITTED; /* before any snapshot, as run.c does */
+	XactIsoLevel = XACT_READ_COMMITTED; /* before any snapshot, as job.c does */
 	/* Not a transaction context: a run commits the transaction it starts in. */
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_RUNNING, "release_expired_orders: looking for the next deadline");

@@ -29,6 +29,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "due.h"
 #include "job.h"
 #include "restore.h"
 #include "settings.h"
