@@ -551,7 +551,7 @@ LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_statements';
 COMMENT ON FUNCTION release_expired_orders.statements() IS
 	'The statements the job runs in this database, with their parameters'' types: to EXPLAIN them';
 
--- The deadline worker (README, The deadline worker): its state, one row
+-- The deadline worker (README, Deadline worker): its state, one row
 -- when the library is in shared_preload_libraries and
 -- release_expired_orders.worker_database is set (pid NULL: not running),
 -- none otherwise.  Read-only (STABLE, as health() is): executable by whoever

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Checks the source layout of src/ (README, "How the code is organised"):
-no cycle between files, neither through #include nor through the calls the
-object files make to each other (nm).  File size is not a rule: one
-concept per file, whatever its length.
+"""Checks the source layout of src/ against the README's "How the code is
+organised": every source file is listed there once, under its concept, and
+no file the table lists is missing; a file calls only files listed above it
+(from the calls the object files make to each other, nm), so the calls form
+a DAG; the headers include each other without a cycle.  File size is not a
+rule: one concept per file, whatever its length.
 
     python3 test/layout.py [src]       (after make: the .o files are read)
 
@@ -36,10 +38,42 @@ def cycles(graph):
     return found
 
 
+def readme_table(path):
+    """The (concept, file) rows of the README's "How the code is organised"
+    table, in order."""
+    text = open(path, encoding='utf-8').read()
+    m = re.search(r'^## How the code is organised\n(.*?)(?=^## )', text, re.M | re.S)
+    if not m:
+        return []
+    rows = []
+    for line in m.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if len(cells) >= 3 and cells[1].startswith('`'):
+            rows.append((cells[0], cells[1].strip('`')))
+    return rows
+
+
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else 'src'
+    readme = os.path.join(os.path.dirname(os.path.abspath(src)), 'README.md')
     bad = 0
     files = sorted(glob.glob(os.path.join(src, '*.[ch]')))
+    rows = readme_table(readme)
+    order = [f for _, f in rows]
+    concept, last = {}, ''
+    for c, f in rows:
+        last = c or last
+        concept[f] = last
+    listed = {os.path.basename(f) for f in files if f.endswith('.c')}
+    for f in sorted(listed - set(order)):
+        print('layout: %s is not in the README table "How the code is organised"' % f)
+        bad += 1
+    for f in sorted(set(order) - listed):
+        print('layout: the README lists %s, which is not in %s' % (f, src))
+        bad += 1
+    for f in sorted({f for f in order if order.count(f) > 1}):
+        print('layout: the README lists %s more than once' % f)
+        bad += 1
     includes = {}
     for f in files:
         name = os.path.basename(f)
@@ -65,7 +99,16 @@ def main():
         print('layout: call cycle between object files: ' + ' -> '.join(c))
         bad += 1
     for f in sorted(calls):
-        print('layout: %s calls %s' % (f, ', '.join(sorted(calls[f])) or 'no other file'))
+        for g in sorted(calls[f]):
+            if f in order and g in order and order.index(g) > order.index(f):
+                print('layout: %s calls %s, which the README lists below it' % (f, g))
+                bad += 1
+    shown = ''
+    for f in order + sorted(set(calls) - set(order)):
+        if concept.get(f, '?') != shown:
+            shown = concept.get(f, '?')
+            print('layout: -- %s' % shown)
+        print('layout:    %s calls %s' % (f, ', '.join(sorted(calls.get(f, ()))) or 'no other file'))
     print('layout: %d files, %d violations' % (len(files), bad))
     return 1 if bad else 0
 
