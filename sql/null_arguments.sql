@@ -75,6 +75,8 @@ SELECT 1 AS still_connected;
 
 DROP FUNCTION try_call(text);
 DROP TABLE calls, outcome_superuser;
+-- add_wake_trigger() was called: its trigger depends on the extension.
+DROP TRIGGER release_expired_orders_wake ON orders;
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
 DROP ROLE regress_reo_monitor;

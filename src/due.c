@@ -25,10 +25,12 @@
  * Call fn for each order that is due at now (oldest deadline first, up to
  * limit), by the job's candidate statement without its locks; orders that
  * failed or were vetoed after backoff_since are left out.  now may be
- * infinity: every pending order, by deadline.  Returns the count.
+ * infinity: every pending order, by deadline.  Only deadlines from "from"
+ * on (DT_NOBEGIN: all), found by the scan's keyset, so that the orders
+ * before it cost nothing.  Returns the count.
  */
 uint64
-ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
+ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 			 TimestampTz backoff_since, ReoDueFn fn, void *arg)
 {
 	AppSchema	app;
@@ -47,7 +49,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 	if (windows.in_force)
 	{
 		args[0] = TimestampTzGetDatum(now);
-		args[1] = TimestampTzGetDatum(DT_NOBEGIN);
+		args[1] = TimestampTzGetDatum(from);
 		args[2] = UUIDPGetDatum(&nil);
 		args[3] = Int32GetDatum(limit);
 		args[4] = TimestampTzGetDatum(backoff_since);
@@ -61,7 +63,10 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
 			now - REO_MINUTES(timeout_minutes);
 
 		args[0] = ReoTimeValue(cutoff, app.orders_created_tz, reo_naive_time_zone);
-		args[1] = TimestampGetDatum(DT_NOBEGIN);
+		/* the keyset is on created_at: a deadline from "from" on */
+		args[1] = TIMESTAMP_NOT_FINITE(from) ? TimestampGetDatum(from) :
+			ReoTimeValue(from - REO_MINUTES(timeout_minutes), app.orders_created_tz,
+						 reo_naive_time_zone);
 		args[2] = UUIDPGetDatum(&nil);
 		args[3] = Int32GetDatum(limit);
 		args[4] = TimestampTzGetDatum(backoff_since);
@@ -144,9 +149,9 @@ ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
 	if (!windows.in_force)
 	{
 		SPI_finish();
-		*any = ReoDueOrders(timeout_minutes, 1, DT_NOEND, DT_NOEND, KeepDeadline, any_at) > 0;
+		*any = ReoDueOrders(timeout_minutes, 1, DT_NOEND, DT_NOBEGIN, DT_NOEND, KeepDeadline, any_at) > 0;
 		if (due != NULL)
-			*due = *any && ReoDueOrders(timeout_minutes, 1, DT_NOEND, since,
+			*due = *any && ReoDueOrders(timeout_minutes, 1, DT_NOEND, DT_NOBEGIN, since,
 										KeepDeadline, due_at) > 0;
 	}
 	else

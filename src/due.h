@@ -23,7 +23,7 @@ typedef struct ReoDueOrder
 
 typedef void (*ReoDueFn) (const ReoDueOrder *order, void *arg);
 
-extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now,
+extern uint64 ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 						   TimestampTz backoff_since, ReoDueFn fn, void *arg);
 extern TimestampTz ReoDeadline(TimestampTz created, int minutes);
 extern void ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,

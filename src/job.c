@@ -87,16 +87,9 @@ static const char *JobOutcome(ReoRun *run);
 static char *JobWarnIgnoredWindows(const ReoWindows *w, const AppSchema *app);
 static char *JobJoinWarnings(char *a, char *b);
 
-/*
- * The library runs against the SQL objects of its own version and of 1.1,
- * whose tables 1.2 did not change: installing the new library does not stop
- * a database that has not run ALTER EXTENSION UPDATE yet.  Older objects get
- * a clear error instead of statements that fail on a missing column.  A
- * database without the extension (only the deadline worker can get here
- * then) gets one too.
- */
-void
-ReoCheckInstalledVersion(void)
+/* The version of the extension installed in this database, or NULL. */
+char *
+ReoInstalledVersion(void)
 {
 	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -119,6 +112,21 @@ ReoCheckInstalledVersion(void)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
+ * The library runs against the SQL objects of its own version and of 1.1,
+ * whose tables 1.2 did not change: installing the new library does not stop
+ * a database that has not run ALTER EXTENSION UPDATE yet.  Older objects get
+ * a clear error instead of statements that fail on a missing column.  A
+ * database without the extension gets one too.
+ */
+void
+ReoCheckInstalledVersion(void)
+{
+	char	   *version = ReoInstalledVersion();
+
 	if (version == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -28,8 +28,10 @@
 #include "utils/tuplestore.h"
 
 #include "app_schema.h"
+#include "ddl_guard.h"
 #include "due.h"
 #include "job.h"
+#include "launcher.h"
 #include "scheduler.h"
 #include "settings.h"
 #include "sql.h"
@@ -43,7 +45,10 @@ void
 _PG_init(void)
 {
 	/* First: ReoDefineSettings() reserves the prefix for defined names only. */
-	ReoWorkerInit();
+	ReoLauncherInit();
+	ReoWorkerDefineSettings();
+	if (process_shared_preload_libraries_in_progress)
+		ReoDdlGuardInit();
 	ReoDefineSettings();
 }
 
@@ -166,7 +171,7 @@ reo_preview(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	state.store = ((ReturnSetInfo *) fcinfo->resultinfo)->setResult;
 	state.tupdesc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
-	(void) ReoDueOrders(timeout_minutes, batch_limit, state.now,
+	(void) ReoDueOrders(timeout_minutes, batch_limit, state.now, DT_NOBEGIN,
 						state.now - (TimestampTz) reo_retry_backoff_s * USECS_PER_SEC,
 						PreviewRow, &state);
 	return (Datum) 0;

@@ -1,43 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The deadline worker: a background worker that sleeps until the
- *	  earliest deadline of any pending order, runs the job (the same run as
- *	  a CALL: chunks, commits, audit, run row with scheduler 'worker'), and
- *	  sleeps again.
+ *	  A deadline worker: a background worker, started by the launcher for
+ *	  one database, that sleeps until the earliest deadline of any pending
+ *	  order, runs the job (the same run as a CALL: chunks, commits, audit,
+ *	  run row with scheduler 'worker'), and sleeps again.
  *
- * It is registered at postmaster start when the library is in
- * shared_preload_libraries and release_expired_orders.worker_database is
- * set; it starts once recovery is over (a standby runs none, a promoted
- * one starts it) and the postmaster restarts it RESTART_SECONDS after it
- * exits with an error (a crash, pg_terminate_backend, a database that does
- * not exist).  It never sleeps longer than the shortest payment window: no
- * order placed after a look can be due sooner.  It never releases early:
- * a run takes only orders whose deadline is before its transaction's
- * start, and the sleep is rounded up.  Between looks it holds no
- * transaction and no snapshot.
+ * It never sleeps longer than the shortest payment window (no order placed
+ * after a look can be due sooner), nor than worker_poll_interval: an order
+ * that becomes visible close to its deadline (committed long after its
+ * created_at, imported, or from a clock behind the database's) is found by
+ * the next poll, or at once when the application's orders table has the
+ * wake trigger (late_orders.c).  It never releases early: a run takes only
+ * orders whose deadline is before its transaction's start, and the sleep
+ * is rounded up.  Between looks it holds no transaction and no snapshot.
  *
- * The role.  The worker connects as the bootstrap superuser and, for each
- * look and run, becomes release_expired_orders.worker_role (empty: the
- * database's owner, read at each look) as SET SESSION AUTHORIZATION does:
- * session_user and current_user are that role for everything the job
- * runs, across the run's commits, with no security context that a commit
- * would have to carry.  This works the same on PostgreSQL 15, 17 and 18,
- * for a role that cannot log in (often the owner of a database), and lets
- * a reload change the role without a reconnect.  Connecting as the role
- * instead (BackgroundWorkerInitializeConnection(db, role)) would refuse a
- * NOLOGIN role on 15 (17 added BGWORKER_BYPASS_ROLELOGINCHECK) and could
- * not learn the owner before connecting.  What it does not give: the
- * role's own ALTER ROLE ... SET settings do not apply (the database's and
- * postgresql.conf's do).
+ * The role.  It connects as the role the launcher read for the database
+ * (release_expired_orders.worker_role, or the database's owner), so that
+ * session_user and current_user are that role for everything the job runs,
+ * and the settings of the database and of the role apply as at a login.
+ * From PostgreSQL 17 on a role without LOGIN can be connected as a
+ * background worker; before 17 it cannot, and the worker connects as the
+ * bootstrap superuser, becomes the role as SET SESSION AUTHORIZATION does
+ * and applies the role's own settings itself (settings of the bootstrap
+ * superuser that the role does not override then apply too).  The launcher
+ * stops and starts it again when the role or a setting changes.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_db_role_setting.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -50,6 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -60,130 +59,76 @@
 #include "worker_state.h"
 #include "worker_step.h"
 
-#define RESTART_SECONDS 5
 #define RETRY_FIRST_MS 1000		/* first delay after a failure */
 #define RETRY_MAX_MS 60000
 
-char	   *reo_worker_database = NULL;
-char	   *reo_worker_role = NULL;
+int			reo_worker_poll_ms = 1000;
 
 static uint32 wait_event_info = PG_WAIT_EXTENSION;
 
-/*
- * Define the worker's settings and, when preloading with a database set,
- * register the worker.  Called from _PG_init() before ReoDefineSettings(),
- * which reserves the prefix and drops undefined placeholders.
- */
+/* Define the workers' own settings; from _PG_init(). */
 void
-ReoWorkerInit(void)
+ReoWorkerDefineSettings(void)
 {
-	BackgroundWorker worker;
-
-	DefineCustomStringVariable("release_expired_orders.worker_database",
-							   "Database the deadline worker serves; empty: no worker.",
-							   "Read at server start, with release_expired_orders in shared_preload_libraries.",
-							   &reo_worker_database, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("release_expired_orders.worker_role",
-							   "Role the deadline worker runs the job as; empty: the database's owner.",
-							   NULL, &reo_worker_role, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	ReoWorkerStateInit();
-	if (reo_worker_database[0] == '\0')
-		return;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = RESTART_SECONDS;
-	strlcpy(worker.bgw_library_name, "release_expired_orders", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "reo_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "release_expired_orders deadline worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "release_expired_orders worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	DefineCustomIntVariable("release_expired_orders.worker_poll_interval",
+							"Longest a deadline worker sleeps without looking for orders that became due; 0: as long as the deadlines allow.",
+							"An order that becomes visible close to its deadline waits up to this long, unless the wake trigger is installed (add_wake_trigger()).",
+							&reo_worker_poll_ms, 1000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 }
-
-/* The role to run as: worker_role, or the database's owner; read per look. */
-static Oid
-WorkerRole(void)
-{
-	HeapTuple	tuple;
-	Oid			role;
-
-	if (reo_worker_role[0] != '\0')
-	{
-		role = get_role_oid(reo_worker_role, true);
-		if (!OidIsValid(role))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("role \"%s\" named by release_expired_orders.worker_role does not exist",
-							reo_worker_role),
-					 errhint("Create the role, or set release_expired_orders.worker_role to an existing role (empty: the database's owner) and reload.")));
-		return role;
-	}
-	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
-	role = ((Form_pg_database) GETSTRUCT(tuple))->datdba;
-	ReleaseSysCache(tuple);
-	return role;
-}
-
-/* The bootstrap superuser the worker connected as. */
-static Oid	worker_user;
 
 /* Milliseconds before retrying after a failed step, 0 after a good one. */
 static int	retry_ms = 0;
 
 /*
- * Run one step in its own transaction, as the worker's role, and leave no
- * transaction or snapshot behind.  On error the caller aborts and then
- * calls BecomeWorker().
+ * Run one step in its own transaction and leave no transaction or snapshot
+ * behind.  false when the extension is not installed in the database.
  */
-static TimestampTz
-StepInTransaction(ReoProgress *p, TimestampTz *deadline, MemoryContext cxt)
+static bool
+StepInTransaction(ReoProgress *p, TimestampTz *wake, TimestampTz *deadline,
+				  MemoryContext cxt)
 {
-	Oid			role;
-	TimestampTz wake;
-
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	XactIsoLevel = XACT_READ_COMMITTED; /* before any snapshot, as job.c does */
 	/* Not a transaction context: a run commits the transaction it starts in. */
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_RUNNING, "release_expired_orders: looking for the next deadline");
+	if (ReoInstalledVersion() == NULL)
+	{
+		CommitTransactionCommand();
+		return false;
+	}
 	ReoCheckSettings();
 	ReoCheckInstalledVersion();
-	role = WorkerRole();
-	ReoWorkerStateRole(GetUserNameFromId(role, false));
-	SetSessionAuthorization(role, superuser_arg(role));
-	wake = ReoWorkerStep(p, deadline);
+	*wake = ReoWorkerStep(p, deadline);
 	CommitTransactionCommand();
-	return wake;
+	return true;
 }
 
-/* Back to the worker's own user, and idle. */
+/*
+ * Sleep until wake (or the poll interval, whichever comes first), or until
+ * the latch is set; then note the wake.
+ */
 static void
-BecomeWorker(void)
-{
-	SetSessionAuthorization(worker_user, true);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	pgstat_report_stat(false);
-}
-
-/* Sleep until wake, or until the latch is set; then note the wake. */
-static void
-SleepUntil(TimestampTz wake, TimestampTz deadline)
+SleepUntil(TimestampTz wake, TimestampTz deadline, int64 shortest)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (reo_worker_poll_ms > 0 && wake > now + (TimestampTz) reo_worker_poll_ms * 1000)
+	{
+		wake = now + (TimestampTz) reo_worker_poll_ms * 1000;
+		deadline = DT_NOBEGIN;	/* a poll, not a deadline */
+	}
 	if (wake > now)
 	{
 		/* Rounded up: a wake for a deadline is never before it. */
 		int64		ms = Min((wake - now + 999) / 1000, (int64) PG_INT32_MAX);
 		int			rc;
 
-		ReoWorkerStateSleeps(wake);
+		ReoWorkerStateSleeps(wake, shortest);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		pgstat_report_stat(false);
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					   (long) ms, wait_event_info);
 		ResetLatch(MyLatch);
@@ -194,64 +139,88 @@ SleepUntil(TimestampTz wake, TimestampTz deadline)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* Apply a reload; a change of database needs a new connection. */
+#if PG_VERSION_NUM < 170000
+/*
+ * Become role, which cannot log in, as SET SESSION AUTHORIZATION does, and
+ * apply its settings as a login would: for it in this database, then for
+ * it anywhere.
+ */
 static void
-Reload(const char *database)
+BecomeRole(Oid role)
 {
-	if (!ConfigReloadPending)
-		return;
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
-	retry_ms = 0;				/* a reload may have fixed the failure */
-	if (reo_worker_database[0] == '\0')
+	Relation	rel;
+	Snapshot	snapshot;
+
+	StartTransactionCommand();
+	SetSessionAuthorization(role, superuser_arg(role));
+	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+	ApplySetting(snapshot, MyDatabaseId, role, rel, PGC_S_DATABASE_USER);
+	ApplySetting(snapshot, InvalidOid, role, rel, PGC_S_USER);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+}
+#endif
+
+/* Connect to the database as the role the launcher chose. */
+static void
+Connect(const ReoWorkerStart *start)
+{
+	if (!OidIsValid(start->role))
 	{
-		ereport(LOG,
-				(errmsg("release_expired_orders deadline worker stops: release_expired_orders.worker_database is now empty")));
-		proc_exit(0);			/* not restarted */
+		char	   *message = psprintf("role \"%s\" that release_expired_orders.worker_role names does not exist",
+									   start->role_name);
+
+		ReoWorkerStateError(message);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("%s", message),
+				 errhint("Create the role, or set release_expired_orders.worker_role for the database to an existing role (empty: the database's owner).")));
 	}
-	if (strcmp(reo_worker_database, database) != 0)
+#if PG_VERSION_NUM >= 170000
+	BackgroundWorkerInitializeConnectionByOid(start->database, start->role,
+											  BGWORKER_BYPASS_ROLELOGINCHECK);
+#else
+	if (start->login)
+		BackgroundWorkerInitializeConnectionByOid(start->database, start->role, 0);
+	else
 	{
-		ereport(LOG,
-				(errmsg("release_expired_orders deadline worker exits to serve database \"%s\" instead of \"%s\"",
-						reo_worker_database, database),
-				 errdetail("The postmaster starts it again in %d seconds.", RESTART_SECONDS)));
-		proc_exit(1);			/* restarted, for the new database */
+		BackgroundWorkerInitializeConnectionByOid(start->database, InvalidOid, 0);
+		BecomeRole(start->role);
 	}
+#endif
 }
 
 /*
- * The worker's entry point.  A step that fails is logged, rolled back and
+ * A worker's entry point.  A step that fails is logged, rolled back and
  * retried after a delay that doubles from RETRY_FIRST_MS to RETRY_MAX_MS;
- * a reload or wake_worker() cuts the delay short.
+ * a reload or wake_worker() cuts the delay short.  It exits when the
+ * launcher or a database command asks it to, and when the extension is
+ * not (or no longer) installed.
  */
 void
 reo_worker_main(Datum arg)
 {
-	char	   *database;
+	ReoWorkerStart start;
 	MemoryContext cxt;
 	ReoProgress progress = {0};
 
+	memcpy(&start, MyBgworkerEntry->bgw_extra, sizeof(start));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-
-	if (reo_worker_database[0] == '\0')
-	{
-		ereport(LOG,
-				(errmsg("release_expired_orders deadline worker stops: release_expired_orders.worker_database is empty")));
+	if (!ReoWorkerAttach(start.slot, start.database))
 		proc_exit(0);
-	}
-	database = MemoryContextStrdup(TopMemoryContext, reo_worker_database);
-	ReoWorkerStateStarted(database);
-	/* A database that does not exist is FATAL: the restart delay backs off. */
-	BackgroundWorkerInitializeConnection(database, NULL, 0);
-	worker_user = GetUserId();
+	Connect(&start);
 	pgstat_report_appname("release_expired_orders worker");
 #if PG_VERSION_NUM >= 170000
 	wait_event_info = WaitEventExtensionNew("ReleaseExpiredOrdersDeadline");
 #endif
-	ereport(LOG,
-			(errmsg("release_expired_orders deadline worker serves database \"%s\"", database)));
+	ReoWorkerStateRole(start.role_name);
+	ereport(DEBUG1,
+			(errmsg_internal("release_expired_orders deadline worker serves database \"%s\" as role \"%s\"",
+							 get_database_name(MyDatabaseId), start.role_name)));
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "release_expired_orders worker",
 								ALLOCSET_DEFAULT_SIZES);
@@ -260,14 +229,24 @@ reo_worker_main(Datum arg)
 	ResetLatch(MyLatch);		/* the first step looks anyway */
 	for (;;)
 	{
-		TimestampTz wake;
+		TimestampTz wake = 0;
 		TimestampTz deadline = DT_NOBEGIN;
+		bool		installed = true;
 
-		Reload(database);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			retry_ms = 0;		/* a reload may have fixed the failure */
+		}
+		if (ReoWorkerStopAsked())
+		{
+			ReoWorkerSetExit(WORKER_EXIT_STOPPED);
+			proc_exit(0);
+		}
 		PG_TRY();
 		{
-			wake = StepInTransaction(&progress, &deadline, cxt);
-			BecomeWorker();
+			installed = StepInTransaction(&progress, &wake, &deadline, cxt);
 			retry_ms = 0;
 		}
 		PG_CATCH();
@@ -280,20 +259,26 @@ reo_worker_main(Datum arg)
 			EmitErrorReport();
 			AbortCurrentTransaction();
 			FlushErrorState();
-			BecomeWorker();
+			pgstat_report_activity(STATE_IDLE, NULL);
 			RESUME_INTERRUPTS();
 			ReoWorkerStateError(edata->message);
 			retry_ms = retry_ms ? Min(retry_ms * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
 			ereport(LOG,
-					(errmsg("release_expired_orders deadline worker tries again in %d ms: %s",
-							retry_ms, edata->message)));
+					(errmsg("release_expired_orders deadline worker of database \"%s\" tries again in %d ms: %s",
+							get_database_name(MyDatabaseId), retry_ms, edata->message)));
 			FreeErrorData(edata);
 			progress.just_ran = false;
+			progress.shortest = 0;
 			wake = GetCurrentTimestamp() + (TimestampTz) retry_ms * 1000;
 		}
 		PG_END_TRY();
+		if (!installed)
+		{
+			ReoWorkerSetExit(WORKER_EXIT_NO_EXTENSION);
+			proc_exit(0);
+		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(cxt);
-		SleepUntil(wake, deadline);
+		SleepUntil(wake, deadline, progress.shortest);
 	}
 }

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * worker.h
- *	  The deadline worker: a background worker that releases each order at
- *	  its deadline.
+ *	  A deadline worker: a background worker that releases each order of
+ *	  its database at its deadline.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,10 +11,9 @@
 
 #include "postgres.h"
 
-extern char *reo_worker_database;
-extern char *reo_worker_role;
+extern int	reo_worker_poll_ms;
 
-extern void ReoWorkerInit(void);
+extern void ReoWorkerDefineSettings(void);
 extern PGDLLEXPORT void reo_worker_main(Datum arg);
 
 #endif							/* REO_WORKER_H */

@@ -38,38 +38,28 @@
 #define STUCK_FIRST_MS 1000
 #define STUCK_MAX_MS 60000
 #define RESTORE_POLL_MS 1000	/* while a restore is in progress */
-#define LOOK_AHEAD 100			/* deadlines read to find one past stuck orders */
-
-typedef struct FirstFrom
-{
-	TimestampTz since;
-	TimestampTz found;
-} FirstFrom;
 
 static void
-KeepFirstFrom(const ReoDueOrder *order, void *arg)
+KeepDeadline(const ReoDueOrder *order, void *arg)
 {
-	FirstFrom  *f = (FirstFrom *) arg;
-
-	if (order->deadline >= f->since && order->deadline < f->found)
-		f->found = order->deadline;
+	*(TimestampTz *) arg = order->deadline;
 }
 
 /*
- * The earliest deadline at or after since, among the first LOOK_AHEAD
- * pending orders; DT_NOEND if none.  What the orders a run could not take
- * (a payment holds them) must not delay.
+ * The earliest deadline at or after since, DT_NOEND if none: what the
+ * orders a run could not take (a payment holds them), however many, must
+ * not delay.  The scan starts at since, by its keyset.
  */
 static TimestampTz
 FirstDeadlineFrom(int timeout_minutes, TimestampTz since)
 {
-	FirstFrom	f = {since, DT_NOEND};
+	TimestampTz found = DT_NOEND;
 	TimestampTz backoff_since = GetCurrentTransactionStartTimestamp() -
 		(TimestampTz) reo_retry_backoff_s * USECS_PER_SEC;
 
-	(void) ReoDueOrders(timeout_minutes, LOOK_AHEAD, DT_NOEND, backoff_since,
-						KeepFirstFrom, &f);
-	return f.found;
+	(void) ReoDueOrders(timeout_minutes, 1, DT_NOEND, since, backoff_since,
+						KeepDeadline, &found);
+	return found;
 }
 
 /*
@@ -162,8 +152,8 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	stuck = due && due_at < now && p->just_ran && !p->ran_full && due_at < p->last_run_ref;
 	if (stuck)
 		next = FirstDeadlineFrom(timeout, p->last_run_ref);
-	else if (!due || due_at >= now)
-		shortest = ReoShortestWindow(timeout);
+	shortest = ReoShortestWindow(timeout);
+	p->shortest = (int64) shortest * SECS_PER_MINUTE * USECS_PER_SEC;
 	/* The look's cost, for test/bench/run.sh (log_min_messages = debug1). */
 	elog(DEBUG1, "release_expired_orders deadline worker: look took " INT64_FORMAT " us",
 		 (int64) (GetCurrentTimestamp() - look_start));

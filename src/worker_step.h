@@ -20,6 +20,7 @@ typedef struct ReoProgress
 	bool		ran_full;		/* which released batch_limit orders */
 	TimestampTz last_run_ref;	/* and took the orders due before this */
 	int			stuck_ms;		/* delay for orders still due after a run */
+	int64		shortest;		/* usecs: the shortest window that applies */
 } ReoProgress;
 
 extern TimestampTz ReoWorkerStep(ReoProgress *p, TimestampTz *deadline);

@@ -1,0 +1,583 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The launcher of the deadline workers: one background worker, with no
+ *	  database, that starts a worker for each database that has the
+ *	  extension, as the role that database asks for, and stops it when it
+ *	  should no longer run.
+ *
+ * No list of databases to keep: every database that accepts connections
+ * (not a template, not half-dropped) is tried once.  Its worker finds
+ * whether the extension is there; where it is not, the worker exits
+ * saying so, and the database is not tried again until an extension is
+ * created in it (ddl_guard.c tells the launcher).  The role and the
+ * settings a worker runs with are read here, from the shared catalogs
+ * pg_database, pg_db_role_setting and pg_authid: the role is the
+ * database's release_expired_orders.worker_role, or the server's, or the
+ * database's owner; a change of the role or of any setting that applies
+ * to it (ALTER DATABASE ... SET, ALTER ROLE ... SET, in that database or
+ * all) stops the worker, which is started again at once with them.  The
+ * launcher looks every NAPTIME_MS and whenever it is woken (a worker
+ * exited, an extension was created, a database command ended, a reload).
+ *
+ * A worker that fails is started again after a delay that doubles from
+ * RESTART_FIRST_MS to RESTART_MAX_MS.  At most max_workers run; a database
+ * beyond them waits, and worker_status() and health() there say so.  With
+ * release_expired_orders.worker_database set (a 1.1 configuration), only
+ * that database is served; release_expired_orders.deadline_worker = off
+ * (for a database, or the server) leaves databases out.
+ *
+ * The launcher starts once recovery is over (a standby runs none, a
+ * promoted one starts it), and the postmaster restarts it after an error.
+ * It adopts the workers a previous launcher left running.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_db_role_setting.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "launcher.h"
+#include "worker_state.h"
+
+#define NAPTIME_MS 1000
+#define RESTART_FIRST_MS 1000
+#define RESTART_MAX_MS 60000
+#define MAX_RECHECKS 64
+
+char	   *reo_worker_database = NULL;
+char	   *reo_worker_role = NULL;
+bool		reo_deadline_worker = true;
+
+/* What the launcher knows of a database. */
+typedef struct KnownDatabase
+{
+	Oid			oid;			/* hash key */
+	char		name[NAMEDATALEN];
+	bool		listed;			/* in the latest read of pg_database */
+	bool		wanted;			/* a worker should serve it */
+	bool		no_extension;	/* its worker found none: not tried again */
+	int			slot;			/* -1: no worker */
+	BackgroundWorkerHandle *handle; /* NULL for an adopted worker */
+	uint32		running_fingerprint;
+	TimestampTz restart_at;
+	int			restart_ms;
+	/* read at each look */
+	Oid			role;
+	bool		login;
+	char		role_name[NAMEDATALEN];
+	uint32		fingerprint;
+} KnownDatabase;
+
+/* A row of pg_db_role_setting. */
+typedef struct RoleSetting
+{
+	Oid			database;
+	Oid			role;
+	char	   *text;			/* its settings, one string */
+} RoleSetting;
+
+static HTAB *known = NULL;
+
+/*
+ * Define the settings of the workers and, when preloading, register the
+ * launcher.  Called from _PG_init() before ReoDefineSettings(), which
+ * reserves the prefix and drops undefined placeholders.
+ */
+void
+ReoLauncherInit(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomStringVariable("release_expired_orders.worker_database",
+							   "Only database the deadline workers serve; empty: every database that has the extension.",
+							   "Kept for 1.1 configurations.",
+							   &reo_worker_database, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("release_expired_orders.worker_role",
+							   "Role a deadline worker runs the job as; empty: the database's owner.",
+							   "Set it for a database with ALTER DATABASE ... SET.",
+							   &reo_worker_role, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("release_expired_orders.deadline_worker",
+							 "Whether a deadline worker serves the database.",
+							 "Set it to off for a database with ALTER DATABASE ... SET, or for the server.",
+							 &reo_deadline_worker, true, PGC_SUSET, 0, NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	/* Sizes shared memory: defined only while preloading, as it can be read. */
+	DefineCustomIntVariable("release_expired_orders.max_workers",
+							"Most deadline workers running at once, one per database; 0: none.",
+							"Each is a background worker: max_worker_processes must leave room for them and the launcher.",
+							&reo_max_workers, 8, 0, 1000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	ReoWorkerStateInit();
+	if (reo_max_workers == 0)
+		return;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "release_expired_orders", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "reo_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "release_expired_orders launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "release_expired_orders launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* The value of a setting in a pg_db_role_setting row's text, or NULL. */
+static const char *
+SettingIn(const RoleSetting *rows, int n, Oid database, Oid role, const char *name)
+{
+	size_t		len = strlen(name);
+
+	for (int i = 0; i < n; i++)
+	{
+		const char *p;
+
+		if (rows[i].database != database || rows[i].role != role)
+			continue;
+		/* the text is "name=value\n..." */
+		for (p = rows[i].text; *p; p = strchr(p, '\n') + 1)
+		{
+			if (pg_strncasecmp(p, name, len) == 0 && p[len] == '=')
+			{
+				const char *end = strchr(p, '\n');
+
+				return pnstrdup(p + len + 1, end - (p + len + 1));
+			}
+		}
+	}
+	return NULL;
+}
+
+/* pg_db_role_setting, each row's settings as "name=value\n..." */
+static RoleSetting *
+ReadRoleSettings(int *count)
+{
+	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tuple;
+	int			max = 16;
+	int			n = 0;
+	RoleSetting *rows = palloc(sizeof(RoleSetting) * max);
+
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_db_role_setting form = (Form_pg_db_role_setting) GETSTRUCT(tuple);
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_db_role_setting_setconfig,
+									 RelationGetDescr(rel), &isnull);
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (!isnull)
+		{
+			ArrayType  *a = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			ne;
+
+			deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &ne);
+			for (int i = 0; i < ne; i++)
+				if (!nulls[i])
+					appendStringInfo(&buf, "%s\n", TextDatumGetCString(elems[i]));
+		}
+		if (n == max)
+		{
+			max *= 2;
+			rows = repalloc(rows, sizeof(RoleSetting) * max);
+		}
+		rows[n].database = form->setdatabase;
+		rows[n].role = form->setrole;
+		rows[n].text = buf.data;
+		n++;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	*count = n;
+	return rows;
+}
+
+/*
+ * A hash of the role a worker runs as and of every setting that applies
+ * to it: in the database for the role, for the role, in the database,
+ * and for all.  When it changes, the worker is started again.
+ */
+static uint32
+Fingerprint(const RoleSetting *rows, int n, Oid database, Oid role)
+{
+	uint32		h = hash_bytes_uint32(role);
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		applies = (rows[i].database == database || rows[i].database == InvalidOid) &&
+			(rows[i].role == role || rows[i].role == InvalidOid);
+
+		if (applies)
+		{
+			h = hash_combine(h, hash_bytes_uint32(rows[i].database));
+			h = hash_combine(h, hash_bytes_uint32(rows[i].role));
+			h = hash_combine(h, hash_bytes((const unsigned char *) rows[i].text,
+										   strlen(rows[i].text)));
+		}
+	}
+	return h;
+}
+
+static bool
+SettingIsOff(const char *value)
+{
+	bool		b;
+
+	return value != NULL && parse_bool(value, &b) && !b;
+}
+
+/*
+ * Read the databases and what each should run with; marks each known
+ * database listed or not.  In a transaction of its own.
+ */
+static void
+ReadDatabases(void)
+{
+	HASH_SEQ_STATUS seq;
+	KnownDatabase *db;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	RoleSetting *rows;
+	int			nrows;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "release_expired_orders launcher: reading the databases");
+
+	hash_seq_init(&seq, known);
+	while ((db = hash_seq_search(&seq)) != NULL)
+		db->listed = false;
+
+	rows = ReadRoleSettings(&nrows);
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database form = (Form_pg_database) GETSTRUCT(tuple);
+		bool		found;
+		const char *role_name;
+		const char *enabled;
+		HeapTuple	role_tuple;
+
+		if (!form->datallowconn || form->datistemplate ||
+			form->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			continue;
+		db = hash_search(known, &form->oid, HASH_ENTER, &found);
+		if (!found)
+		{
+			db->slot = -1;
+			db->handle = NULL;
+			db->no_extension = false;
+			db->restart_at = 0;
+			db->restart_ms = 0;
+			db->running_fingerprint = 0;
+		}
+		db->listed = true;
+		strlcpy(db->name, NameStr(form->datname), NAMEDATALEN);
+
+		enabled = SettingIn(rows, nrows, form->oid, InvalidOid, "release_expired_orders.deadline_worker");
+		db->wanted = enabled ? !SettingIsOff(enabled) : reo_deadline_worker;
+		if (reo_worker_database[0] != '\0' && strcmp(reo_worker_database, db->name) != 0)
+			db->wanted = false;
+
+		role_name = SettingIn(rows, nrows, form->oid, InvalidOid, "release_expired_orders.worker_role");
+		if (role_name == NULL || role_name[0] == '\0')
+			role_name = reo_worker_role;
+		if (role_name[0] == '\0')
+		{
+			db->role = form->datdba;
+			role_name = GetUserNameFromId(form->datdba, true);
+		}
+		else
+			db->role = get_role_oid(role_name, true);
+		strlcpy(db->role_name, role_name ? role_name : "", NAMEDATALEN);
+		db->login = false;
+		role_tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(db->role));
+		if (HeapTupleIsValid(role_tuple))
+		{
+			db->login = ((Form_pg_authid) GETSTRUCT(role_tuple))->rolcanlogin;
+			ReleaseSysCache(role_tuple);
+		}
+		else
+			db->role = InvalidOid;
+		db->fingerprint = Fingerprint(rows, nrows, form->oid, db->role);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Whether the worker of db has exited. */
+static bool
+WorkerGone(KnownDatabase *db)
+{
+	pid_t		pid;
+
+	if (db->handle != NULL)
+		return GetBackgroundWorkerPid(db->handle, &pid) == BGWH_STOPPED;
+	return ReoSlotGone(db->slot);
+}
+
+/* Start a worker for db in its slot; false when none could be started. */
+static bool
+StartWorker(KnownDatabase *db)
+{
+	BackgroundWorker worker;
+	ReoWorkerStart start;
+
+	memset(&start, 0, sizeof(start));
+	start.slot = db->slot;
+	start.database = db->oid;
+	start.role = db->role;
+	start.login = db->login;
+	start.fingerprint = db->fingerprint;
+	strlcpy(start.role_name, db->role_name, NAMEDATALEN);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "release_expired_orders", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "reo_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "release_expired_orders worker for database %s", db->name);
+	strlcpy(worker.bgw_type, "release_expired_orders worker", BGW_MAXLEN);
+	StaticAssertStmt(sizeof(ReoWorkerStart) <= BGW_EXTRALEN, "ReoWorkerStart must fit in bgw_extra");
+	memcpy(worker.bgw_extra, &start, sizeof(start));
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &db->handle))
+	{
+		db->handle = NULL;
+		return false;
+	}
+	db->running_fingerprint = db->fingerprint;
+	return true;
+}
+
+/*
+ * One look: read the databases, take back the slots of workers that
+ * exited, stop those that should not run as they are, start the missing
+ * ones.  Returns the time of the next restart due, or 0.
+ */
+static TimestampTz
+Look(void)
+{
+	Oid			rechecks[MAX_RECHECKS];
+	bool		all;
+	int			n = ReoTakeRechecks(rechecks, MAX_RECHECKS, &all);
+	HASH_SEQ_STATUS seq;
+	KnownDatabase *db;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next = 0;
+	int			waiting = 0;
+	int			no_room = 0;
+	List	   *order = NIL;
+	ListCell   *lc;
+
+	ReadDatabases();
+	hash_seq_init(&seq, known);
+	while ((db = hash_seq_search(&seq)) != NULL)
+	{
+		if (all)
+			db->no_extension = false;
+		for (int i = 0; i < n; i++)
+			if (rechecks[i] == db->oid)
+				db->no_extension = false;
+	}
+
+	/* Workers that exited, and those that must stop. */
+	hash_seq_init(&seq, known);
+	while ((db = hash_seq_search(&seq)) != NULL)
+	{
+		if (db->slot < 0)
+			continue;
+		if (WorkerGone(db))
+		{
+			ReoWorkerExit why = ReoSlotExit(db->slot);
+
+			if (db->handle != NULL)
+				pfree(db->handle);
+			db->handle = NULL;
+			if (why == WORKER_EXIT_ERROR || why == WORKER_EXIT_NONE)
+			{
+				/* keep the slot: its error stays for worker_status() */
+				db->restart_ms = db->restart_ms ?
+					Min(db->restart_ms * 2, RESTART_MAX_MS) : RESTART_FIRST_MS;
+				db->restart_at = now + (TimestampTz) db->restart_ms * 1000;
+				continue;
+			}
+			if (why == WORKER_EXIT_NO_EXTENSION)
+				db->no_extension = true;
+			ReoSlotRelease(db->slot);
+			db->slot = -1;
+			db->restart_at = 0;
+			db->restart_ms = 0;
+			continue;
+		}
+		if (!db->listed || !db->wanted || db->no_extension ||
+			db->fingerprint != db->running_fingerprint)
+			ReoSlotStop(db->slot);
+	}
+
+	/* Databases that left the list, with their workers gone. */
+	hash_seq_init(&seq, known);
+	while ((db = hash_seq_search(&seq)) != NULL)
+		if (!db->listed && db->slot < 0)
+			hash_search(known, &db->oid, HASH_REMOVE, NULL);
+
+	/* Start what is missing, oldest database first. */
+	hash_seq_init(&seq, known);
+	while ((db = hash_seq_search(&seq)) != NULL)
+		if (db->listed && db->wanted && !db->no_extension &&
+			(db->slot < 0 || (db->handle == NULL && ReoSlotGone(db->slot))))
+			order = lappend_oid(order, db->oid);
+	list_sort(order, list_oid_cmp);
+	foreach(lc, order)
+	{
+		Oid			oid = lfirst_oid(lc);
+
+		db = hash_search(known, &oid, HASH_FIND, NULL);
+		if (db->restart_at > now)
+		{
+			if (next == 0 || db->restart_at < next)
+				next = db->restart_at;
+			continue;
+		}
+		if (ReoDatabasePaused(db->oid))
+			continue;
+		if (db->slot < 0)
+			db->slot = ReoSlotClaim(db->oid, db->name, db->role_name);
+		else
+			ReoSlotRestart(db->slot, db->name, db->role_name);
+		if (db->slot < 0)
+		{
+			waiting++;
+			continue;
+		}
+		if (!StartWorker(db))
+		{
+			/* no background worker slot left: max_worker_processes */
+			no_room++;
+			ReoSlotRelease(db->slot);
+			db->slot = -1;
+			waiting++;
+		}
+	}
+	if (waiting > 0)
+		ReoLauncherNote(psprintf("no deadline worker serves this database yet: %d database%s wait%s for one; %s",
+								 waiting, waiting == 1 ? "" : "s", waiting == 1 ? "s" : "",
+								 no_room > 0 ?
+								 "max_worker_processes leaves no room for another background worker" :
+								 psprintf("release_expired_orders.max_workers = %d are in use", reo_max_workers)));
+	else
+		ReoLauncherNote("");
+	return next;
+}
+
+/* Adopt the workers a previous launcher left running. */
+static void
+AdoptWorkers(void)
+{
+	for (int i = 0; i < reo_max_workers; i++)
+	{
+		Oid			database = ReoSlotDatabase(i);
+		KnownDatabase *db;
+		bool		found;
+
+		if (!OidIsValid(database))
+			continue;
+		if (ReoSlotGone(i))
+		{
+			ReoSlotRelease(i);
+			continue;
+		}
+		db = hash_search(known, &database, HASH_ENTER, &found);
+		memset(((char *) db) + sizeof(Oid), 0, sizeof(KnownDatabase) - sizeof(Oid));
+		db->slot = i;
+		db->handle = NULL;
+		/* unknown: stopped, and started again with what applies now */
+		db->running_fingerprint = 0;
+	}
+}
+
+/* The launcher's entry point. */
+void
+reo_launcher_main(Datum arg)
+{
+	HASHCTL		ctl;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	/* No database: the shared catalogs only. */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("release_expired_orders launcher");
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(KnownDatabase);
+	known = hash_create("release_expired_orders databases", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	ReoLauncherStarted();
+	AdoptWorkers();
+	ereport(LOG,
+			(errmsg("release_expired_orders launcher started: up to %d deadline workers, %s",
+					reo_max_workers,
+					reo_worker_database[0] ? psprintf("for database \"%s\" only", reo_worker_database) :
+					"one for each database that has the extension")));
+
+	for (;;)
+	{
+		TimestampTz next;
+		long		ms = NAPTIME_MS;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		next = Look();
+		if (next != 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			ms = Max(Min((next - now + 999) / 1000, ms), 1);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
