@@ -103,20 +103,21 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "candidates",
 		.text =
 		"SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at"
-		" FROM {app}.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+		" FROM {app}.orders o"
+		" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.created_at OPERATOR(pg_catalog.<) $1"
 		" AND o.created_at OPERATOR(pg_catalog.>=) $2"
 		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3)"
 		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
-		" OFFSET 0) ORDER BY o.created_at, o.id LIMIT $4 FOR"
-		" UPDATE OF o SKIP LOCKED",
+			" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+			" AND f.created_at OPERATOR(pg_catalog.>) $5"
+			" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+				" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+					" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+			" OFFSET 0)"
+		" ORDER BY o.created_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
 		TIMESTAMPTZOID},
 		.expected_rc = SPI_OK_SELECT,
@@ -135,19 +136,21 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "preview",
 		.text =
 		"SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at"
-		" FROM {app}.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+		" FROM {app}.orders o"
+		" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.created_at OPERATOR(pg_catalog.<) $1"
 		" AND o.created_at OPERATOR(pg_catalog.>=) $2"
 		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3)"
 		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
-		" OFFSET 0) ORDER BY o.created_at, o.id LIMIT $4",
+			" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+			" AND f.created_at OPERATOR(pg_catalog.>) $5"
+			" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+				" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+					" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+			" OFFSET 0)"
+		" ORDER BY o.created_at, o.id LIMIT $4",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
 		TIMESTAMPTZOID},
 		.expected_rc = SPI_OK_SELECT,
@@ -207,78 +210,86 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_PREVIEW_W] = {
 		.name = "preview_windowed",
 		.text =
-		"WITH RECURSIVE types (type, oldest, oldest_id) AS ("
-		" (SELECT o.type, o.created_at, o.id FROM {app}.orders o"
-		" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.type IS NOT NULL"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1) UNION ALL SELECT n.type, n.created_at, n.id FROM types t"
-		" CROSS JOIN LATERAL (SELECT o.type, o.created_at, o.id"
-		" FROM {app}.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.type OPERATOR(pg_catalog.>) t.type"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1) n), by_type (order_type, found, minutes, methods) AS ("
-		" SELECT w.order_type, pg_catalog.bool_or(w.payment_method IS NULL), pg_catalog.max(w.timeout_minutes)"
-		" FILTER (WHERE w.payment_method IS NULL),"
-		" pg_catalog.array_agg(w.payment_method)"
-		" FILTER (WHERE w.payment_method IS NOT NULL)"
-		" FROM release_expired_orders.payment_windows w"
-		" GROUP BY w.order_type), kinds (type, method, excluded, minutes, oldest, oldest_id) AS ("
-		" SELECT t.type, NULL::pg_catalog.text, {kind_methods}, CASE"
-		" WHEN a.found THEN a.minutes ELSE $6 END, t.oldest, t.oldest_id"
-		" FROM types t LEFT JOIN by_type a"
-		" ON a.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text{method_kinds}), due AS"
-		" (SELECT c.* FROM kinds k CROSS JOIN LATERAL ("
-		" SELECT o.id, k.minutes, CASE"
-		" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
-		" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END AS deadline"
-		" FROM {app}.orders o WHERE o.type OPERATOR(pg_catalog.=) k.type"
-		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'{in_kind}"
-		" AND o.created_at OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7})"
-		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ((($2 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7}), $3)"
-		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
-		" OFFSET 0)"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT $4) c"
-		" WHERE k.oldest OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7})"
-		" UNION ALL (SELECT o.id, $6, CASE"
-		" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
-		" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
-		" FROM {app}.orders o WHERE o.type IS NULL"
-		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.created_at OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $6)){at_zone7})"
-		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ((($2 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $6)){at_zone7}), $3)"
-		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
-		" OFFSET 0)"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT $4)), picked AS (SELECT d.id, d.minutes, d.deadline"
-		" FROM due d WHERE (d.deadline, d.id) OPERATOR(pg_catalog.>) ($2, $3)"
-		" ORDER BY d.deadline, d.id LIMIT $4)"
+		"WITH RECURSIVE types (type, oldest, oldest_id) AS ( (SELECT o.type, o.created_at, o.id"
+				" FROM {app}.orders o"
+				" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.type IS NOT NULL"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1)"
+			" UNION ALL"
+			" SELECT n.type, n.created_at, n.id"
+			" FROM types t"
+			" CROSS JOIN LATERAL (SELECT o.type, o.created_at, o.id"
+				" FROM {app}.orders o"
+				" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.type OPERATOR(pg_catalog.>) t.type"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1) n),"
+		" by_type (order_type, found, minutes, methods) AS ( SELECT w.order_type, pg_catalog.bool_or(w.payment_method IS NULL), pg_catalog.max(w.timeout_minutes) FILTER (WHERE w.payment_method IS NULL),"
+			" pg_catalog.array_agg(w.payment_method) FILTER (WHERE w.payment_method IS NOT NULL)"
+			" FROM release_expired_orders.payment_windows w"
+			" GROUP BY w.order_type),"
+		" kinds (type, method, excluded, minutes, oldest, oldest_id) AS ( SELECT t.type, NULL::pg_catalog.text, {kind_methods},"
+			" CASE WHEN a.found THEN a.minutes ELSE $6 END, t.oldest, t.oldest_id"
+			" FROM types t"
+			" LEFT JOIN by_type a"
+			" ON a.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text{method_kinds}),"
+		" due AS (SELECT c.*"
+			" FROM kinds k"
+			" CROSS JOIN LATERAL ( SELECT o.id, k.minutes, CASE"
+				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END AS deadline"
+				" FROM {app}.orders o"
+				" WHERE o.type OPERATOR(pg_catalog.=) k.type"
+				" AND o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'{in_kind}"
+				" AND o.created_at OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7})"
+				" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ((($2 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7}), $3)"
+				" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
+					" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+					" AND f.created_at OPERATOR(pg_catalog.>) $5"
+					" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+						" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+							" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+					" OFFSET 0)"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT $4) c"
+			" WHERE k.oldest OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7})"
+			" UNION ALL (SELECT o.id, $6, CASE"
+				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
+				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
+				" FROM {app}.orders o"
+				" WHERE o.type IS NULL AND o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.created_at OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $6)){at_zone7})"
+				" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ((($2 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $6)){at_zone7}), $3)"
+				" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
+					" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+					" AND f.created_at OPERATOR(pg_catalog.>) $5"
+					" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+						" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+							" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+					" OFFSET 0)"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT $4)),"
+		" picked AS (SELECT d.id, d.minutes, d.deadline"
+			" FROM due d"
+			" WHERE (d.deadline, d.id) OPERATOR(pg_catalog.>) ($2, $3)"
+			" ORDER BY d.deadline, d.id LIMIT $4)"
 		" SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at, p.minutes, p.deadline"
-		" FROM picked p CROSS JOIN LATERAL"
-		" (SELECT o.id, o.order_number, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at"
-		" FROM {app}.orders o WHERE o.id OPERATOR(pg_catalog.=) p.id"
-		" LIMIT 1) o ORDER BY p.deadline, p.id",
+		" FROM picked p"
+		" CROSS JOIN LATERAL (SELECT o.id, o.order_number, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at"
+			" FROM {app}.orders o"
+			" WHERE o.id OPERATOR(pg_catalog.=) p.id LIMIT 1) o"
+		" ORDER BY p.deadline, p.id",
 		.argtypes = {TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID, INT4OID,
 		TIMESTAMPTZOID, INT4OID, TEXTOID},
 		.expected_rc = SPI_OK_SELECT,
@@ -306,99 +317,107 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_NEXT_W] = {
 		.name = "next_deadlines_windowed",
 		.text =
-		"WITH RECURSIVE types (type, oldest, oldest_id) AS ("
-		" (SELECT o.type, o.created_at, o.id FROM {app}.orders o"
-		" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.type IS NOT NULL"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1) UNION ALL SELECT n.type, n.created_at, n.id FROM types t"
-		" CROSS JOIN LATERAL (SELECT o.type, o.created_at, o.id"
-		" FROM {app}.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.type OPERATOR(pg_catalog.>) t.type"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1) n), by_type (order_type, found, minutes, methods) AS ("
-		" SELECT w.order_type, pg_catalog.bool_or(w.payment_method IS NULL), pg_catalog.max(w.timeout_minutes)"
-		" FILTER (WHERE w.payment_method IS NULL),"
-		" pg_catalog.array_agg(w.payment_method)"
-		" FILTER (WHERE w.payment_method IS NOT NULL)"
-		" FROM release_expired_orders.payment_windows w"
-		" GROUP BY w.order_type), kinds (type, method, excluded, minutes, oldest, oldest_id) AS ("
-		" SELECT t.type, NULL::pg_catalog.text, {kind_methods}, CASE"
-		" WHEN a.found THEN a.minutes ELSE $6 END, t.oldest, t.oldest_id"
-		" FROM types t LEFT JOIN by_type a"
-		" ON a.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text{method_kinds}), deadlines (any_kind, not_held) AS ("
-		" SELECT CASE"
-		" WHEN h.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
-		" ELSE (h.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END,"
-		" CASE"
-		" WHEN $5 OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz"
-		" OR NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) h.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))) THEN"
-		" CASE"
-		" WHEN h.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
-		" ELSE (h.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END"
-		" ELSE (SELECT CASE"
-		" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
-		" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END"
-		" FROM {app}.orders o WHERE o.type OPERATOR(pg_catalog.=) k.type"
-		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'{in_kind}"
-		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
-		" OFFSET 0)"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1) END FROM kinds k CROSS JOIN LATERAL ("
-		" SELECT k.oldest AS created_at, k.oldest_id AS id"
-		" WHERE k.method IS NULL AND k.excluded IS NULL UNION ALL"
-		" (SELECT o.created_at, o.id FROM {app}.orders o"
-		" WHERE o.type OPERATOR(pg_catalog.=) k.type"
-		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'{in_kind}"
-		" AND NOT (k.method IS NULL AND k.excluded IS NULL)"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1)) h) SELECT LEAST(pg_catalog.min(d.any_kind), (SELECT CASE"
-		" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
-		" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
-		" FROM {app}.orders o WHERE o.type IS NULL"
-		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending' AND true"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1)), LEAST(pg_catalog.min(d.not_held), (SELECT CASE"
-		" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-		" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
-		" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
-		" FROM {app}.orders o WHERE o.type IS NULL"
-		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $5"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
-		" OFFSET 0)"
-		" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
-		" LIMIT 1)) FROM deadlines d",
+		"WITH RECURSIVE types (type, oldest, oldest_id) AS ( (SELECT o.type, o.created_at, o.id"
+				" FROM {app}.orders o"
+				" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.type IS NOT NULL"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1)"
+			" UNION ALL"
+			" SELECT n.type, n.created_at, n.id"
+			" FROM types t"
+			" CROSS JOIN LATERAL (SELECT o.type, o.created_at, o.id"
+				" FROM {app}.orders o"
+				" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.type OPERATOR(pg_catalog.>) t.type"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1) n),"
+		" by_type (order_type, found, minutes, methods) AS ( SELECT w.order_type, pg_catalog.bool_or(w.payment_method IS NULL), pg_catalog.max(w.timeout_minutes) FILTER (WHERE w.payment_method IS NULL),"
+			" pg_catalog.array_agg(w.payment_method) FILTER (WHERE w.payment_method IS NOT NULL)"
+			" FROM release_expired_orders.payment_windows w"
+			" GROUP BY w.order_type),"
+		" kinds (type, method, excluded, minutes, oldest, oldest_id) AS ( SELECT t.type, NULL::pg_catalog.text, {kind_methods},"
+			" CASE WHEN a.found THEN a.minutes ELSE $6 END, t.oldest, t.oldest_id"
+			" FROM types t"
+			" LEFT JOIN by_type a"
+			" ON a.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text{method_kinds}),"
+		" deadlines (any_kind, not_held) AS ( SELECT CASE"
+			" WHEN h.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+			" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+			" ELSE (h.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END,"
+			" CASE WHEN $5 OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz"
+			" OR NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
+				" WHERE f.order_id OPERATOR(pg_catalog.=) h.id"
+				" AND f.created_at OPERATOR(pg_catalog.>) $5"
+				" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+					" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+						" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))) THEN CASE"
+			" WHEN h.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+			" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+			" ELSE (h.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END"
+			" ELSE (SELECT CASE"
+				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END"
+				" FROM {app}.orders o"
+				" WHERE o.type OPERATOR(pg_catalog.=) k.type"
+				" AND o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'{in_kind}"
+				" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
+					" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+					" AND f.created_at OPERATOR(pg_catalog.>) $5"
+					" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+						" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+							" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+					" OFFSET 0)"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1) END"
+			" FROM kinds k"
+			" CROSS JOIN LATERAL ( SELECT k.oldest AS created_at, k.oldest_id AS id"
+				" WHERE k.method IS NULL AND k.excluded IS NULL"
+				" UNION ALL (SELECT o.created_at, o.id"
+					" FROM {app}.orders o"
+					" WHERE o.type OPERATOR(pg_catalog.=) k.type"
+					" AND o.status OPERATOR(pg_catalog.=) 'pending'"
+					" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+					" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'{in_kind}"
+					" AND NOT (k.method IS NULL"
+						" AND k.excluded IS NULL)"
+					" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+					" LIMIT 1)) h)"
+		" SELECT LEAST(pg_catalog.min(d.any_kind), (SELECT CASE"
+				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
+				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
+				" FROM {app}.orders o"
+				" WHERE o.type IS NULL AND o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending' AND true"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1)),"
+		" LEAST(pg_catalog.min(d.not_held), (SELECT CASE"
+				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
+				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
+				" FROM {app}.orders o"
+				" WHERE o.type IS NULL AND o.status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+				" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
+					" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+					" AND f.created_at OPERATOR(pg_catalog.>) $5"
+					" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+						" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+							" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))"
+					" OFFSET 0)"
+				" ORDER BY o.type USING OPERATOR(pg_catalog.<) , o.created_at USING OPERATOR(pg_catalog.<) , o.id"
+				" LIMIT 1))"
+		" FROM deadlines d",
 		.argtypes = {TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID, INT4OID,
 		TIMESTAMPTZOID, INT4OID, TEXTOID},
 		.expected_rc = SPI_OK_SELECT,
@@ -418,7 +437,8 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_ANY_DUE] = {
 		.name = "any_due",
 		.text =
-		"SELECT o.created_at FROM {app}.orders o"
+		"SELECT o.created_at"
+		" FROM {app}.orders o"
 		" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
@@ -444,13 +464,10 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_WINDOWS] = {
 		.name = "windows",
 		.text =
-		"SELECT pg_catalog.count(*)"
-		" FILTER (WHERE NOT ({ignored})) OPERATOR(pg_catalog.>) 0, pg_catalog.string_agg(pg_catalog.format('(%L, %L)', w.order_type, w.payment_method), ', '"
-		" ORDER BY w.order_type, w.payment_method)"
-		" FILTER (WHERE {ignored}), pg_catalog.min(w.timeout_minutes)"
-		" FILTER (WHERE NOT ({ignored})), pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('order_type', w.order_type, 'payment_method', w.payment_method, 'timeout_minutes', w.timeout_minutes)"
-		" ORDER BY w.order_type, w.payment_method)"
-		" FILTER (WHERE NOT ({ignored}))::pg_catalog.text"
+		"SELECT pg_catalog.count(*) FILTER (WHERE NOT ({ignored})) OPERATOR(pg_catalog.>) 0,"
+		" pg_catalog.string_agg(pg_catalog.format('(%L, %L)', w.order_type, w.payment_method), ', ' ORDER BY w.order_type, w.payment_method) FILTER (WHERE {ignored}),"
+		" pg_catalog.min(w.timeout_minutes) FILTER (WHERE NOT ({ignored})),"
+		" pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('order_type', w.order_type, 'payment_method', w.payment_method, 'timeout_minutes', w.timeout_minutes) ORDER BY w.order_type, w.payment_method) FILTER (WHERE NOT ({ignored}))::pg_catalog.text"
 		" FROM release_expired_orders.payment_windows w",
 		.expected_rc = SPI_OK_SELECT,
 	},
@@ -486,24 +503,25 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_STILL_DUE] = {
 		.name = "still_due",
 		.text =
-		"SELECT o.id FROM {app}.orders o{method_window} LEFT JOIN LATERAL"
-		" (SELECT true AS found, w.timeout_minutes AS minutes"
-		" FROM release_expired_orders.payment_windows w"
-		" WHERE w.order_type OPERATOR(pg_catalog.=) o.type::pg_catalog.text"
-		" AND w.payment_method IS NULL) a ON true"
+		"SELECT o.id"
+		" FROM {app}.orders o{method_window}"
+		" LEFT JOIN LATERAL (SELECT true AS found, w.timeout_minutes AS minutes"
+			" FROM release_expired_orders.payment_windows w"
+			" WHERE w.order_type OPERATOR(pg_catalog.=) o.type::pg_catalog.text"
+			" AND w.payment_method IS NULL) a ON true"
 		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)"
 		" AND o.status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
-		" AND o.created_at OPERATOR(pg_catalog.<) (($2 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins =>"
-		" CASE WHEN m.found THEN m.minutes WHEN a.found THEN a.minutes"
-		" ELSE $3 END)){at_zone5}) AND NOT EXISTS (SELECT"
-		" FROM release_expired_orders.order_events f"
-		" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
-		" AND f.created_at OPERATOR(pg_catalog.>) $4"
-		" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
-		" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
-		" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[]))))",
+		" AND o.created_at OPERATOR(pg_catalog.<) (($2 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => CASE"
+					" WHEN m.found THEN m.minutes WHEN a.found THEN a.minutes"
+					" ELSE $3 END)){at_zone5})"
+		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
+			" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
+			" AND f.created_at OPERATOR(pg_catalog.>) $4"
+			" AND (f.outcome OPERATOR(pg_catalog.=) 'vetoed'"
+				" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
+					" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[]))))",
 		.argtypes = {UUIDARRAYOID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID,
 		TEXTOID},
 		.expected_rc = SPI_OK_SELECT,
@@ -533,17 +551,20 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "release",
 		.text =
 		"WITH released AS ( UPDATE {app}.orders o"
-		" SET status = 'expired', payment_status = 'cancelled', fulfillment_status = 'cancelled', updated_at = $2, notes = pg_catalog.concat(o.notes, $3)"
-		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)"
-		" AND pg_catalog.texteq(o.status::pg_catalog.text, 'pending')"
-		" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'pending')"
-		" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'pending')"
-		" RETURNING o.id, o.user_id, pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
-		" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
-		" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled') AS became), notified AS ("
-		" INSERT INTO {app}.notifications (id, user_id, type, content, status, sent_at, created_at)"
-		" SELECT pg_catalog.gen_random_uuid(), COALESCE(r.user_id, '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid), 'system_audit', pg_catalog.concat('过期订单清理: order_released_successfully - 订单: ', r.id), 'sent', $4, $4"
-		" FROM released r WHERE $5 AND r.became) SELECT r.id, r.became"
+			" SET status = 'expired', payment_status = 'cancelled', fulfillment_status = 'cancelled', updated_at = $2, notes = pg_catalog.concat(o.notes, $3)"
+			" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)"
+			" AND pg_catalog.texteq(o.status::pg_catalog.text, 'pending')"
+			" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'pending')"
+			" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'pending')"
+			" RETURNING o.id, o.user_id, pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
+			" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
+			" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled') AS became),"
+		" notified AS ("
+			" INSERT INTO {app}.notifications (id, user_id, type, content, status, sent_at, created_at)"
+			" SELECT pg_catalog.gen_random_uuid(), COALESCE(r.user_id, '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid), 'system_audit', pg_catalog.concat('过期订单清理: order_released_successfully - 订单: ', r.id), 'sent', $4, $4"
+			" FROM released r"
+			" WHERE $5 AND r.became)"
+		" SELECT r.id, r.became"
 		" FROM released r",
 		.argtypes = {UUIDARRAYOID, TS_ORDERS_UPDATED, TEXTOID, TS_NOTIFICATIONS,
 		BOOLOID},
@@ -568,15 +589,17 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "release_quiet",
 		.text =
 		"WITH released AS ( UPDATE {app}.orders o"
-		" SET status = 'expired', payment_status = 'cancelled', fulfillment_status = 'cancelled', updated_at = $2, notes = pg_catalog.concat(o.notes, $3)"
-		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)"
-		" AND pg_catalog.texteq(o.status::pg_catalog.text, 'pending')"
-		" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'pending')"
-		" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'pending')"
-		" RETURNING o.id, o.user_id, pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
-		" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
-		" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled') AS became), unused AS"
-		" (SELECT $4, $5) SELECT r.id, r.became FROM released r",
+			" SET status = 'expired', payment_status = 'cancelled', fulfillment_status = 'cancelled', updated_at = $2, notes = pg_catalog.concat(o.notes, $3)"
+			" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)"
+			" AND pg_catalog.texteq(o.status::pg_catalog.text, 'pending')"
+			" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'pending')"
+			" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'pending')"
+			" RETURNING o.id, o.user_id, pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
+			" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
+			" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled') AS became),"
+		" unused AS (SELECT $4, $5)"
+		" SELECT r.id, r.became"
+		" FROM released r",
 		.argtypes = {UUIDARRAYOID, TS_ORDERS_UPDATED, TEXTOID, TS_NOTIFICATIONS,
 		BOOLOID},
 		.expected_rc = SPI_OK_SELECT,
@@ -593,16 +616,13 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "audit",
 		.text =
 		"WITH events AS ("
-		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, shares_delta)"
-		" SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty, 'released', 'pending', 'pending', 'pending',"
-		" CASE WHEN c.product IS NOT NULL"
-		" AND c.qty OPERATOR(pg_catalog.>) 0 THEN c.qty ELSE 0 END, CASE"
-		" WHEN c.round IS NOT NULL"
-		" AND c.qty OPERATOR(pg_catalog.>) 0 THEN OPERATOR(pg_catalog.-) c.qty"
-		" ELSE 0 END FROM ROWS FROM (pg_catalog.unnest($2),"
-		" pg_catalog.unnest($3), pg_catalog.unnest($4),"
-		" pg_catalog.unnest($5), pg_catalog.unnest($6),"
-		" pg_catalog.unnest($7)) c (id, num, usr, product, round, qty))"
+			" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, shares_delta)"
+			" SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty, 'released', 'pending', 'pending', 'pending',"
+			" CASE WHEN c.product IS NOT NULL AND c.qty OPERATOR(pg_catalog.>) 0 THEN c.qty"
+			" ELSE 0 END, CASE WHEN c.round IS NOT NULL"
+			" AND c.qty OPERATOR(pg_catalog.>) 0 THEN OPERATOR(pg_catalog.-) c.qty"
+			" ELSE 0 END"
+			" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) c (id, num, usr, product, round, qty))"
 		" UPDATE release_expired_orders.runs"
 		" SET found = found OPERATOR(pg_catalog.+) $8, released = released OPERATOR(pg_catalog.+) pg_catalog.cardinality($2), vetoed = vetoed OPERATOR(pg_catalog.+) $9"
 		" WHERE id OPERATOR(pg_catalog.=) $1 AND $10",
@@ -620,11 +640,12 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_STILL_RELEASED] = {
 		.name = "still_released",
 		.text =
-		"SELECT o.id FROM {app}.orders o"
+		"SELECT o.id"
+		" FROM {app}.orders o"
 		" WHERE o.id OPERATOR(pg_catalog.=) ANY ($1)"
 		" AND NOT COALESCE(pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
-		" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
-		" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled'), false)",
+			" AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
+			" AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled'), false)",
 		.argtypes = {UUIDARRAYOID},
 		.expected_rc = SPI_OK_SELECT,
 		.cursor_options = CURSOR_OPT_GENERIC_PLAN,
@@ -642,30 +663,31 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_PRODUCTS] = {
 		.name = "products",
 		.text =
-		"WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
-		" pg_catalog.unnest($2)) d (id, qty)), locked AS"
-		" (SELECT t.id, t.stock AS before FROM {app}.products t"
-		" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY t.id FOR NO KEY"
-		" UPDATE OF t), done AS (UPDATE {app}.products t"
-		" SET stock = pg_catalog.int4(COALESCE(t.stock, 0) OPERATOR(pg_catalog.+) d.qty), updated_at = $3"
-		" FROM d, locked l WHERE t.id OPERATOR(pg_catalog.=) d.id"
-		" AND l.id OPERATOR(pg_catalog.=) t.id"
-		" RETURNING t.id, pg_catalog.int8(COALESCE(t.stock, 0) OPERATOR(pg_catalog.-) COALESCE(l.before, 0)) AS applied)"
-		" SELECT pg_catalog.array_agg(d.id ORDER BY d.id)"
-		" FILTER (WHERE x.id IS NULL"
-		" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
-		" pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id)"
-		" FILTER (WHERE x.id IS NULL"
-		" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
+		"WITH d AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d (id, qty)),"
+		" locked AS (SELECT t.id, t.stock AS before"
+			" FROM {app}.products t"
+			" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1)"
+			" ORDER BY t.id FOR NO KEY UPDATE OF t),"
+		" done AS (UPDATE {app}.products t"
+			" SET stock = pg_catalog.int4(COALESCE(t.stock, 0) OPERATOR(pg_catalog.+) d.qty), updated_at = $3"
+			" FROM d, locked l"
+			" WHERE t.id OPERATOR(pg_catalog.=) d.id AND l.id OPERATOR(pg_catalog.=) t.id"
+			" RETURNING t.id, pg_catalog.int8(COALESCE(t.stock, 0) OPERATOR(pg_catalog.-) COALESCE(l.before, 0)) AS applied)"
+		" SELECT pg_catalog.array_agg(d.id ORDER BY d.id) FILTER (WHERE x.id IS NULL"
+			" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
+		" pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id) FILTER (WHERE x.id IS NULL"
+			" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
 		" pg_catalog.array_agg(CASE"
-		" WHEN x.id IS NOT NULL THEN 'stock_skipped' WHEN EXISTS (SELECT"
-		" FROM locked l"
-		" WHERE l.id OPERATOR(pg_catalog.=) d.id) THEN 'stock_skipped'"
-		" ELSE 'product_not_found' END ORDER BY d.id)"
-		" FILTER (WHERE x.id IS NULL"
-		" OR x.applied OPERATOR(pg_catalog.<>) d.qty), (SELECT"
-		" pg_catalog.array_agg(l.id ORDER BY l.id) FROM locked l), (SELECT"
-		" pg_catalog.array_agg(l.before ORDER BY l.id) FROM locked l) FROM d"
+			" WHEN x.id IS NOT NULL THEN 'stock_skipped' WHEN EXISTS (SELECT FROM locked l"
+				" WHERE l.id OPERATOR(pg_catalog.=) d.id) THEN 'stock_skipped'"
+			" ELSE 'product_not_found' END ORDER BY d.id) FILTER (WHERE x.id IS NULL"
+			" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
+		" (SELECT pg_catalog.array_agg(l.id ORDER BY l.id)"
+			" FROM locked l),"
+		" (SELECT pg_catalog.array_agg(l.before ORDER BY l.id)"
+			" FROM locked l)"
+		" FROM d"
 		" LEFT JOIN done x ON x.id OPERATOR(pg_catalog.=) d.id",
 		.argtypes = {UUIDARRAYOID, INT8ARRAYOID, TS_PRODUCTS_UPDATED},
 		.expected_rc = SPI_OK_SELECT,
@@ -686,32 +708,33 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_ROUNDS] = {
 		.name = "rounds",
 		.text =
-		"WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
-		" pg_catalog.unnest($2)) d (id, qty)), locked AS"
-		" (SELECT t.id, t.sold_shares AS before FROM {app}.lottery_rounds t"
-		" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY t.id FOR NO KEY"
-		" UPDATE OF t), done AS (UPDATE {app}.lottery_rounds t"
-		" SET sold_shares = CASE"
-		" WHEN COALESCE(t.sold_shares, 0) OPERATOR(pg_catalog.<=) 0 THEN t.sold_shares"
-		" ELSE pg_catalog.int4(GREATEST(0, t.sold_shares OPERATOR(pg_catalog.-) d.qty)) END, updated_at = $3"
-		" FROM d, locked l WHERE t.id OPERATOR(pg_catalog.=) d.id"
-		" AND l.id OPERATOR(pg_catalog.=) t.id"
-		" RETURNING t.id, pg_catalog.int8(COALESCE(l.before, 0) OPERATOR(pg_catalog.-) COALESCE(t.sold_shares, 0)) AS applied)"
-		" SELECT pg_catalog.array_agg(d.id ORDER BY d.id)"
-		" FILTER (WHERE x.id IS NULL"
-		" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
-		" pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id)"
-		" FILTER (WHERE x.id IS NULL"
-		" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
+		"WITH d AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d (id, qty)),"
+		" locked AS (SELECT t.id, t.sold_shares AS before"
+			" FROM {app}.lottery_rounds t"
+			" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1)"
+			" ORDER BY t.id FOR NO KEY UPDATE OF t),"
+		" done AS (UPDATE {app}.lottery_rounds t"
+			" SET sold_shares = CASE"
+			" WHEN COALESCE(t.sold_shares, 0) OPERATOR(pg_catalog.<=) 0 THEN t.sold_shares"
+			" ELSE pg_catalog.int4(GREATEST(0, t.sold_shares OPERATOR(pg_catalog.-) d.qty)) END, updated_at = $3"
+			" FROM d, locked l"
+			" WHERE t.id OPERATOR(pg_catalog.=) d.id AND l.id OPERATOR(pg_catalog.=) t.id"
+			" RETURNING t.id, pg_catalog.int8(COALESCE(l.before, 0) OPERATOR(pg_catalog.-) COALESCE(t.sold_shares, 0)) AS applied)"
+		" SELECT pg_catalog.array_agg(d.id ORDER BY d.id) FILTER (WHERE x.id IS NULL"
+			" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
+		" pg_catalog.array_agg(COALESCE(x.applied, 0) ORDER BY d.id) FILTER (WHERE x.id IS NULL"
+			" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
 		" pg_catalog.array_agg(CASE"
-		" WHEN x.id IS NOT NULL THEN 'shares_clamped' WHEN EXISTS (SELECT"
-		" FROM locked l"
-		" WHERE l.id OPERATOR(pg_catalog.=) d.id) THEN 'shares_skipped'"
-		" ELSE 'round_not_found' END ORDER BY d.id)"
-		" FILTER (WHERE x.id IS NULL"
-		" OR x.applied OPERATOR(pg_catalog.<>) d.qty), (SELECT"
-		" pg_catalog.array_agg(l.id ORDER BY l.id) FROM locked l), (SELECT"
-		" pg_catalog.array_agg(l.before ORDER BY l.id) FROM locked l) FROM d"
+			" WHEN x.id IS NOT NULL THEN 'shares_clamped' WHEN EXISTS (SELECT FROM locked l"
+				" WHERE l.id OPERATOR(pg_catalog.=) d.id) THEN 'shares_skipped'"
+			" ELSE 'round_not_found' END ORDER BY d.id) FILTER (WHERE x.id IS NULL"
+			" OR x.applied OPERATOR(pg_catalog.<>) d.qty),"
+		" (SELECT pg_catalog.array_agg(l.id ORDER BY l.id)"
+			" FROM locked l),"
+		" (SELECT pg_catalog.array_agg(l.before ORDER BY l.id)"
+			" FROM locked l)"
+		" FROM d"
 		" LEFT JOIN done x ON x.id OPERATOR(pg_catalog.=) d.id",
 		.argtypes = {UUIDARRAYOID, INT8ARRAYOID, TS_ROUNDS_UPDATED},
 		.expected_rc = SPI_OK_SELECT,
@@ -730,22 +753,23 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_STOCK_MOVED] = {
 		.name = "stock_moved",
 		.text =
-		"WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
-		" pg_catalog.unnest($2)) d (id, qty)), l AS (SELECT * FROM ROWS"
-		" FROM (pg_catalog.unnest($3),"
-		" pg_catalog.unnest($4)) l (id, before)), f AS"
-		" (SELECT d.id, d.qty, l.before, l.id IS NOT NULL"
-		" AND t.id IS NOT NULL AS found, CASE WHEN l.id IS NOT NULL"
-		" AND t.id IS NOT NULL THEN pg_catalog.int8(COALESCE(t.stock, 0) OPERATOR(pg_catalog.-) COALESCE(l.before, 0))"
-		" ELSE 0 END AS applied FROM d LEFT JOIN l"
-		" ON l.id OPERATOR(pg_catalog.=) d.id LEFT JOIN {app}.products t"
-		" ON t.id OPERATOR(pg_catalog.=) d.id) SELECT"
-		" pg_catalog.array_agg(f.id ORDER BY f.id),"
-		" pg_catalog.array_agg(f.applied ORDER BY f.id),"
-		" pg_catalog.array_agg(CASE WHEN NOT f.found THEN 'product_not_found'"
-		" ELSE 'stock_skipped' END"
-		" ORDER BY f.id) FROM f WHERE NOT f.found"
-		" OR f.applied OPERATOR(pg_catalog.<>) f.qty",
+		"WITH d AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d (id, qty)),"
+		" l AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) l (id, before)),"
+		" f AS (SELECT d.id, d.qty, l.before, l.id IS NOT NULL"
+			" AND t.id IS NOT NULL AS found, CASE WHEN l.id IS NOT NULL"
+			" AND t.id IS NOT NULL THEN pg_catalog.int8(COALESCE(t.stock, 0) OPERATOR(pg_catalog.-) COALESCE(l.before, 0))"
+			" ELSE 0 END AS applied"
+			" FROM d"
+			" LEFT JOIN l ON l.id OPERATOR(pg_catalog.=) d.id"
+			" LEFT JOIN {app}.products t ON t.id OPERATOR(pg_catalog.=) d.id)"
+		" SELECT pg_catalog.array_agg(f.id ORDER BY f.id),"
+		" pg_catalog.array_agg(f.applied ORDER BY f.id), pg_catalog.array_agg(CASE"
+			" WHEN NOT f.found THEN 'product_not_found'"
+			" ELSE 'stock_skipped' END ORDER BY f.id)"
+		" FROM f"
+		" WHERE NOT f.found OR f.applied OPERATOR(pg_catalog.<>) f.qty",
 		.argtypes = {UUIDARRAYOID, INT8ARRAYOID, UUIDARRAYOID, INT4ARRAYOID},
 		.expected_rc = SPI_OK_SELECT,
 	},
@@ -757,24 +781,26 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_SHARES_MOVED] = {
 		.name = "shares_moved",
 		.text =
-		"WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1),"
-		" pg_catalog.unnest($2)) d (id, qty)), l AS (SELECT * FROM ROWS"
-		" FROM (pg_catalog.unnest($3),"
-		" pg_catalog.unnest($4)) l (id, before)), f AS"
-		" (SELECT d.id, d.qty, l.before, l.id IS NOT NULL"
-		" AND t.id IS NOT NULL AS found, CASE WHEN l.id IS NOT NULL"
-		" AND t.id IS NOT NULL THEN pg_catalog.int8(COALESCE(l.before, 0) OPERATOR(pg_catalog.-) COALESCE(t.sold_shares, 0))"
-		" ELSE 0 END AS applied FROM d LEFT JOIN l"
-		" ON l.id OPERATOR(pg_catalog.=) d.id LEFT"
-		" JOIN {app}.lottery_rounds t ON t.id OPERATOR(pg_catalog.=) d.id)"
+		"WITH d AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d (id, qty)),"
+		" l AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) l (id, before)),"
+		" f AS (SELECT d.id, d.qty, l.before, l.id IS NOT NULL"
+			" AND t.id IS NOT NULL AS found, CASE WHEN l.id IS NOT NULL"
+			" AND t.id IS NOT NULL THEN pg_catalog.int8(COALESCE(l.before, 0) OPERATOR(pg_catalog.-) COALESCE(t.sold_shares, 0))"
+			" ELSE 0 END AS applied"
+			" FROM d"
+			" LEFT JOIN l ON l.id OPERATOR(pg_catalog.=) d.id"
+			" LEFT JOIN {app}.lottery_rounds t ON t.id OPERATOR(pg_catalog.=) d.id)"
 		" SELECT pg_catalog.array_agg(f.id ORDER BY f.id),"
-		" pg_catalog.array_agg(f.applied ORDER BY f.id),"
-		" pg_catalog.array_agg(CASE WHEN NOT f.found THEN 'round_not_found'"
-		" WHEN f.applied OPERATOR(pg_catalog.=) CASE"
-		" WHEN COALESCE(f.before, 0) OPERATOR(pg_catalog.<=) 0 THEN 0"
-		" ELSE LEAST(f.before, f.qty) END THEN 'shares_clamped'"
-		" ELSE 'shares_skipped' END ORDER BY f.id) FROM f WHERE NOT f.found"
-		" OR f.applied OPERATOR(pg_catalog.<>) f.qty",
+		" pg_catalog.array_agg(f.applied ORDER BY f.id), pg_catalog.array_agg(CASE"
+			" WHEN NOT f.found THEN 'round_not_found'"
+			" WHEN f.applied OPERATOR(pg_catalog.=) CASE"
+			" WHEN COALESCE(f.before, 0) OPERATOR(pg_catalog.<=) 0 THEN 0"
+			" ELSE LEAST(f.before, f.qty) END THEN 'shares_clamped'"
+			" ELSE 'shares_skipped' END ORDER BY f.id)"
+		" FROM f"
+		" WHERE NOT f.found OR f.applied OPERATOR(pg_catalog.<>) f.qty",
 		.argtypes = {UUIDARRAYOID, INT8ARRAYOID, UUIDARRAYOID, INT4ARRAYOID},
 		.expected_rc = SPI_OK_SELECT,
 	},
@@ -783,9 +809,10 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_LOCK_PRODUCTS] = {
 		.name = "lock_products",
 		.text =
-		"SELECT t.id FROM {app}.products t"
-		" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY t.id FOR NO KEY"
-		" UPDATE OF t",
+		"SELECT t.id"
+		" FROM {app}.products t"
+		" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY t.id FOR NO KEY UPDATE OF t",
 		.argtypes = {UUIDARRAYOID},
 		.expected_rc = SPI_OK_SELECT,
 	},
@@ -794,9 +821,10 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_LOCK_ROUNDS] = {
 		.name = "lock_rounds",
 		.text =
-		"SELECT t.id FROM {app}.lottery_rounds t"
-		" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY t.id FOR NO KEY"
-		" UPDATE OF t",
+		"SELECT t.id"
+		" FROM {app}.lottery_rounds t"
+		" WHERE t.id OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY t.id FOR NO KEY UPDATE OF t",
 		.argtypes = {UUIDARRAYOID},
 		.expected_rc = SPI_OK_SELECT,
 	},
@@ -816,29 +844,33 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_FIX_STOCK] = {
 		.name = "fix_stock",
 		.text =
-		"WITH p AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($3),"
-		" pg_catalog.unnest($4),"
-		" pg_catalog.unnest($5)) p (id, applied, kind)), k AS (SELECT * FROM"
-		" pg_catalog.unnest($2) WITH ORDINALITY k (id, pos)), o AS"
-		" (SELECT e.order_id, e.order_number, e.user_id, e.product_id, e.round_id, e.quantity, p.id AS counter, p.applied, p.kind, pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id"
-		" ORDER BY k.pos) AS upto, pg_catalog.row_number() OVER (PARTITION BY p.id"
-		" ORDER BY k.pos DESC) AS from_last"
-		" FROM release_expired_orders.order_events e JOIN p"
-		" ON e.product_id OPERATOR(pg_catalog.=) p.id JOIN k"
-		" ON k.id OPERATOR(pg_catalog.=) e.order_id"
-		" WHERE e.run_id OPERATOR(pg_catalog.=) $1"
-		" AND e.outcome OPERATOR(pg_catalog.=) 'released'"
-		" AND e.quantity OPERATOR(pg_catalog.>) 0), c AS"
-		" (SELECT o.*, LEAST(o.upto, GREATEST(o.applied, 0)) OPERATOR(pg_catalog.-) LEAST(o.upto OPERATOR(pg_catalog.-) o.quantity, GREATEST(o.applied, 0)) AS share"
-		" FROM o), g AS (SELECT c.*, c.share OPERATOR(pg_catalog.+) CASE"
-		" WHEN c.from_last OPERATOR(pg_catalog.=) 1 THEN c.applied OPERATOR(pg_catalog.-) pg_catalog.sum(c.share) OVER (PARTITION BY c.counter)"
-		" ELSE 0 END AS moved FROM c)"
+		"WITH p AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) p (id, applied, kind)),"
+		" k AS (SELECT *"
+			" FROM pg_catalog.unnest($2) WITH ORDINALITY k (id, pos)),"
+		" o AS (SELECT e.order_id, e.order_number, e.user_id, e.product_id, e.round_id, e.quantity, p.id AS counter, p.applied, p.kind,"
+			" pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id ORDER BY k.pos) AS upto,"
+			" pg_catalog.row_number() OVER (PARTITION BY p.id ORDER BY k.pos DESC) AS from_last"
+			" FROM release_expired_orders.order_events e"
+			" JOIN p ON e.product_id OPERATOR(pg_catalog.=) p.id"
+			" JOIN k ON k.id OPERATOR(pg_catalog.=) e.order_id"
+			" WHERE e.run_id OPERATOR(pg_catalog.=) $1"
+			" AND e.outcome OPERATOR(pg_catalog.=) 'released'"
+			" AND e.quantity OPERATOR(pg_catalog.>) 0),"
+		" c AS (SELECT o.*,"
+			" LEAST(o.upto, GREATEST(o.applied, 0)) OPERATOR(pg_catalog.-) LEAST(o.upto OPERATOR(pg_catalog.-) o.quantity, GREATEST(o.applied, 0)) AS share"
+			" FROM o),"
+		" g AS (SELECT c.*, c.share OPERATOR(pg_catalog.+) CASE"
+			" WHEN c.from_last OPERATOR(pg_catalog.=) 1 THEN c.applied OPERATOR(pg_catalog.-) pg_catalog.sum(c.share) OVER (PARTITION BY c.counter)"
+			" ELSE 0 END AS moved"
+			" FROM c)"
 		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, message)"
 		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', pg_catalog.int4(g.moved OPERATOR(pg_catalog.-) g.quantity),"
 		" CASE"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'product_not_found' THEN pg_catalog.concat('product ', g.product_id, ' does not exist; stock not returned')"
 		" ELSE pg_catalog.concat('a trigger on products skipped or changed the update of product ', g.product_id, '; stock returned: ', g.moved, ' of ', g.quantity) END"
-		" FROM g WHERE g.moved OPERATOR(pg_catalog.<>) g.quantity",
+		" FROM g"
+		" WHERE g.moved OPERATOR(pg_catalog.<>) g.quantity",
 		.argtypes = {INT8OID, UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID,
 		TEXTARRAYOID},
 		.expected_rc = SPI_OK_INSERT,
@@ -848,30 +880,34 @@ static const StatementDef statements[STMT_COUNT] = {
 	[STMT_FIX_SHARES] = {
 		.name = "fix_shares",
 		.text =
-		"WITH p AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($3),"
-		" pg_catalog.unnest($4),"
-		" pg_catalog.unnest($5)) p (id, applied, kind)), k AS (SELECT * FROM"
-		" pg_catalog.unnest($2) WITH ORDINALITY k (id, pos)), o AS"
-		" (SELECT e.order_id, e.order_number, e.user_id, e.product_id, e.round_id, e.quantity, p.id AS counter, p.applied, p.kind, pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id"
-		" ORDER BY k.pos) AS upto, pg_catalog.row_number() OVER (PARTITION BY p.id"
-		" ORDER BY k.pos DESC) AS from_last"
-		" FROM release_expired_orders.order_events e JOIN p"
-		" ON e.round_id OPERATOR(pg_catalog.=) p.id JOIN k"
-		" ON k.id OPERATOR(pg_catalog.=) e.order_id"
-		" WHERE e.run_id OPERATOR(pg_catalog.=) $1"
-		" AND e.outcome OPERATOR(pg_catalog.=) 'released'"
-		" AND e.quantity OPERATOR(pg_catalog.>) 0), c AS"
-		" (SELECT o.*, LEAST(o.upto, GREATEST(o.applied, 0)) OPERATOR(pg_catalog.-) LEAST(o.upto OPERATOR(pg_catalog.-) o.quantity, GREATEST(o.applied, 0)) AS share"
-		" FROM o), g AS (SELECT c.*, c.share OPERATOR(pg_catalog.+) CASE"
-		" WHEN c.from_last OPERATOR(pg_catalog.=) 1 THEN c.applied OPERATOR(pg_catalog.-) pg_catalog.sum(c.share) OVER (PARTITION BY c.counter)"
-		" ELSE 0 END AS moved FROM c)"
+		"WITH p AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) p (id, applied, kind)),"
+		" k AS (SELECT *"
+			" FROM pg_catalog.unnest($2) WITH ORDINALITY k (id, pos)),"
+		" o AS (SELECT e.order_id, e.order_number, e.user_id, e.product_id, e.round_id, e.quantity, p.id AS counter, p.applied, p.kind,"
+			" pg_catalog.sum(e.quantity) OVER (PARTITION BY p.id ORDER BY k.pos) AS upto,"
+			" pg_catalog.row_number() OVER (PARTITION BY p.id ORDER BY k.pos DESC) AS from_last"
+			" FROM release_expired_orders.order_events e"
+			" JOIN p ON e.round_id OPERATOR(pg_catalog.=) p.id"
+			" JOIN k ON k.id OPERATOR(pg_catalog.=) e.order_id"
+			" WHERE e.run_id OPERATOR(pg_catalog.=) $1"
+			" AND e.outcome OPERATOR(pg_catalog.=) 'released'"
+			" AND e.quantity OPERATOR(pg_catalog.>) 0),"
+		" c AS (SELECT o.*,"
+			" LEAST(o.upto, GREATEST(o.applied, 0)) OPERATOR(pg_catalog.-) LEAST(o.upto OPERATOR(pg_catalog.-) o.quantity, GREATEST(o.applied, 0)) AS share"
+			" FROM o),"
+		" g AS (SELECT c.*, c.share OPERATOR(pg_catalog.+) CASE"
+			" WHEN c.from_last OPERATOR(pg_catalog.=) 1 THEN c.applied OPERATOR(pg_catalog.-) pg_catalog.sum(c.share) OVER (PARTITION BY c.counter)"
+			" ELSE 0 END AS moved"
+			" FROM c)"
 		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, shares_delta, message)"
 		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', pg_catalog.int4(g.quantity OPERATOR(pg_catalog.-) g.moved),"
 		" CASE"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'round_not_found' THEN pg_catalog.concat('lottery round ', g.round_id, ' does not exist; shares not returned')"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'shares_clamped' THEN pg_catalog.concat('lottery round ', g.round_id, ' had ', g.applied, ' sold shares, fewer than the quantity returned; clamped at 0')"
 		" ELSE pg_catalog.concat('a trigger on lottery_rounds skipped or changed the update of round ', g.round_id, '; shares returned: ', g.moved, ' of ', g.quantity) END"
-		" FROM g WHERE g.moved OPERATOR(pg_catalog.<>) g.quantity",
+		" FROM g"
+		" WHERE g.moved OPERATOR(pg_catalog.<>) g.quantity",
 		.argtypes = {INT8OID, UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID,
 		TEXTARRAYOID},
 		.expected_rc = SPI_OK_INSERT,
@@ -921,9 +957,9 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "run_begin",
 		.text =
 		"WITH stale AS ( UPDATE release_expired_orders.runs r"
-		" SET outcome = 'interrupted', error = 'the backend running it ended before the run finished'"
-		" WHERE r.outcome OPERATOR(pg_catalog.=) 'running'"
-		" AND NOT COALESCE(release_expired_orders.run_is_alive(r.backend_pid, r.backend_start), false))"
+			" SET outcome = 'interrupted', error = 'the backend running it ended before the run finished'"
+			" WHERE r.outcome OPERATOR(pg_catalog.=) 'running'"
+			" AND NOT COALESCE(release_expired_orders.run_is_alive(r.backend_pid, r.backend_start), false))"
 		" INSERT INTO release_expired_orders.runs (started_at, timeout_minutes, batch_limit, chunk_size, cutoff, atomic, backend_start, windows, scheduler)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9)"
 		" RETURNING id",
@@ -979,12 +1015,12 @@ static const StatementDef statements[STMT_COUNT] = {
 		.name = "purge_due",
 		.text =
 		"SELECT COALESCE((SELECT r.started_at"
-		" FROM release_expired_orders.runs r"
-		" WHERE r.outcome OPERATOR(pg_catalog.<>) 'running'"
-		" ORDER BY r.started_at LIMIT 1) OPERATOR(pg_catalog.<) $1, false)"
+				" FROM release_expired_orders.runs r"
+				" WHERE r.outcome OPERATOR(pg_catalog.<>) 'running'"
+				" ORDER BY r.started_at LIMIT 1) OPERATOR(pg_catalog.<) $1, false)"
 		" OR COALESCE((SELECT e.created_at"
-		" FROM release_expired_orders.order_events e ORDER BY e.id"
-		" LIMIT 1) OPERATOR(pg_catalog.<) $1, false)",
+				" FROM release_expired_orders.order_events e"
+				" ORDER BY e.id LIMIT 1) OPERATOR(pg_catalog.<) $1, false)",
 		.argtypes = {TIMESTAMPTZOID},
 		.expected_rc = SPI_OK_SELECT,
 	},
@@ -1007,11 +1043,11 @@ static const char kind_methods[] = "a.methods";
 
 /* {method_kinds}: one kind per window of a type and payment method. */
 static const char method_kinds[] =
-" UNION ALL SELECT t.type, m.payment_method, NULL,"
-" m.timeout_minutes, t.oldest, t.oldest_id"
-" FROM types t JOIN release_expired_orders.payment_windows m"
-" ON m.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text"
-" WHERE m.payment_method IS NOT NULL";
+	" UNION ALL SELECT t.type, m.payment_method, NULL,"
+	" m.timeout_minutes, t.oldest, t.oldest_id"
+	" FROM types t JOIN release_expired_orders.payment_windows m"
+	" ON m.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text"
+	" WHERE m.payment_method IS NOT NULL";
 
 /*
  * {in_kind}: an order o of kind k's type is in k when k is its payment
@@ -1019,22 +1055,22 @@ static const char method_kinds[] =
  * own.
  */
 static const char in_kind[] =
-" AND (k.method IS NULL"
-" OR o.payment_method::pg_catalog.text OPERATOR(pg_catalog.=) k.method)"
-" AND (k.excluded IS NULL OR o.payment_method IS NULL"
-" OR o.payment_method::pg_catalog.text OPERATOR(pg_catalog.<>) ALL (k.excluded))";
+	" AND (k.method IS NULL"
+	" OR o.payment_method::pg_catalog.text OPERATOR(pg_catalog.=) k.method)"
+	" AND (k.excluded IS NULL OR o.payment_method IS NULL"
+	" OR o.payment_method::pg_catalog.text OPERATOR(pg_catalog.<>) ALL (k.excluded))";
 
 /* {method_window}: the window of the order's type and payment method. */
 static const char method_window[] =
-" LEFT JOIN LATERAL (SELECT true AS found, w.timeout_minutes AS minutes"
-" FROM release_expired_orders.payment_windows w"
-" WHERE w.order_type OPERATOR(pg_catalog.=) o.type::pg_catalog.text"
-" AND w.payment_method OPERATOR(pg_catalog.=) o.payment_method::pg_catalog.text) m ON true";
+	" LEFT JOIN LATERAL (SELECT true AS found, w.timeout_minutes AS minutes"
+	" FROM release_expired_orders.payment_windows w"
+	" WHERE w.order_type OPERATOR(pg_catalog.=) o.type::pg_catalog.text"
+	" AND w.payment_method OPERATOR(pg_catalog.=) o.payment_method::pg_catalog.text) m ON true";
 
 /* {method_window} where there are no payment methods: never found. */
 static const char no_method_window[] =
-" LEFT JOIN LATERAL (SELECT NULL::pg_catalog.bool AS found,"
-" NULL::pg_catalog.int4 AS minutes) m ON true";
+	" LEFT JOIN LATERAL (SELECT NULL::pg_catalog.bool AS found,"
+	" NULL::pg_catalog.int4 AS minutes) m ON true";
 
 typedef struct Placeholder
 {
@@ -1044,24 +1080,36 @@ typedef struct Placeholder
 
 #define PLACEHOLDERS 9
 
-/* Each placeholder's value for the application's tables (see the top). */
+/*
+ * Each placeholder's value for the application's tables app (see the top
+ * of the file for what each means).
+ */
 static void
 Placeholders(const AppSchema *app, Placeholder *p)
 {
 	bool		tz = app->orders_created_tz;
 	bool		methods = app->orders_payment_method;
+	const char *ignored;
 	int			n = 0;
+
+	if (!app->orders_type)
+		ignored = "true";
+	else if (!methods)
+		ignored = "w.payment_method IS NOT NULL";
+	else
+		ignored = "false";
 
 	p[n++] = (Placeholder) {"app", quote_identifier(app->schema)};
 	p[n++] = (Placeholder) {"at_zone7", tz ? "" : " AT TIME ZONE $7"};
 	p[n++] = (Placeholder) {"at_zone5", tz ? "" : " AT TIME ZONE $5"};
 	p[n++] = (Placeholder) {"at_utc", tz ? "" : " AT TIME ZONE 'UTC'"};
-	p[n++] = (Placeholder) {"kind_methods", methods ? kind_methods : "NULL::pg_catalog.text[]"};
+	p[n++] = (Placeholder) {"kind_methods",
+		methods ? kind_methods : "NULL::pg_catalog.text[]"};
 	p[n++] = (Placeholder) {"method_kinds", methods ? method_kinds : ""};
 	p[n++] = (Placeholder) {"in_kind", methods ? in_kind : ""};
-	p[n++] = (Placeholder) {"method_window", methods ? method_window : no_method_window};
-	p[n++] = (Placeholder) {"ignored", !app->orders_type ? "true" :
-		!methods ? "w.payment_method IS NOT NULL" : "false"};
+	p[n++] = (Placeholder) {"method_window",
+		methods ? method_window : no_method_window};
+	p[n++] = (Placeholder) {"ignored", ignored};
 	Assert(n == PLACEHOLDERS);
 }
 
