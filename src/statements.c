@@ -1206,6 +1206,7 @@ ReoStatementSQL(ReoStatement stmt, const AppSchema *app, ReoSQL *sql)
 	if ((int) stmt < 0 || (int) stmt >= STMT_COUNT)
 		elog(ERROR, "invalid statement %d", (int) stmt);
 	def = &statements[stmt];
+	Assert(def->name != NULL && def->text != NULL);
 	if (def->notifications && !app->notifications)
 		elog(ERROR, "release_expired_orders writes no notifications here");
 	if (stmt == STMT_RELEASE && !app->notifications)
