@@ -102,11 +102,11 @@ WritesAudit(ReoStatement stmt)
 
 /*
  * A statement as the job runs it against the application's shape in use
- * (ReoUseSchema), in the server's encoding: its name, its text and the
+ * (StmtUseSchema), in the server's encoding: its name, its text and the
  * types of its parameters ($1 ...), so that an operator can EXPLAIN it.
  */
 char *
-ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes)
+StmtText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes)
 {
 	ReoSQL		sql;
 
@@ -229,7 +229,7 @@ PlansOutgrown(PlanSet *set)
  * reverse).
  */
 void
-ReoUseSchema(const AppSchema *app)
+StmtUseSchema(const AppSchema *app)
 {
 	int			free_slot = -1;
 
@@ -344,7 +344,7 @@ Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 
 /* Run a statement of the job, which may write. */
 uint64
-ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
+StmtExecute(ReoStatement stmt, Datum *values, const char *nulls)
 {
 	return Execute(stmt, values, nulls, false);
 }
@@ -355,7 +355,7 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
  * and the worker's look use.
  */
 uint64
-ReoQuery(ReoStatement stmt, Datum *values, const char *nulls)
+StmtQuery(ReoStatement stmt, Datum *values, const char *nulls)
 {
 	return Execute(stmt, values, nulls, true);
 }
@@ -365,7 +365,7 @@ ReoQuery(ReoStatement stmt, Datum *values, const char *nulls)
  * rows that undo trusts are written only then.
  */
 bool
-ReoInAuditStatement(void)
+StmtInAudit(void)
 {
 	return in_audit_statement;
 }

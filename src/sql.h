@@ -14,11 +14,11 @@
 #include "app_schema.h"
 #include "statements.h"
 
-extern void ReoUseSchema(const AppSchema *app);
-extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
-extern uint64 ReoQuery(ReoStatement stmt, Datum *values, const char *nulls);
-extern bool ReoInAuditStatement(void);
+extern void StmtUseSchema(const AppSchema *app);
+extern uint64 StmtExecute(ReoStatement stmt, Datum *values, const char *nulls);
+extern uint64 StmtQuery(ReoStatement stmt, Datum *values, const char *nulls);
+extern bool StmtInAudit(void);
 
-extern char *ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes);
+extern char *StmtText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes);
 
 #endif							/* REO_SQL_H */
