@@ -31,7 +31,7 @@ BEGIN
 	DEALLOCATE reo_statement;
 END $$;
 
--- Every statement, in the order of src/sql.h; each EXPLAINed (the number of
+-- Every statement, in the order of src/statements.h; each EXPLAINed (the number of
 -- plan lines is positive), the utility statement excepted.
 SELECT s.name, cardinality(s.argument_types) AS parameters,
 	   CASE WHEN s.statement ~ '^SET ' THEN NULL

@@ -167,7 +167,7 @@ ChunkRelease(ReoRun *run, int wanted)
 		progress[2] = Int32GetDatum((int32) (run->released - released_before));
 		progress[3] = Int32GetDatum((int32) (run->failed - failed_before));
 		progress[4] = Int32GetDatum((int32) (run->vetoed - vetoed_before));
-		ReoExecute(STMT_RUN_PROGRESS, progress, NULL);
+		StmtExecute(STMT_RUN_PROGRESS, progress, NULL);
 	}
 	run->found += chunk.n;
 	return chunk.n;
@@ -197,7 +197,7 @@ ChunkSelect(ReoRun *run, int wanted, Candidate **out)
 	if (!run->windowed)
 	{
 		ChunkCandidateArgs(run, wanted, values);
-		n = ReoExecute(STMT_CANDIDATES, values, NULL);
+		n = StmtExecute(STMT_CANDIDATES, values, NULL);
 		tt = SPI_tuptable;
 		CopyCandidates(tt, n, c);
 		if (n > 0)
@@ -220,7 +220,7 @@ ChunkSelect(ReoRun *run, int wanted, Candidate **out)
 		Datum		picked;
 
 		ChunkCandidateArgs(run, asked, values);
-		n = ReoExecute(STMT_PREVIEW_W, values, NULL);
+		n = StmtExecute(STMT_PREVIEW_W, values, NULL);
 		tt = SPI_tuptable;
 		if (n == 0)
 		{
@@ -278,7 +278,7 @@ ChunkCandidateArgs(ReoRun *run, int wanted, Datum *values)
 static int
 ChunkStillDue(ReoRun *run, Datum picked, Candidate *c)
 {
-	uint64		locked = ReoExecute(STMT_LOCK_ORDERS, &picked, NULL);
+	uint64		locked = StmtExecute(STMT_LOCK_ORDERS, &picked, NULL);
 	SPITupleTable *tt = SPI_tuptable;
 	Datum	   *ids;
 	Datum		args[5];
@@ -303,7 +303,7 @@ ChunkStillDue(ReoRun *run, Datum picked, Candidate *c)
 	args[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
 								  (TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
 	args[4] = CStringGetTextDatum(run->naive_time_zone);
-	due = ReoExecute(STMT_STILL_DUE, args, NULL);
+	due = StmtExecute(STMT_STILL_DUE, args, NULL);
 	tt = SPI_tuptable;
 
 	/* keep the candidate order; usually every one is still due */
@@ -403,7 +403,7 @@ ChunkReleasePart(void *arg)
 	values[2] = chunk->notes;
 	values[3] = ReoTimeValue(now, run->app.notifications_tz, run->naive_time_zone);
 	values[4] = BoolGetDatum(run->write_notifications);
-	n = ReoExecute(run->write_notifications ? STMT_RELEASE : STMT_RELEASE_QUIET, values, NULL);
+	n = StmtExecute(run->write_notifications ? STMT_RELEASE : STMT_RELEASE_QUIET, values, NULL);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -468,7 +468,7 @@ ChunkWriteAudit(Chunk *chunk, int vetoed)
 	values[8] = Int32GetDatum(vetoed);
 	/* A whole chunk in one part is counted in the run row by the same statement. */
 	values[9] = BoolGetDatum(chunk->part_n == chunk->n);
-	ReoExecute(STMT_AUDIT, values, NULL);
+	StmtExecute(STMT_AUDIT, values, NULL);
 }
 
 /*
@@ -493,7 +493,7 @@ ChunkReturnCounters(Chunk *chunk, bool rounds)
 	values[1] = asked[1];
 	values[2] = ReoTimeValue(now, rounds ? run->app.rounds_updated_tz :
 							 run->app.products_updated_tz, run->naive_time_zone);
-	ReoExecute(rounds ? STMT_ROUNDS : STMT_PRODUCTS, values, NULL);
+	StmtExecute(rounds ? STMT_ROUNDS : STMT_PRODUCTS, values, NULL);
 	tt = SPI_tuptable;
 	if (run->app.triggers)
 	{
@@ -509,7 +509,7 @@ ChunkReturnCounters(Chunk *chunk, bool rounds)
 			moved[2] = PointerGetDatum(construct_empty_array(UUIDOID));
 			moved[3] = PointerGetDatum(construct_empty_array(INT4OID));
 		}
-		ReoExecute(rounds ? STMT_SHARES_MOVED : STMT_STOCK_MOVED, moved, NULL);
+		StmtExecute(rounds ? STMT_SHARES_MOVED : STMT_STOCK_MOVED, moved, NULL);
 		SPI_freetuptable(tt);
 		tt = SPI_tuptable;
 	}
@@ -522,7 +522,7 @@ ChunkReturnCounters(Chunk *chunk, bool rounds)
 		values[4] = SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull);
 		values[0] = Int64GetDatum(run->run_id);
 		values[1] = PartIds(chunk);
-		ReoExecute(rounds ? STMT_FIX_SHARES : STMT_FIX_STOCK, values, NULL);
+		StmtExecute(rounds ? STMT_FIX_SHARES : STMT_FIX_STOCK, values, NULL);
 	}
 	SPI_freetuptable(tt);
 }
@@ -538,7 +538,7 @@ static void
 ChunkCheckStillReleased(Chunk *chunk, Candidate **sorted)
 {
 	Datum		ids = ReleasedColumn(chunk, C_ID, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
-	uint64		n = ReoExecute(STMT_STILL_RELEASED, &ids, NULL);
+	uint64		n = StmtExecute(STMT_STILL_RELEASED, &ids, NULL);
 	SPITupleTable *tt = SPI_tuptable;
 
 	for (uint64 i = 0; i < n; i++)
@@ -568,7 +568,7 @@ ChunkLockFn(void *arg)
 {
 	ChunkLock   *step = (ChunkLock *) arg;
 
-	ReoExecute(step->stmt, &step->ids, NULL);
+	StmtExecute(step->stmt, &step->ids, NULL);
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -729,7 +729,7 @@ ChunkRecordNoteFn(void *arg)
 {
 	ChunkRecordNote *step = (ChunkRecordNote *) arg;
 
-	ReoExecute(STMT_NOTE_FAILED, step->values, step->nulls);
+	StmtExecute(STMT_NOTE_FAILED, step->values, step->nulls);
 }
 
 static void
@@ -757,7 +757,7 @@ ChunkRecord(Chunk *chunk, Candidate *c)
 	values[8] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
 	nulls[8] = sqlstate ? ' ' : 'n';
 	values[9] = CStringGetTextDatum(message);
-	ReoExecute(STMT_RECORD, values, nulls);
+	StmtExecute(STMT_RECORD, values, nulls);
 
 	/* The application's notification of a failure, never at the audit's cost. */
 	if (failed && run->write_notifications)

@@ -44,7 +44,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
+	StmtUseSchema(&app);
 	ReoReadWindows(&app, &windows, true);
 	if (windows.in_force)
 	{
@@ -55,7 +55,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 		args[4] = TimestampTzGetDatum(backoff_since);
 		args[5] = Int32GetDatum(timeout_minutes);
 		args[6] = CStringGetTextDatum(reo_naive_time_zone);
-		n = ReoQuery(STMT_PREVIEW_W, args, NULL);
+		n = StmtQuery(STMT_PREVIEW_W, args, NULL);
 	}
 	else
 	{
@@ -70,7 +70,7 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 		args[2] = UUIDPGetDatum(&nil);
 		args[3] = Int32GetDatum(limit);
 		args[4] = TimestampTzGetDatum(backoff_since);
-		n = ReoQuery(STMT_PREVIEW, args, NULL);
+		n = StmtQuery(STMT_PREVIEW, args, NULL);
 	}
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
@@ -144,7 +144,7 @@ ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
 	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
+	StmtUseSchema(&app);
 	ReoReadWindows(&app, &windows, true);
 	if (!windows.in_force)
 	{
@@ -163,7 +163,7 @@ ReoNextDeadlines(int timeout_minutes, bool *any, TimestampTz *any_at,
 		args[4] = TimestampTzGetDatum(due != NULL ? since : DT_NOEND);
 		args[5] = Int32GetDatum(timeout_minutes);
 		args[6] = CStringGetTextDatum(reo_naive_time_zone);
-		if (ReoQuery(STMT_NEXT_W, args, NULL) != 1)
+		if (StmtQuery(STMT_NEXT_W, args, NULL) != 1)
 			elog(ERROR, "reading the next deadlines returned no row");
 		*any_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		*any = !isnull;
@@ -220,7 +220,7 @@ ReoShortestWindow(int timeout_minutes)
 	ReoDiscoverSchema(&app, reo_app_schema, false, &notifications_problem);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ReoUseSchema(&app);
+	StmtUseSchema(&app);
 	ReoReadWindows(&app, &windows, true);
 	SPI_finish();
 	if (windows.in_force && windows.shortest > 0)

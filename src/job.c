@@ -227,7 +227,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	if (run->warnings)
 		run->warnings = pstrdup(run->warnings);
 	ReoInitErrorList(&run->errors, run->cxt);
-	ReoUseSchema(&run->app);
+	StmtUseSchema(&run->app);
 	ReoReadWindows(&run->app, &windows, false);
 	run->windowed = windows.in_force;
 	if (run->windowed)
@@ -413,7 +413,7 @@ static bool
 JobAnyDue(ReoRun *run)
 {
 	Datum		value = TimestampGetDatum(run->due_before);
-	bool		due = ReoExecute(STMT_ANY_DUE, &value, NULL) > 0;
+	bool		due = StmtExecute(STMT_ANY_DUE, &value, NULL) > 0;
 
 	SPI_freetuptable(SPI_tuptable);
 	return due;
@@ -450,7 +450,7 @@ JobBegin(ReoRun *run)
 	values[7] = run->windows_json ? CStringGetTextDatum(run->windows_json) : (Datum) 0;
 	nulls[7] = run->windows_json ? ' ' : 'n';
 	values[8] = CStringGetTextDatum(run->scheduler);
-	if (ReoExecute(STMT_RUN_BEGIN, values, nulls) != 1)
+	if (StmtExecute(STMT_RUN_BEGIN, values, nulls) != 1)
 		elog(ERROR, "inserting the run row returned no id");
 	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
@@ -460,7 +460,7 @@ JobBegin(ReoRun *run)
 static void
 JobNoteFn(void *arg)
 {
-	ReoExecute(STMT_RUN_NOTE, (Datum *) arg, NULL);
+	StmtExecute(STMT_RUN_NOTE, (Datum *) arg, NULL);
 }
 
 /*
@@ -484,7 +484,7 @@ JobEnd(ReoRun *run, const char *outcome, const char *error)
 	values[4] = Float8GetDatum((double) (now - run->started) / 1000.0);
 	values[5] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
 	nulls[5] = run->warnings ? ' ' : 'n';
-	ReoExecute(STMT_RUN_END, values, nulls);
+	StmtExecute(STMT_RUN_END, values, nulls);
 	if (run->write_notifications && run->released > 0)
 	{
 		ErrorData  *edata;
@@ -548,7 +548,7 @@ JobBeginTransaction(void)
 {
 	Assert(!FirstSnapshotSet);
 	XactIsoLevel = XACT_READ_COMMITTED;
-	ReoExecute(STMT_CONSTRAINTS, NULL, NULL);
+	StmtExecute(STMT_CONSTRAINTS, NULL, NULL);
 }
 
 /*

@@ -73,7 +73,7 @@ PurgeDue(void)
 		return false;
 	horizon = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
 								  retention - PURGE_SLACK(retention));
-	if (ReoExecute(STMT_PURGE_DUE, &horizon, NULL) != 1)
+	if (StmtExecute(STMT_PURGE_DUE, &horizon, NULL) != 1)
 		elog(ERROR, "asking whether history is due for a purge returned no row");
 	due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
@@ -85,7 +85,7 @@ PurgeFn(void *arg)
 {
 	if (!PurgeDue())
 		return;
-	ReoExecute(STMT_PURGE, NULL, NULL);
+	StmtExecute(STMT_PURGE, NULL, NULL);
 	SPI_freetuptable(SPI_tuptable);
 }
 

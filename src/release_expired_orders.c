@@ -194,7 +194,7 @@ reo_statements(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	ReoDiscoverSchema(&app, reo_app_schema, reo_write_notifications,
 					  &notifications_problem);
-	ReoUseSchema(&app);
+	StmtUseSchema(&app);
 	for (int stmt = 0; stmt < STMT_COUNT; stmt++)
 	{
 		const char *name;
@@ -205,7 +205,7 @@ reo_statements(PG_FUNCTION_ARGS)
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		sql = ReoStatementText((ReoStatement) stmt, &name, &nargs, argtypes);
+		sql = StmtText((ReoStatement) stmt, &name, &nargs, argtypes);
 		for (int i = 0; i < nargs; i++)
 			elems[i] = ObjectIdGetDatum(argtypes[i]);
 		values[0] = CStringGetTextDatum(name);

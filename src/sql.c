@@ -1,15 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * sql.c
- *	  Every SQL statement the extension's C code runs, built here and in
- *	  sql_release.c (the texts of a part's release), prepared once per
- *	  backend on first use and kept.
+ *	  Running the SQL statements the extension's C code runs (their texts
+ *	  are in statements.c), each prepared once per backend on first use
+ *	  and kept.
  *
- * Guarantees: each statement names every relation, function and operator
- * with its schema, so that whatever the caller's search_path, nothing
- * planted in another schema is resolved; the search_path itself is left
- * alone, so that the application's own triggers behave as they do for the
- * application.  The application's schema is quoted with quote_identifier.
  * The texts depend on the shape of the application's tables; when that
  * shape changes, the kept plans are dropped and prepared again.
  *
@@ -20,20 +15,16 @@
 #include "access/relation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
 #include "partitioning/partdesc.h"
 #include "executor/spi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
-#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "sql.h"
-#include "sql_build.h"
 #include "util.h"
 
 /* orders, products, lottery_rounds and order_events; see PlansOutgrown */
@@ -110,373 +101,21 @@ WritesAudit(ReoStatement stmt)
 }
 
 /*
- * What a candidate is, the one definition: an order whose three statuses
- * are pending, created before the cutoff, after the keyset position, and
- * not failed or vetoed since $5 (now less the retry backoff); oldest first.  The job locks them so
- * that a payment or another run holding a row is skipped, not awaited;
- * preview() takes the same selection without locks.
- * The backoff check is a probe of order_events_retry_idx per order walked
- * (OFFSET 0 keeps it a subplan): as an anti-join, once order_events had
- * grown and been analyzed mid-drain, the planner hashed it and sorted every
- * remaining candidate of the backlog for each chunk (40 ms instead of 2).
- */
-static void
-BuildCandidates(BuiltStatement *b, const AppSchema *app, const char *nsp, bool lock)
-{
-	Oid			types[] = {TsType(app->orders_created_tz),
-		TsType(app->orders_created_tz), UUIDOID, INT4OID, TIMESTAMPTZOID};
-
-	appendStringInfo(&b->sql,
-					 "SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
-					 " o.round_id, o.quantity, o.created_at"
-					 " FROM %s.orders o"
-					 " WHERE" PENDING("o")
-					 " AND o.created_at" LT "$1 AND o.created_at" GE "$2"
-					 " AND (o.created_at, o.id)" GT "($2, $3)"
-					 " AND NOT EXISTS (SELECT FROM " EVENTS " f"
-					 " WHERE f.order_id" EQ "o.id AND f.created_at" GT "$5 AND " BACKOFF_ROW
-					 " OFFSET 0)"
-					 " ORDER BY o.created_at, o.id LIMIT $4%s",
-					 nsp, lock ? " FOR UPDATE OF o SKIP LOCKED" : "");
-	Args(b, 5, types);
-	b->expected_rc = SPI_OK_SELECT;
-
-	/*
-	 * A generic plan cannot know how many candidates lie after the keyset
-	 * position and may sort them all; with the values, the planner walks
-	 * the (created_at, id) index from that position and stops at LIMIT.
-	 */
-	b->cursor_options = CURSOR_OPT_CUSTOM_PLAN;
-}
-
-/*
- * Lock the windowed candidates picked ($1, in deadline order), skipping
- * those another transaction holds, each checked again under its lock;
- * columns as the plain candidate statement's.
- */
-static void
-BuildLockOrders(BuiltStatement *b, const char *nsp)
-{
-	Oid			types[] = {UUIDARRAYOID};
-
-	appendStringInfo(&b->sql,
-					 "SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id,"
-					 " o.round_id, o.quantity, o.created_at"
-					 " FROM pg_catalog.unnest($1) WITH ORDINALITY p (id, pos)"
-					 " JOIN %s.orders o ON o.id" EQ "p.id"
-					 " WHERE" PENDING("o")
-					 " ORDER BY p.pos FOR UPDATE OF o SKIP LOCKED", nsp);
-	Args(b, 1, types);
-	b->expected_rc = SPI_OK_SELECT;
-}
-
-/*
- * The orders of $1 that are no longer expired/cancelled/cancelled at the
- * end of their part: a trigger of the application (on any of its tables)
- * put them back after the release updated them.
- */
-static void
-BuildStillReleased(BuiltStatement *b, const char *nsp)
-{
-	Oid			types[] = {UUIDARRAYOID};
-
-	appendStringInfo(&b->sql,
-					 "SELECT o.id FROM %s.orders o WHERE o.id" EQ "ANY ($1)"
-					 " AND NOT COALESCE(pg_catalog.texteq(o.status::pg_catalog.text, 'expired')"
-					 " AND pg_catalog.texteq(o.payment_status::pg_catalog.text, 'cancelled')"
-					 " AND pg_catalog.texteq(o.fulfillment_status::pg_catalog.text, 'cancelled'), false)",
-					 nsp);
-	Args(b, 1, types);
-	b->expected_rc = SPI_OK_SELECT;
-	b->cursor_options = CURSOR_OPT_GENERIC_PLAN;
-}
-
-/* Lock product or round rows in id order before a fallback. */
-static void
-BuildLock(BuiltStatement *b, const char *nsp, const char *table)
-{
-	Oid			types[] = {UUIDARRAYOID};
-
-	appendStringInfo(&b->sql,
-					 "SELECT t.id FROM %s.%s t WHERE t.id" EQ "ANY ($1)"
-					 " ORDER BY t.id FOR NO KEY UPDATE OF t", nsp, table);
-	Args(b, 1, types);
-	b->expected_rc = SPI_OK_SELECT;
-}
-
-/*
- * A new run row, after marking as interrupted every run whose backend is
- * gone: a live run is one whose backend, identified by its pid and start
- * time, still exists, which no other session can fake.
- */
-static void
-BuildRunBegin(BuiltStatement *b)
-{
-	Oid			types[] = {TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID,
-	TIMESTAMPTZOID, BOOLOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-
-	appendStringInfoString(&b->sql,
-						   "WITH stale AS ("
-						   " UPDATE " REO_SCHEMA ".runs r SET outcome = 'interrupted',"
-						   " error = 'the backend running it ended before the run finished'"
-						   " WHERE r.outcome" EQ "'running' AND NOT COALESCE("
-						   REO_SCHEMA ".run_is_alive(r.backend_pid, r.backend_start), false))"
-						   " INSERT INTO " REO_SCHEMA ".runs (started_at, timeout_minutes,"
-						   " batch_limit, chunk_size, cutoff, atomic, backend_start, windows, scheduler)"
-						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9) RETURNING id");
-	Args(b, 9, types);
-	b->expected_rc = SPI_OK_INSERT_RETURNING;
-}
-
-static void
-BuildRunProgress(BuiltStatement *b)
-{
-	Oid			types[] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID};
-
-	appendStringInfoString(&b->sql,
-						   "UPDATE " REO_SCHEMA ".runs SET found = found" PLUS "$2,"
-						   " released = released" PLUS "$3, failed = failed" PLUS "$4,"
-						   " vetoed = vetoed" PLUS "$5 WHERE id" EQ "$1");
-	Args(b, 5, types);
-	b->expected_rc = SPI_OK_UPDATE;
-}
-
-/* Close a run. */
-static void
-BuildRunEnd(BuiltStatement *b)
-{
-	Oid			types[] = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID, TEXTOID};
-
-	appendStringInfoString(&b->sql,
-						   "UPDATE " REO_SCHEMA ".runs SET ended_at = $4, duration_ms = $5,"
-						   " outcome = $2, error = $3, warnings = $6 WHERE id" EQ "$1");
-	Args(b, 6, types);
-	b->expected_rc = SPI_OK_UPDATE;
-}
-
-/*
- * The batch notification of a run that released anything.  A statement of
- * its own, run only then, so that a run that finds nothing does not open
- * the notifications table.
- */
-static void
-BuildRunNote(BuiltStatement *b, const AppSchema *app, const char *nsp)
-{
-	Oid			types[] = {TsType(app->notifications_tz)};
-
-	if (!app->notifications)
-		elog(ERROR, "release_expired_orders writes no notifications here");
-	appendStringInfo(&b->sql,
-					 "INSERT INTO %s.notifications (id, user_id, type, content,"
-					 " status, sent_at, created_at)"
-					 " VALUES (pg_catalog.gen_random_uuid(), " NIL_UUID ", 'system_audit',"
-					 " '" NOTE_PREFIX "batch_processing_completed - 订单: N/A', 'sent', $1, $1)", nsp);
-	Args(b, 1, types);
-	b->expected_rc = SPI_OK_INSERT;
-}
-
-/*
- * Whether the oldest finished run or the oldest audit row is older than $1:
- * two index probes, so that a run with nothing to purge does not pay for
- * compiling and planning purge_history() in every fresh session.
- */
-static void
-BuildPurgeDue(BuiltStatement *b)
-{
-	Oid			types[] = {TIMESTAMPTZOID};
-
-	appendStringInfoString(&b->sql,
-						   "SELECT COALESCE((SELECT r.started_at FROM " REO_SCHEMA ".runs r"
-						   " WHERE r.outcome" NE "'running' ORDER BY r.started_at LIMIT 1)" LT "$1, false)"
-						   " OR COALESCE((SELECT e.created_at FROM " EVENTS " e"
-						   " ORDER BY e.id LIMIT 1)" LT "$1, false)");
-	Args(b, 1, types);
-	b->expected_rc = SPI_OK_SELECT;
-}
-
-/*
- * The oldest pending order created before $1, if any: one probe of the
- * recommended index, and a statement much cheaper to parse and plan in a
- * fresh session than the candidate scan, which a run that finds nothing
- * then never prepares.  Asked as "the first in created_at order" and not
- * as EXISTS: the planner then costs a sequential scan at the whole table
- * and its sort, whatever it believes of how many orders match (a paid order
- * keeps status 'pending', so the three statuses and created_at are far
- * from independent), and the index is the cheaper path by construction.
- */
-static void
-BuildAnyDue(BuiltStatement *b, const AppSchema *app, const char *nsp)
-{
-	Oid			types[] = {TsType(app->orders_created_tz)};
-
-	appendStringInfo(&b->sql,
-					 "SELECT o.created_at FROM %s.orders o"
-					 " WHERE" PENDING("o") " AND o.created_at" LT "$1"
-					 " ORDER BY o.created_at USING" LT "LIMIT 1",
-					 nsp);
-	Args(b, 1, types);
-	b->expected_rc = SPI_OK_SELECT;
-}
-
-static void
-BuildStatement(ReoStatement stmt, BuiltStatement *b)
-{
-	const AppSchema *app = &current->schema;
-	const char *nsp = quote_identifier(app->schema);
-
-	initStringInfo(&b->sql);
-	b->cursor_options = 0;		/* the plan cache chooses */
-	b->nargs = 0;
-	switch (stmt)
-	{
-		case STMT_CANDIDATES:
-			BuildCandidates(b, app, nsp, true);
-			break;
-		case STMT_PREVIEW:
-			BuildCandidates(b, app, nsp, false);
-			break;
-		case STMT_PREVIEW_W:
-			BuildWindowedCandidates(b, app, nsp);
-			break;
-		case STMT_NEXT_W:
-			BuildNextDeadlines(b, app, nsp);
-			break;
-		case STMT_ANY_DUE:
-			BuildAnyDue(b, app, nsp);
-			break;
-		case STMT_ANY_WINDOW:
-			appendStringInfoString(&b->sql, "SELECT EXISTS (SELECT FROM " REO_SCHEMA ".payment_windows)");
-			b->expected_rc = SPI_OK_SELECT;
-			break;
-		case STMT_WINDOWS:
-			BuildWindowsInForce(b, app);
-			break;
-		case STMT_LOCK_ORDERS:
-			BuildLockOrders(b, nsp);
-			break;
-		case STMT_STILL_DUE:
-			BuildStillDue(b, app, nsp);
-			break;
-		case STMT_RELEASE:
-			BuildRelease(b, app, nsp, true);
-			break;
-		case STMT_RELEASE_QUIET:
-			BuildRelease(b, app, nsp, false);
-			break;
-		case STMT_AUDIT:
-			BuildAudit(b);
-			break;
-		case STMT_STILL_RELEASED:
-			BuildStillReleased(b, nsp);
-			break;
-		case STMT_PRODUCTS:
-			BuildCounters(b, nsp, app->products_updated_tz, false);
-			break;
-		case STMT_ROUNDS:
-			BuildCounters(b, nsp, app->rounds_updated_tz, true);
-			break;
-		case STMT_STOCK_MOVED:
-			BuildCountersMoved(b, nsp, false);
-			break;
-		case STMT_SHARES_MOVED:
-			BuildCountersMoved(b, nsp, true);
-			break;
-		case STMT_LOCK_PRODUCTS:
-			BuildLock(b, nsp, "products");
-			break;
-		case STMT_LOCK_ROUNDS:
-			BuildLock(b, nsp, "lottery_rounds");
-			break;
-		case STMT_FIX_STOCK:
-			BuildFixAudit(b, false);
-			break;
-		case STMT_FIX_SHARES:
-			BuildFixAudit(b, true);
-			break;
-		case STMT_RECORD:
-			BuildRecord(b);
-			break;
-		case STMT_NOTE_FAILED:
-			BuildNoteFailed(b, app, nsp);
-			break;
-		case STMT_CONSTRAINTS:
-			appendStringInfoString(&b->sql, "SET CONSTRAINTS ALL IMMEDIATE");
-			b->expected_rc = SPI_OK_UTILITY;
-			break;
-		case STMT_RUN_BEGIN:
-			BuildRunBegin(b);
-			break;
-		case STMT_RUN_PROGRESS:
-			BuildRunProgress(b);
-			break;
-		case STMT_RUN_END:
-			BuildRunEnd(b);
-			break;
-		case STMT_RUN_NOTE:
-			BuildRunNote(b, app, nsp);
-			break;
-		case STMT_PURGE_DUE:
-			BuildPurgeDue(b);
-			break;
-		case STMT_PURGE:
-			appendStringInfoString(&b->sql, "SELECT " REO_SCHEMA ".purge_history()");
-			b->expected_rc = SPI_OK_SELECT;
-			break;
-		case STMT_COUNT:
-			elog(ERROR, "invalid statement %d", (int) stmt);
-	}
-}
-
-/* Each statement's name, as statements() shows it. */
-static const char *const statement_names[STMT_COUNT] = {
-	[STMT_CANDIDATES] = "candidates",
-	[STMT_PREVIEW] = "preview",
-	[STMT_PREVIEW_W] = "preview_windowed",
-	[STMT_NEXT_W] = "next_deadlines_windowed",
-	[STMT_ANY_DUE] = "any_due",
-	[STMT_ANY_WINDOW] = "any_window",
-	[STMT_WINDOWS] = "windows",
-	[STMT_LOCK_ORDERS] = "lock_orders",
-	[STMT_STILL_DUE] = "still_due",
-	[STMT_RELEASE] = "release",
-	[STMT_RELEASE_QUIET] = "release_quiet",
-	[STMT_AUDIT] = "audit",
-	[STMT_STILL_RELEASED] = "still_released",
-	[STMT_PRODUCTS] = "products",
-	[STMT_ROUNDS] = "rounds",
-	[STMT_STOCK_MOVED] = "stock_moved",
-	[STMT_SHARES_MOVED] = "shares_moved",
-	[STMT_LOCK_PRODUCTS] = "lock_products",
-	[STMT_LOCK_ROUNDS] = "lock_rounds",
-	[STMT_FIX_STOCK] = "fix_stock",
-	[STMT_FIX_SHARES] = "fix_shares",
-	[STMT_RECORD] = "record",
-	[STMT_NOTE_FAILED] = "note_failed",
-	[STMT_CONSTRAINTS] = "constraints",
-	[STMT_RUN_BEGIN] = "run_begin",
-	[STMT_RUN_PROGRESS] = "run_progress",
-	[STMT_RUN_END] = "run_end",
-	[STMT_RUN_NOTE] = "run_note",
-	[STMT_PURGE_DUE] = "purge_due",
-	[STMT_PURGE] = "purge",
-};
-
-/*
  * A statement as the job runs it against the application's shape in use
- * (ReoUseSchema), in the server's encoding: its name, its text and the
+ * (StmtUseSchema), in the server's encoding: its name, its text and the
  * types of its parameters ($1 ...), so that an operator can EXPLAIN it.
  */
 char *
-ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes)
+StmtText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes)
 {
-	BuiltStatement b;
+	ReoSQL		sql;
 
-	Assert(current != NULL && statement_names[stmt] != NULL);
-	BuildStatement(stmt, &b);
-	*name = statement_names[stmt];
-	*nargs = b.nargs;
-	memcpy(argtypes, b.argtypes, b.nargs * sizeof(Oid));
-	return pg_any_to_server(b.sql.data, b.sql.len, PG_UTF8);
+	Assert(current != NULL);
+	ReoStatementSQL(stmt, &current->schema, &sql);
+	*name = sql.name;
+	*nargs = sql.nargs;
+	memcpy(argtypes, sql.argtypes, sql.nargs * sizeof(Oid));
+	return sql.text;
 }
 
 /* Forget a set's plans: each is prepared again on its next use. */
@@ -590,7 +229,7 @@ PlansOutgrown(PlanSet *set)
  * reverse).
  */
 void
-ReoUseSchema(const AppSchema *app)
+StmtUseSchema(const AppSchema *app)
 {
 	int			free_slot = -1;
 
@@ -645,22 +284,19 @@ Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 	Assert(set != NULL);
 	if (set->plans[stmt] == NULL)
 	{
-		BuiltStatement b;
-		char	   *sql;
+		ReoSQL		sql;
 		SPIPlanPtr	plan;
 
-		BuildStatement(stmt, &b);
-		/* The source is UTF-8; the notification texts are not ASCII. */
-		sql = pg_any_to_server(b.sql.data, b.sql.len, PG_UTF8);
-		plan = SPI_prepare_cursor(sql, b.nargs, b.argtypes,
-								  b.cursor_options);
+		ReoStatementSQL(stmt, &set->schema, &sql);
+		plan = SPI_prepare_cursor(sql.text, sql.nargs, sql.argtypes,
+								  sql.cursor_options);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for statement %d: %s",
 				 (int) stmt, SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
 		set->plans[stmt] = plan;
-		set->expected_rcs[stmt] = b.expected_rc;
+		set->expected_rcs[stmt] = sql.expected_rc;
 	}
 
 	/*
@@ -708,7 +344,7 @@ Execute(ReoStatement stmt, Datum *values, const char *nulls, bool read_only)
 
 /* Run a statement of the job, which may write. */
 uint64
-ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
+StmtExecute(ReoStatement stmt, Datum *values, const char *nulls)
 {
 	return Execute(stmt, values, nulls, false);
 }
@@ -719,7 +355,7 @@ ReoExecute(ReoStatement stmt, Datum *values, const char *nulls)
  * and the worker's look use.
  */
 uint64
-ReoQuery(ReoStatement stmt, Datum *values, const char *nulls)
+StmtQuery(ReoStatement stmt, Datum *values, const char *nulls)
 {
 	return Execute(stmt, values, nulls, true);
 }
@@ -729,7 +365,7 @@ ReoQuery(ReoStatement stmt, Datum *values, const char *nulls)
  * rows that undo trusts are written only then.
  */
 bool
-ReoInAuditStatement(void)
+StmtInAudit(void)
 {
 	return in_audit_statement;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sql.h
- *	  Every SQL statement the C code runs, and the plans kept for them.
+ *	  Running the SQL statements of statements.h, with the plans kept for
+ *	  them.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,49 +12,13 @@
 #include "postgres.h"
 
 #include "app_schema.h"
+#include "statements.h"
 
-typedef enum ReoStatement
-{
-	STMT_CANDIDATES,			/* lock the next expired orders */
-	STMT_PREVIEW,				/* the same selection, without locks */
-	STMT_PREVIEW_W,				/* the same with payment windows */
-	STMT_NEXT_W,				/* the next deadlines, with payment windows */
-	STMT_ANY_DUE,				/* whether any order may be due */
-	STMT_ANY_WINDOW,			/* whether there are payment windows */
-	STMT_WINDOWS,				/* the payment windows in force */
-	STMT_LOCK_ORDERS,			/* lock the windowed candidates picked */
-	STMT_STILL_DUE,				/* those still due under their lock */
-	STMT_RELEASE,				/* orders and notifications of a part */
-	STMT_RELEASE_QUIET,			/* the same, without notifications */
-	STMT_AUDIT,					/* the part's released rows, its run counts */
-	STMT_STILL_RELEASED,		/* the part's orders a trigger put back */
-	STMT_PRODUCTS,				/* stock, the chunk's last writes */
-	STMT_ROUNDS,				/* shares, likewise */
-	STMT_STOCK_MOVED,			/* what really moved, after all triggers */
-	STMT_SHARES_MOVED,
-	STMT_LOCK_PRODUCTS,			/* before a fallback: lock in id order */
-	STMT_LOCK_ROUNDS,
-	STMT_FIX_STOCK,				/* audit what the stock update did not do */
-	STMT_FIX_SHARES,
-	STMT_RECORD,				/* one failed or vetoed order */
-	STMT_NOTE_FAILED,			/* its notification */
-	STMT_CONSTRAINTS,			/* SET CONSTRAINTS ALL IMMEDIATE */
-	STMT_RUN_BEGIN,
-	STMT_RUN_PROGRESS,
-	STMT_RUN_END,
-	STMT_RUN_NOTE,			/* the batch notification of a run */
-	STMT_PURGE_DUE,			/* whether any history is old enough */
-	STMT_PURGE,
-	STMT_COUNT
-} ReoStatement;
+extern void StmtUseSchema(const AppSchema *app);
+extern uint64 StmtExecute(ReoStatement stmt, Datum *values, const char *nulls);
+extern uint64 StmtQuery(ReoStatement stmt, Datum *values, const char *nulls);
+extern bool StmtInAudit(void);
 
-extern void ReoUseSchema(const AppSchema *app);
-extern uint64 ReoExecute(ReoStatement stmt, Datum *values, const char *nulls);
-extern uint64 ReoQuery(ReoStatement stmt, Datum *values, const char *nulls);
-extern bool ReoInAuditStatement(void);
-
-/* At most this many parameters in a statement. */
-#define REO_MAX_ARGS 14
-extern char *ReoStatementText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes);
+extern char *StmtText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes);
 
 #endif							/* REO_SQL_H */

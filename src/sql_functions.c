@@ -167,7 +167,7 @@ reo_audit_guard(PG_FUNCTION_ARGS)
 #else
 	owner = pg_class_ownercheck(RelationGetRelid(rel), GetUserId());
 #endif
-	if (!ReoInAuditStatement() && !owner && !superuser())
+	if (!StmtInAudit() && !owner && !superuser())
 	{
 		bool		restored = false;
 

@@ -25,7 +25,7 @@ void
 ReoReadWindows(const AppSchema *app, ReoWindows *w, bool read_only)
 {
 	uint64		(*run) (ReoStatement, Datum *, const char *) =
-		read_only ? ReoQuery : ReoExecute;
+		read_only ? StmtQuery : StmtExecute;
 	SPITupleTable *tt;
 	bool		isnull;
 	Datum		d;

@@ -87,6 +87,8 @@ def main():
     defined, used = {}, {}
     for o in sorted(glob.glob(os.path.join(src, '*.o'))):
         name = os.path.basename(o)[:-2] + '.c'
+        if not os.path.exists(os.path.join(src, name)):
+            continue            # left by a build of another tree
         out = subprocess.run(['nm', o], capture_output=True, text=True, check=True).stdout
         defined[name] = {l.split()[-1] for l in out.splitlines() if re.match(r'^\S+ [TDBR] ', l)}
         used[name] = {l.split()[-1] for l in out.splitlines() if re.match(r'^\s+U ', l)}
