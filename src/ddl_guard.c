@@ -35,6 +35,7 @@ static object_access_hook_type prev_object_access_hook = NULL;
 /* What to tell at commit. */
 static bool extension_created = false;
 static bool extension_dropped = false;
+static bool settings_changed = false;
 static bool callback_registered = false;
 
 /* The database a command needs to itself, or InvalidOid. */
@@ -69,15 +70,39 @@ DatabaseToItself(Node *parsetree)
 	return name ? get_database_oid(name, true) : InvalidOid;
 }
 
+static void AtCommit(XactEvent event, void *arg);
+
+static void
+RegisterCallback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(AtCommit, NULL);
+		callback_registered = true;
+	}
+}
+
 static void
 GuardUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			 ProcessUtilityContext context, ParamListInfo params,
 			 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	Oid			database = DatabaseToItself(pstmt->utilityStmt);
+	Node	   *stmt = pstmt->utilityStmt;
+	Oid			database = DatabaseToItself(stmt);
 
 	if (OidIsValid(database))
 		ReoPauseDatabase(database);
+
+	/*
+	 * Settings of a database or a role, or a database's owner: the workers
+	 * look at once whether they still run as they should.
+	 */
+	if (IsA(stmt, AlterDatabaseSetStmt) || IsA(stmt, AlterRoleSetStmt) ||
+		(IsA(stmt, AlterOwnerStmt) && ((AlterOwnerStmt *) stmt)->objectType == OBJECT_DATABASE))
+	{
+		settings_changed = true;
+		RegisterCallback();
+	}
 	PG_TRY();
 	{
 		if (prev_utility_hook)
@@ -106,10 +131,15 @@ AtCommit(XactEvent event, void *arg)
 		/* one was dropped: the worker looks, and exits if it was this one */
 		if (extension_dropped)
 			ReoWakeDatabaseWorker(MyDatabaseId);
+		if (settings_changed)
+		{
+			ReoRecheckDatabase(InvalidOid);
+			ReoWakeAllWorkers();
+		}
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		extension_created = extension_dropped = false;
+		extension_created = extension_dropped = settings_changed = false;
 }
 
 /*
@@ -130,11 +160,7 @@ GuardObjectAccess(ObjectAccessType access, Oid classId, Oid objectId, int subId,
 		extension_dropped = true;
 	else
 		return;
-	if (!callback_registered)
-	{
-		RegisterXactCallback(AtCommit, NULL);
-		callback_registered = true;
-	}
+	RegisterCallback();
 }
 
 /* Install the hooks; from _PG_init() while preloading only. */

@@ -10,15 +10,15 @@
  * (not a template, not half-dropped) is tried once.  Its worker finds
  * whether the extension is there; where it is not, the worker exits
  * saying so, and the database is not tried again until an extension is
- * created in it (ddl_guard.c tells the launcher).  The role and the
- * settings a worker runs with are read here, from the shared catalogs
- * pg_database, pg_db_role_setting and pg_authid: the role is the
- * database's release_expired_orders.worker_role, or the server's, or the
- * database's owner; a change of the role or of any setting that applies
- * to it (ALTER DATABASE ... SET, ALTER ROLE ... SET, in that database or
- * all) stops the worker, which is started again at once with them.  The
- * launcher looks every NAPTIME_MS and whenever it is woken (a worker
- * exited, an extension was created, a database command ended, a reload).
+ * created in it (ddl_guard.c tells the launcher).  The launcher reads only
+ * pg_database and pg_authid, which a process with no database can: it
+ * starts a worker as the server's release_expired_orders.worker_role, or
+ * the database's owner.  Once connected, the worker sees the settings of
+ * its database and role; when they name another role (worker_role set
+ * with ALTER DATABASE ... SET), it exits asking for that role, and is
+ * started again at once as it.  The launcher looks every NAPTIME_MS and
+ * whenever it is woken (a worker exited, an extension was created, a
+ * database command ended, a reload).
  *
  * A worker that fails is started again after a delay that doubles from
  * RESTART_FIRST_MS to RESTART_MAX_MS.  At most max_workers run; a database
@@ -43,8 +43,6 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
-#include "catalog/pg_db_role_setting.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -82,25 +80,18 @@ typedef struct KnownDatabase
 	bool		listed;			/* in the latest read of pg_database */
 	bool		wanted;			/* a worker should serve it */
 	bool		no_extension;	/* its worker found none: not tried again */
-	int			slot;			/* -1: no worker */
+	bool		disabled;		/* deadline_worker is off there: likewise */
+	int			slot;			/* -1: none */
+	bool		running;		/* a worker was started into the slot */
 	BackgroundWorkerHandle *handle; /* NULL for an adopted worker */
-	uint32		running_fingerprint;
 	TimestampTz restart_at;
 	int			restart_ms;
+	char		asked_role[NAMEDATALEN];	/* by its worker, or empty */
 	/* read at each look */
 	Oid			role;
 	bool		login;
 	char		role_name[NAMEDATALEN];
-	uint32		fingerprint;
 } KnownDatabase;
-
-/* A row of pg_db_role_setting. */
-typedef struct RoleSetting
-{
-	Oid			database;
-	Oid			role;
-	char	   *text;			/* its settings, one string */
-} RoleSetting;
 
 static HTAB *known = NULL;
 
@@ -148,114 +139,6 @@ ReoLauncherInit(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* The value of a setting in a pg_db_role_setting row's text, or NULL. */
-static const char *
-SettingIn(const RoleSetting *rows, int n, Oid database, Oid role, const char *name)
-{
-	size_t		len = strlen(name);
-
-	for (int i = 0; i < n; i++)
-	{
-		const char *p;
-
-		if (rows[i].database != database || rows[i].role != role)
-			continue;
-		/* the text is "name=value\n..." */
-		for (p = rows[i].text; *p; p = strchr(p, '\n') + 1)
-		{
-			if (pg_strncasecmp(p, name, len) == 0 && p[len] == '=')
-			{
-				const char *end = strchr(p, '\n');
-
-				return pnstrdup(p + len + 1, end - (p + len + 1));
-			}
-		}
-	}
-	return NULL;
-}
-
-/* pg_db_role_setting, each row's settings as "name=value\n..." */
-static RoleSetting *
-ReadRoleSettings(int *count)
-{
-	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
-	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
-	HeapTuple	tuple;
-	int			max = 16;
-	int			n = 0;
-	RoleSetting *rows = palloc(sizeof(RoleSetting) * max);
-
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_db_role_setting form = (Form_pg_db_role_setting) GETSTRUCT(tuple);
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, Anum_pg_db_role_setting_setconfig,
-									 RelationGetDescr(rel), &isnull);
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		if (!isnull)
-		{
-			ArrayType  *a = DatumGetArrayTypeP(d);
-			Datum	   *elems;
-			bool	   *nulls;
-			int			ne;
-
-			deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &ne);
-			for (int i = 0; i < ne; i++)
-				if (!nulls[i])
-					appendStringInfo(&buf, "%s\n", TextDatumGetCString(elems[i]));
-		}
-		if (n == max)
-		{
-			max *= 2;
-			rows = repalloc(rows, sizeof(RoleSetting) * max);
-		}
-		rows[n].database = form->setdatabase;
-		rows[n].role = form->setrole;
-		rows[n].text = buf.data;
-		n++;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	*count = n;
-	return rows;
-}
-
-/*
- * A hash of the role a worker runs as and of every setting that applies
- * to it: in the database for the role, for the role, in the database,
- * and for all.  When it changes, the worker is started again.
- */
-static uint32
-Fingerprint(const RoleSetting *rows, int n, Oid database, Oid role)
-{
-	uint32		h = hash_bytes_uint32(role);
-
-	for (int i = 0; i < n; i++)
-	{
-		bool		applies = (rows[i].database == database || rows[i].database == InvalidOid) &&
-			(rows[i].role == role || rows[i].role == InvalidOid);
-
-		if (applies)
-		{
-			h = hash_combine(h, hash_bytes_uint32(rows[i].database));
-			h = hash_combine(h, hash_bytes_uint32(rows[i].role));
-			h = hash_combine(h, hash_bytes((const unsigned char *) rows[i].text,
-										   strlen(rows[i].text)));
-		}
-	}
-	return h;
-}
-
-static bool
-SettingIsOff(const char *value)
-{
-	bool		b;
-
-	return value != NULL && parse_bool(value, &b) && !b;
-}
-
 /*
  * Read the databases and what each should run with; marks each known
  * database listed or not.  In a transaction of its own.
@@ -268,8 +151,6 @@ ReadDatabases(void)
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tuple;
-	RoleSetting *rows;
-	int			nrows;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -280,7 +161,6 @@ ReadDatabases(void)
 	while ((db = hash_seq_search(&seq)) != NULL)
 		db->listed = false;
 
-	rows = ReadRoleSettings(&nrows);
 	rel = table_open(DatabaseRelationId, AccessShareLock);
 	scan = table_beginscan_catalog(rel, 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
@@ -288,7 +168,6 @@ ReadDatabases(void)
 		Form_pg_database form = (Form_pg_database) GETSTRUCT(tuple);
 		bool		found;
 		const char *role_name;
-		const char *enabled;
 		HeapTuple	role_tuple;
 
 		if (!form->datallowconn || form->datistemplate ||
@@ -298,30 +177,29 @@ ReadDatabases(void)
 		if (!found)
 		{
 			db->slot = -1;
+			db->running = false;
 			db->handle = NULL;
 			db->no_extension = false;
+			db->disabled = false;
 			db->restart_at = 0;
 			db->restart_ms = 0;
-			db->running_fingerprint = 0;
+			db->asked_role[0] = '\0';
 		}
 		db->listed = true;
 		strlcpy(db->name, NameStr(form->datname), NAMEDATALEN);
+		db->wanted = reo_worker_database[0] == '\0' ||
+			strcmp(reo_worker_database, db->name) == 0;
 
-		enabled = SettingIn(rows, nrows, form->oid, InvalidOid, "release_expired_orders.deadline_worker");
-		db->wanted = enabled ? !SettingIsOff(enabled) : reo_deadline_worker;
-		if (reo_worker_database[0] != '\0' && strcmp(reo_worker_database, db->name) != 0)
-			db->wanted = false;
-
-		role_name = SettingIn(rows, nrows, form->oid, InvalidOid, "release_expired_orders.worker_role");
-		if (role_name == NULL || role_name[0] == '\0')
-			role_name = reo_worker_role;
-		if (role_name[0] == '\0')
-		{
-			db->role = form->datdba;
+		/*
+		 * The role: what the database's worker last asked for (its
+		 * worker_role, as set for the database), else the server's, else
+		 * the owner.  The worker checks it once connected.
+		 */
+		role_name = db->asked_role[0] ? db->asked_role :
+			reo_worker_role[0] ? reo_worker_role : NULL;
+		db->role = role_name ? get_role_oid(role_name, true) : form->datdba;
+		if (role_name == NULL)
 			role_name = GetUserNameFromId(form->datdba, true);
-		}
-		else
-			db->role = get_role_oid(role_name, true);
 		strlcpy(db->role_name, role_name ? role_name : "", NAMEDATALEN);
 		db->login = false;
 		role_tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(db->role));
@@ -332,7 +210,6 @@ ReadDatabases(void)
 		}
 		else
 			db->role = InvalidOid;
-		db->fingerprint = Fingerprint(rows, nrows, form->oid, db->role);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -364,7 +241,6 @@ StartWorker(KnownDatabase *db)
 	start.database = db->oid;
 	start.role = db->role;
 	start.login = db->login;
-	start.fingerprint = db->fingerprint;
 	strlcpy(start.role_name, db->role_name, NAMEDATALEN);
 
 	memset(&worker, 0, sizeof(worker));
@@ -383,7 +259,6 @@ StartWorker(KnownDatabase *db)
 		db->handle = NULL;
 		return false;
 	}
-	db->running_fingerprint = db->fingerprint;
 	return true;
 }
 
@@ -407,31 +282,34 @@ Look(void)
 	List	   *order = NIL;
 	ListCell   *lc;
 
-	ReadDatabases();
 	hash_seq_init(&seq, known);
 	while ((db = hash_seq_search(&seq)) != NULL)
 	{
 		if (all)
-			db->no_extension = false;
+			db->no_extension = db->disabled = false;
 		for (int i = 0; i < n; i++)
 			if (rechecks[i] == db->oid)
-				db->no_extension = false;
+				db->no_extension = db->disabled = false;
 	}
 
-	/* Workers that exited, and those that must stop. */
+	/* Workers that exited (what they asked for is read next). */
 	hash_seq_init(&seq, known);
 	while ((db = hash_seq_search(&seq)) != NULL)
 	{
-		if (db->slot < 0)
+		if (db->slot < 0 || !db->running)
 			continue;
 		if (WorkerGone(db))
 		{
-			ReoWorkerExit why = ReoSlotExit(db->slot);
+			ReoWorkerExit why = ReoSlotExit(db->slot, db->asked_role);
 
+			elog(DEBUG2, "release_expired_orders launcher: the worker of database %s exited (%d)",
+				 db->name, (int) why);
+			db->running = false;
 			if (db->handle != NULL)
 				pfree(db->handle);
 			db->handle = NULL;
-			if (why == WORKER_EXIT_ERROR || why == WORKER_EXIT_NONE)
+			if (db->listed && db->wanted &&
+				(why == WORKER_EXIT_ERROR || why == WORKER_EXIT_NONE))
 			{
 				/* keep the slot: its error stays for worker_status() */
 				db->restart_ms = db->restart_ms ?
@@ -441,28 +319,38 @@ Look(void)
 			}
 			if (why == WORKER_EXIT_NO_EXTENSION)
 				db->no_extension = true;
+			if (why == WORKER_EXIT_DISABLED)
+				db->disabled = true;
 			ReoSlotRelease(db->slot);
 			db->slot = -1;
 			db->restart_at = 0;
 			db->restart_ms = 0;
-			continue;
 		}
-		if (!db->listed || !db->wanted || db->no_extension ||
-			db->fingerprint != db->running_fingerprint)
-			ReoSlotStop(db->slot);
 	}
+
+	/* The databases now, and the workers that must stop. */
+	ReadDatabases();
+	hash_seq_init(&seq, known);
+	while ((db = hash_seq_search(&seq)) != NULL)
+		if (db->running && (!db->listed || !db->wanted))
+			ReoSlotStop(db->slot);
 
 	/* Databases that left the list, with their workers gone. */
 	hash_seq_init(&seq, known);
 	while ((db = hash_seq_search(&seq)) != NULL)
-		if (!db->listed && db->slot < 0)
-			hash_search(known, &db->oid, HASH_REMOVE, NULL);
+	{
+		if (db->listed || db->running)
+			continue;
+		if (db->slot >= 0)
+			ReoSlotRelease(db->slot);
+		hash_search(known, &db->oid, HASH_REMOVE, NULL);
+	}
 
 	/* Start what is missing, oldest database first. */
 	hash_seq_init(&seq, known);
 	while ((db = hash_seq_search(&seq)) != NULL)
-		if (db->listed && db->wanted && !db->no_extension &&
-			(db->slot < 0 || (db->handle == NULL && ReoSlotGone(db->slot))))
+		if (db->listed && db->wanted && !db->no_extension && !db->disabled &&
+			!db->running)
 			order = lappend_oid(order, db->oid);
 	list_sort(order, list_oid_cmp);
 	foreach(lc, order)
@@ -487,7 +375,9 @@ Look(void)
 			waiting++;
 			continue;
 		}
-		if (!StartWorker(db))
+		if (StartWorker(db))
+			db->running = true;
+		else
 		{
 			/* no background worker slot left: max_worker_processes */
 			no_room++;
@@ -527,9 +417,8 @@ AdoptWorkers(void)
 		db = hash_search(known, &database, HASH_ENTER, &found);
 		memset(((char *) db) + sizeof(Oid), 0, sizeof(KnownDatabase) - sizeof(Oid));
 		db->slot = i;
+		db->running = true;
 		db->handle = NULL;
-		/* unknown: stopped, and started again with what applies now */
-		db->running_fingerprint = 0;
 	}
 }
 
@@ -565,8 +454,15 @@ reo_launcher_main(Datum arg)
 
 		if (ConfigReloadPending)
 		{
+			KnownDatabase *db;
+			HASH_SEQ_STATUS seq;
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* deadline_worker may be on again in the server's settings */
+			hash_seq_init(&seq, known);
+			while ((db = hash_seq_search(&seq)) != NULL)
+				db->disabled = false;
 		}
 		next = Look();
 		if (next != 0)

@@ -30,12 +30,14 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_db_role_setting.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -48,12 +50,14 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "job.h"
+#include "launcher.h"
 #include "settings.h"
 #include "worker.h"
 #include "worker_state.h"
@@ -80,30 +84,121 @@ ReoWorkerDefineSettings(void)
 /* Milliseconds before retrying after a failed step, 0 after a good one. */
 static int	retry_ms = 0;
 
+/* The settings that applied when the worker connected. */
+static uint32 settings_at_start;
+
+/* Its database's name, for messages outside a transaction. */
+static char *database_name = "";
+
+/*
+ * A hash of every pg_db_role_setting row that applies to the worker: in
+ * its database for its role, for its role, in its database, and for all.
+ * In a transaction.
+ */
+static uint32
+SettingsFingerprint(void)
+{
+	Oid			role = GetSessionUserId();
+	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tuple;
+	uint32		h = 0;
+
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_db_role_setting form = (Form_pg_db_role_setting) GETSTRUCT(tuple);
+		bool		isnull;
+		Datum		d;
+
+		if ((form->setdatabase != MyDatabaseId && OidIsValid(form->setdatabase)) ||
+			(form->setrole != role && OidIsValid(form->setrole)))
+			continue;
+		d = heap_getattr(tuple, Anum_pg_db_role_setting_setconfig,
+						 RelationGetDescr(rel), &isnull);
+		h = hash_combine(h, hash_bytes_uint32(form->setdatabase));
+		h = hash_combine(h, hash_bytes_uint32(form->setrole));
+		if (!isnull)
+		{
+			struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+
+			h = hash_combine(h, hash_bytes((const unsigned char *) VARDATA_ANY(v),
+										   VARSIZE_ANY_EXHDR(v)));
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return h;
+}
+
+/*
+ * Whether the worker should go on as it is; in a transaction.  It exits
+ * when deadline_worker is off for its database, when its settings name
+ * another role (it asks the launcher for it), and when a setting that
+ * applies to it changed since it connected (it is started again with it).
+ */
+static ReoWorkerExit
+StillWanted(void)
+{
+	const char *role;
+	HeapTuple	tuple;
+
+	if (!reo_deadline_worker)
+		return WORKER_EXIT_DISABLED;
+	role = reo_worker_role;
+	if (role[0] == '\0')
+	{
+		tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
+		role = GetUserNameFromId(((Form_pg_database) GETSTRUCT(tuple))->datdba, false);
+		ReleaseSysCache(tuple);
+	}
+	if (strcmp(role, GetUserNameFromId(GetSessionUserId(), false)) != 0)
+	{
+		ereport(LOG,
+				(errmsg("release_expired_orders deadline worker of database \"%s\" exits to run as role \"%s\"",
+						database_name, role)));
+		ReoWorkerAskRole(role);
+		return WORKER_EXIT_STOPPED;
+	}
+	if (SettingsFingerprint() != settings_at_start)
+	{
+		ereport(LOG,
+				(errmsg("release_expired_orders deadline worker of database \"%s\" exits to apply changed settings",
+						database_name)));
+		return WORKER_EXIT_STOPPED;
+	}
+	return WORKER_EXIT_NONE;
+}
+
 /*
  * Run one step in its own transaction and leave no transaction or snapshot
- * behind.  false when the extension is not installed in the database.
+ * behind.  Returns why the worker must exit instead (the extension is not
+ * installed, or StillWanted() says so), or WORKER_EXIT_NONE.
  */
-static bool
+static ReoWorkerExit
 StepInTransaction(ReoProgress *p, TimestampTz *wake, TimestampTz *deadline,
 				  MemoryContext cxt)
 {
+	ReoWorkerExit exit;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	XactIsoLevel = XACT_READ_COMMITTED; /* before any snapshot, as job.c does */
 	/* Not a transaction context: a run commits the transaction it starts in. */
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_RUNNING, "release_expired_orders: looking for the next deadline");
-	if (ReoInstalledVersion() == NULL)
+	exit = ReoInstalledVersion() == NULL ? WORKER_EXIT_NO_EXTENSION : StillWanted();
+	if (exit != WORKER_EXIT_NONE)
 	{
 		CommitTransactionCommand();
-		return false;
+		return exit;
 	}
 	ReoCheckSettings();
 	ReoCheckInstalledVersion();
 	*wake = ReoWorkerStep(p, deadline);
 	CommitTransactionCommand();
-	return true;
+	return WORKER_EXIT_NONE;
 }
 
 /*
@@ -218,9 +313,13 @@ reo_worker_main(Datum arg)
 	wait_event_info = WaitEventExtensionNew("ReleaseExpiredOrdersDeadline");
 #endif
 	ReoWorkerStateRole(start.role_name);
+	StartTransactionCommand();
+	settings_at_start = SettingsFingerprint();
+	database_name = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
 	ereport(DEBUG1,
 			(errmsg_internal("release_expired_orders deadline worker serves database \"%s\" as role \"%s\"",
-							 get_database_name(MyDatabaseId), start.role_name)));
+							 database_name, start.role_name)));
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "release_expired_orders worker",
 								ALLOCSET_DEFAULT_SIZES);
@@ -231,7 +330,7 @@ reo_worker_main(Datum arg)
 	{
 		TimestampTz wake = 0;
 		TimestampTz deadline = DT_NOBEGIN;
-		bool		installed = true;
+		ReoWorkerExit exit = WORKER_EXIT_NONE;
 
 		if (ConfigReloadPending)
 		{
@@ -246,7 +345,7 @@ reo_worker_main(Datum arg)
 		}
 		PG_TRY();
 		{
-			installed = StepInTransaction(&progress, &wake, &deadline, cxt);
+			exit = StepInTransaction(&progress, &wake, &deadline, cxt);
 			retry_ms = 0;
 		}
 		PG_CATCH();
@@ -265,16 +364,16 @@ reo_worker_main(Datum arg)
 			retry_ms = retry_ms ? Min(retry_ms * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
 			ereport(LOG,
 					(errmsg("release_expired_orders deadline worker of database \"%s\" tries again in %d ms: %s",
-							get_database_name(MyDatabaseId), retry_ms, edata->message)));
+							database_name, retry_ms, edata->message)));
 			FreeErrorData(edata);
 			progress.just_ran = false;
 			progress.shortest = 0;
 			wake = GetCurrentTimestamp() + (TimestampTz) retry_ms * 1000;
 		}
 		PG_END_TRY();
-		if (!installed)
+		if (exit != WORKER_EXIT_NONE)
 		{
-			ReoWorkerSetExit(WORKER_EXIT_NO_EXTENSION);
+			ReoWorkerSetExit(exit);
 			proc_exit(0);
 		}
 		MemoryContextSwitchTo(TopMemoryContext);

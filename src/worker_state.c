@@ -51,6 +51,7 @@ typedef struct WorkerSlot
 	Oid			database;		/* InvalidOid: the slot is free */
 	NameData	name;
 	NameData	role;
+	NameData	asked_role;		/* the role its settings name, when another */
 	bool		starting;		/* started by the launcher, not attached yet */
 	bool		stop;			/* the launcher or a command asks it to exit */
 	ReoWorkerExit exit;			/* why it exited */
@@ -313,6 +314,7 @@ ReoSlotRestart(int slot, const char *name, const char *role)
 	SpinLockAcquire(&state->mutex);
 	namestrcpy(&s->name, name);
 	namestrcpy(&s->role, role);
+	NameStr(s->asked_role)[0] = '\0';
 	s->starting = true;
 	s->stop = false;
 	s->exit = WORKER_EXIT_NONE;
@@ -352,15 +354,21 @@ ReoSlotRelease(int slot)
 	SpinLockRelease(&state->mutex);
 }
 
-/* Why the worker of the slot exited; its last error stays for worker_status(). */
+/*
+ * Why the worker of the slot exited, and the role it asked for (a
+ * NAMEDATALEN buffer; empty when none); its last error stays for
+ * worker_status().
+ */
 ReoWorkerExit
-ReoSlotExit(int slot)
+ReoSlotExit(int slot, char *asked_role)
 {
 	ReoWorkerExit why;
 
 	SpinLockAcquire(&state->mutex);
 	why = state->slots[slot].exit;
 	state->slots[slot].starting = false;
+	if (NameStr(state->slots[slot].asked_role)[0] != '\0')
+		strlcpy(asked_role, NameStr(state->slots[slot].asked_role), NAMEDATALEN);
 	SpinLockRelease(&state->mutex);
 	return why;
 }
@@ -435,6 +443,16 @@ ReoWorkerSetExit(ReoWorkerExit why)
 	SpinLockRelease(&state->mutex);
 }
 
+/* The worker's settings name another role: it exits to be started as it. */
+void
+ReoWorkerAskRole(const char *role)
+{
+	SpinLockAcquire(&state->mutex);
+	namestrcpy(&state->slots[my_slot].asked_role, role);
+	state->slots[my_slot].exit = WORKER_EXIT_STOPPED;
+	SpinLockRelease(&state->mutex);
+}
+
 bool
 ReoWorkerStopAsked(void)
 {
@@ -500,14 +518,19 @@ ReoWorkerStateError(const char *message)
 
 /* ---------------------------------------------------------------- any backend */
 
-/* Ask the launcher to look at the database again (an extension was created). */
+/*
+ * Ask the launcher to look at the database again (an extension was
+ * created, a setting changed); InvalidOid: every database.
+ */
 void
 ReoRecheckDatabase(Oid database)
 {
 	if (state == NULL)
 		return;
 	SpinLockAcquire(&state->mutex);
-	if (state->nrecheck < RECHECK_MAX)
+	if (!OidIsValid(database))
+		state->recheck_all = true;
+	else if (state->nrecheck < RECHECK_MAX)
 		state->recheck[state->nrecheck++] = database;
 	else
 		state->recheck_all = true;
@@ -537,6 +560,23 @@ WakeWorker(Oid database)
 	if (latch != NULL)
 		SetLatch(latch);
 	return latch != NULL;
+}
+
+void
+ReoWakeAllWorkers(void)
+{
+	Latch	   *latches[1000];
+	int			n = 0;
+
+	if (state == NULL)
+		return;
+	SpinLockAcquire(&state->mutex);
+	for (int i = 0; i < reo_max_workers && n < (int) lengthof(latches); i++)
+		if (state->slots[i].pid != 0 && state->slots[i].latch != NULL)
+			latches[n++] = state->slots[i].latch;
+	SpinLockRelease(&state->mutex);
+	for (int i = 0; i < n; i++)
+		SetLatch(latches[i]);
 }
 
 void

@@ -21,7 +21,9 @@ typedef enum ReoWorkerExit
 	WORKER_EXIT_NONE,			/* still running, or never started */
 	WORKER_EXIT_ERROR,			/* failed: started again after a delay */
 	WORKER_EXIT_NO_EXTENSION,	/* the database has no release_expired_orders */
-	WORKER_EXIT_STOPPED			/* asked to stop: started again at once */
+	WORKER_EXIT_DISABLED,		/* deadline_worker is off for the database */
+	WORKER_EXIT_STOPPED			/* asked to stop, or for another role or new
+								 * settings: started again at once */
 } ReoWorkerExit;
 
 /* What the launcher starts a worker with (its bgw_extra). */
@@ -31,8 +33,7 @@ typedef struct ReoWorkerStart
 	Oid			database;
 	Oid			role;			/* the role to run as */
 	bool		login;			/* connect as the role; else become it */
-	uint32		fingerprint;	/* of the role and the settings that apply */
-	char		role_name[NAMEDATALEN]; /* for the message when it is gone */
+	char		role_name[NAMEDATALEN];
 } ReoWorkerStart;
 
 extern int	reo_max_workers;
@@ -52,13 +53,14 @@ extern void ReoSlotRelease(int slot);
 extern bool ReoSlotGone(int slot);
 extern Oid	ReoSlotDatabase(int slot);
 extern void ReoSlotStarting(int slot, pid_t pid);
-extern ReoWorkerExit ReoSlotExit(int slot);
+extern ReoWorkerExit ReoSlotExit(int slot, char *asked_role);
 extern void ReoSlotStop(int slot);
 extern void ReoLauncherNote(const char *note);
 
 /* a worker */
 extern bool ReoWorkerAttach(int slot, Oid database);
 extern void ReoWorkerSetExit(ReoWorkerExit why);
+extern void ReoWorkerAskRole(const char *role);
 extern bool ReoWorkerStopAsked(void);
 extern void ReoWorkerStateRole(const char *role);
 extern void ReoWorkerStateWoke(TimestampTz wake, TimestampTz deadline);
@@ -68,6 +70,7 @@ extern void ReoWorkerStateError(const char *message);
 /* any backend */
 extern void ReoRecheckDatabase(Oid database);
 extern void ReoWakeDatabaseWorker(Oid database);
+extern void ReoWakeAllWorkers(void);
 extern bool ReoLateOrderWakes(Oid database, TimestampTz created);
 extern void ReoPauseDatabase(Oid database);
 extern void ReoResumeDatabase(Oid database);
