@@ -595,7 +595,11 @@ BEGIN
 			USING ERRCODE = '42P01',
 				  HINT = 'Set release_expired_orders.app_schema to the schema of the application''s tables.';
 	END IF;
-	EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS release_expired_orders_wake ON %I.orders', app);
+	IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+			   WHERE tgrelid = pg_catalog.format('%I.orders', app)::pg_catalog.regclass
+				 AND tgname = 'release_expired_orders_wake') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER release_expired_orders_wake ON %I.orders', app);
+	END IF;
 	EXECUTE pg_catalog.format('CREATE TRIGGER release_expired_orders_wake'
 		' AFTER INSERT OR UPDATE OF created_at, status, payment_status, fulfillment_status ON %I.orders'
 		' FOR EACH ROW EXECUTE FUNCTION release_expired_orders.wake_trigger()', app);
