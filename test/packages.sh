@@ -36,7 +36,7 @@ set -uo pipefail
 say() { echo "packages: $*"; }
 
 out_base=${REO_PKG_OUT:-/var/cache/release_expired_orders/packages}
-build_deps=(debhelper dpkg-dev postgresql-server-dev-all)
+build_deps=(build-essential debhelper dpkg-dev postgresql-server-dev-all)
 ports[dist]=55190
 ports[15]=55150
 srcname=$(sed -n '1s/^\([^ ]*\) .*/\1/p' debian/changelog)
