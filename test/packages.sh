@@ -272,10 +272,10 @@ dist() {
 		cat "$logs/dist.log"; step 1 "make dist wrote $zip"; finish_target dist; return
 	fi
 	mv "$zip" "$logs/"
-	local top_dirs
-	top_dirs=$(unzip -Z1 "$logs/$zip" | cut -d/ -f1 | sort -u)
-	[ "$top_dirs" = "$extension-$distversion" ] && unzip -Z1 "$logs/$zip" | grep -qx "$extension-$distversion/META.json"
-	step $? "make dist wrote $zip ($(unzip -Z1 "$logs/$zip" | grep -vc '/$') files under $extension-$distversion/, META.json among them)"
+	unzip -Z1 "$logs/$zip" >"$logs/zip.txt"
+	[ "$(cut -d/ -f1 "$logs/zip.txt" | sort -u)" = "$extension-$distversion" ] &&
+		grep -qx "$extension-$distversion/META.json" "$logs/zip.txt"
+	step $? "make dist wrote $zip ($(grep -vc '/$' "$logs/zip.txt") files, all under $extension-$distversion/, META.json among them)"
 
 	root_spec 17
 	local suite arch pg tap
