@@ -15,8 +15,8 @@
 #       overlay layer on top of it ($REO_ROOTS/pkg-NAME-HASH), and each run
 #       writes to a throwaway overlay above both.  Not in "all": i386.
 # dist  META.json against the PGXN Meta Spec (test/pgxn_meta.py), then
-#       make dist, and the zip alone, unpacked in an empty folder of the 17
-#       root (throwaway overlay): make, make install, make installcheck.
+#       make dist, and the zip alone in an empty folder of the 17 root
+#       (throwaway overlay) with PGXN's client: pgxn install, pgxn check.
 #
 # Each package target: dpkg-buildpackage -us -uc -b in a copy of the
 # checkout (after pg_buildext updatecontrol), the .deb's files (library,
@@ -72,13 +72,15 @@ copy_tree() {
 
 aptopt() { [ "$1" = sid ] && echo "-o Acquire::Check-Valid-Until=false"; }
 
-# prepare_layer <name>: the cached overlay layer with build_deps on top of
-# matrix.sh's root $spec_dir, made again when that root was made again.
+# prepare_layer <name> <suite> <package...>: the cached overlay layer
+# ($layer) with these packages on top of matrix.sh's root $spec_dir, made
+# again when that root was made again.
 prepare_layer() {
-	local name=$1 suite=$2
-	layer=$roots/pkg-$name-$(printf '%s' "$spec_dir ${build_deps[*]}" | md5sum | cut -c1-8)
+	local name=$1 suite=$2; shift 2
+	local deps=("$@")
+	layer=$roots/pkg-$name-$(printf '%s' "$spec_dir ${deps[*]}" | md5sum | cut -c1-8)
 	local want
-	want="$(stat -c %Y "$spec_dir/.reo-root") $spec_dir ${build_deps[*]}"
+	want="$(stat -c %Y "$spec_dir/.reo-root") $spec_dir ${deps[*]}"
 	if [ -f "$layer/.reo-layer" ] && [ "$(cat "$layer/.reo-layer")" = "$want" ] &&
 		[ -n "$(find "$layer/.reo-layer" -mtime -7)" ]; then
 		say "$name: reusing cached build-tools layer $layer"
@@ -95,7 +97,7 @@ prepare_layer() {
 	# shellcheck disable=SC2046
 	{ in_root "$layer/mnt" apt-get $(aptopt "$suite") update &&
 	  in_root "$layer/mnt" env DEBIAN_FRONTEND=noninteractive apt-get $(aptopt "$suite") \
-		install -y --no-install-recommends "${build_deps[@]}" &&
+		install -y --no-install-recommends "${deps[@]}" &&
 	  in_root "$layer/mnt" apt-get clean; } >"$layer.apt.log" 2>&1 || ok=1
 	umount_all
 	rm -rf "$layer/work" "$layer/mnt"
@@ -216,7 +218,7 @@ package_root() {
 	if ! prepare_root "$name" "$suite" "$arch"; then
 		vfail=1; finish_target "$name" "no root"; return
 	fi
-	if ! prepare_layer "$name" "$suite"; then
+	if ! prepare_layer "$name" "$suite" "${build_deps[@]}"; then
 		umount_all; vfail=1; finish_target "$name" "no build tools"; return
 	fi
 	if ! mount_run "$layer/upper:$spec_dir"; then
@@ -264,7 +266,7 @@ dist() {
 	step $rc "META.json: PGXN Meta Spec 1.0.0 and the tree ($(grep -c '^ok' "$logs/meta.log") checks)"
 
 	local distversion zip
-	distversion=$(sed -n 's/^ *"version" *: *"\([^"]*\)".*/\1/p' META.json | head -1)
+	distversion=$(python3 -c 'import json; print(json.load(open("META.json"))["version"])')
 	zip=$extension-$distversion.zip
 	rm -f "$zip"
 	if ! make -s dist PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" >"$logs/dist.log" 2>&1 ||
@@ -277,35 +279,43 @@ dist() {
 		grep -qx "$extension-$distversion/META.json" "$logs/zip.txt"
 	step $? "make dist wrote $zip ($(grep -vc '/$' "$logs/zip.txt") files, all under $extension-$distversion/, META.json among them)"
 
+	# The zip alone in an empty folder of the 17 root, with PGXN's client
+	# (pgxnclient, in a cached layer) as README says: pgxn install (make,
+	# make install), then pgxn check (make installcheck) as postgres on a
+	# throwaway cluster with pg_cron preloaded.
 	root_spec 17
 	local suite arch pg tap
 	read -r suite arch pg tap <<<"${targets[17]}"
-	if ! prepare_root 17 "$suite" "$arch" || ! mount_run "$spec_dir"; then
+	if ! prepare_root 17 "$suite" "$arch" || ! prepare_layer dist "$suite" pgxnclient ||
+		! mount_run "$layer/upper:$spec_dir"; then
 		umount_all; vfail=$((vfail + 1)); finish_target dist "no root"; return
 	fi
 	mkdir "$R/build/dist"
-	unzip -q "$logs/$zip" -d "$R/build/dist"
-	local d=/build/dist/$extension-$distversion pgconf=/usr/lib/postgresql/$pg/bin/pg_config
-	on sh -c "rm -rf /usr/lib/postgresql/$pg/lib/$extension.so /usr/share/postgresql/$pg/extension/$extension*"
-	on sh -c "cd $d && make -j2 PG_CONFIG=$pgconf && make install PG_CONFIG=$pgconf" >"$logs/build.log" 2>&1
+	cp "$logs/$zip" "$R/build/dist/"
+	local pgconf=/usr/lib/postgresql/$pg/bin/pg_config
+	local libdir=/usr/lib/postgresql/$pg/lib share=/usr/share/postgresql/$pg/extension
+	on sh -c "rm -rf $libdir/$extension.so $libdir/bitcode/$extension* $share/$extension*"
+	on sh -c "cd /build/dist && pgxn install --pg_config $pgconf ./$zip" >"$logs/install.log" 2>&1
 	rc=$?
-	[ $rc -ne 0 ] && tail -40 "$logs/build.log"
-	step $rc "the zip alone: make and make install (PostgreSQL $pg, Debian $suite)"
+	local f missing=()
+	for f in "$libdir/$extension.so" "$share/$extension.control" "$top"/sql/"$extension"--*.sql; do
+		f=${f#"$top"/sql/}; [ "${f:0:1}" = / ] || f=$share/$f
+		[ -f "$R$f" ] || missing+=("$f")
+	done
+	[ $rc -ne 0 ] && tail -40 "$logs/install.log"
+	[ ${#missing[@]} -gt 0 ] && rc=1
+	step $rc "the zip alone: pgxn install ./$zip (PostgreSQL $pg, Debian $suite)${missing:+ (missing: ${missing[*]})}"
 	if [ $rc -eq 0 ]; then
-		on chown -R postgres: "$d"
 		local port
 		port=$(free_port "${ports[dist]}")
-		on env PGPORT="$port" sh -c 'cd "$1" && shift && exec "$@"' sh "$d" \
+		on env PGPORT="$port" sh -c 'cd /build/dist && exec "$@"' sh \
 			runuser -u postgres -- pg_virtualenv -v "$pg" "${cluster_opts[@]}" \
-			make installcheck PG_CONFIG=$pgconf >"$logs/installcheck.log" 2>&1
+			pgxn check --pg_config $pgconf "./$zip" >"$logs/installcheck.log" 2>&1
 		rc=$?
 		cat "$logs/installcheck.log"
 		local before=$vfail
 		count_regress "$logs/installcheck.log"
-		if [ $rc -ne 0 ]; then
-			cat "$R$d"/regression.diffs "$R$d"/output_iso/regression.diffs 2>/dev/null
-			[ $vfail -eq $before ] && vfail=$((vfail + 1))
-		fi
+		[ $rc -ne 0 ] && [ $vfail -eq $before ] && vfail=$((vfail + 1))
 	fi
 	unmount_run
 	finish_target dist "zip in the 17 root"
