@@ -83,10 +83,10 @@ prepare_layer() {
 	want="$(stat -c %Y "$spec_dir/.reo-root") $spec_dir ${deps[*]}"
 	if [ -f "$layer/.reo-layer" ] && [ "$(cat "$layer/.reo-layer")" = "$want" ] &&
 		[ -n "$(find "$layer/.reo-layer" -mtime -7)" ]; then
-		say "$name: reusing cached build-tools layer $layer"
+		say "$name: reusing the cached layer with ${deps[*]}: $layer"
 		return 0
 	fi
-	say "$name: making the build-tools layer $layer"
+	say "$name: making the layer with ${deps[*]}: $layer"
 	umount_stale "$layer"
 	rm -rf --one-file-system "$layer"
 	mkdir -p "$layer/upper" "$layer/work" "$layer/mnt"
