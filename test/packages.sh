@@ -193,12 +193,15 @@ test_package() {
 	fi
 
 	# The package's own test, in an unbuilt copy of the tree, as autopkgtest
-	# runs it.
+	# runs it: as an unprivileged user (nobody), the test declaring no
+	# needs-root.
 	copy_tree "$hb/test"
+	on chown -R nobody: "$b/test"
 	local port
 	port=$(free_port "${ports[$name]}")
-	echo "=== $name: debian/tests/installcheck (pg_buildext installcheck, PostgreSQL $pg)"
-	on env PGPORT="$port" sh -c "cd $b/test && debian/tests/installcheck" >"$logs/installcheck.log" 2>&1
+	echo "=== $name: debian/tests/installcheck as nobody (pg_buildext installcheck, PostgreSQL $pg)"
+	on env PGPORT="$port" runuser -u nobody -- sh -c "cd $b/test && debian/tests/installcheck" \
+		>"$logs/installcheck.log" 2>&1
 	rc=$?
 	cat "$logs/installcheck.log"
 	local before=$vfail
