@@ -284,8 +284,8 @@ dist() {
 
 	# The zip alone in an empty folder of the 17 root, with PGXN's client
 	# (pgxnclient, in a cached layer) as README says: pgxn install (make,
-	# make install), then pgxn check (make installcheck) as postgres on a
-	# throwaway cluster with pg_cron preloaded.
+	# make install), then pgxn check (make installcheck) on a throwaway
+	# cluster with pg_cron preloaded.
 	root_spec 17
 	local suite arch pg tap
 	read -r suite arch pg tap <<<"${targets[17]}"
@@ -311,8 +311,11 @@ dist() {
 	if [ $rc -eq 0 ]; then
 		local port
 		port=$(free_port "${ports[dist]}")
-		on env PGPORT="$port" sh -c 'cd /build/dist && exec "$@"' sh \
-			runuser -u postgres -- pg_virtualenv -v "$pg" "${cluster_opts[@]}" \
+		# As README says, by an unprivileged user (nobody here) with
+		# USER=postgres: the expected outputs name the superuser postgres.
+		on env PGPORT="$port" runuser -u nobody -- env USER=postgres \
+			sh -c 'cd /build/dist && exec "$@"' sh \
+			pg_virtualenv -v "$pg" "${cluster_opts[@]}" \
 			pgxn check --pg_config $pgconf "./$zip" >"$logs/installcheck.log" 2>&1
 		rc=$?
 		cat "$logs/installcheck.log"
