@@ -23,7 +23,8 @@
 # bitcode, control file, every sql/release_expired_orders--*.sql), apt-get
 # install ./postgresql-NN-release-expired-orders_*.deb with any make install
 # leftovers removed first (so the tests see only the package's files), dpkg
-# --verify, then debian/tests/installcheck in an unbuilt copy of the tree.
+# --verify, then debian/tests/installcheck in an unbuilt copy of the tree,
+# as nobody (autopkgtest runs a test without needs-root unprivileged).
 # The .debs and logs are kept in $REO_PKG_OUT (default
 # /var/cache/release_expired_orders/packages/NAME).  Run as root.  Prints
 # each target's counts and ends with "N passed, N failed"; exits non-zero
