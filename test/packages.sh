@@ -4,7 +4,7 @@
 # does (debian/tests/installcheck: pg_buildext installcheck, pg_cron
 # preloaded); and checks the PGXN release (META.json, make dist's zip).
 #
-#   bash test/packages.sh [15|17|18|i386|dist|all]     (default: all)
+#   bash test/packages.sh [15|17|18|i386|dist|all]...     (default: all)
 #
 # 15    on the host (Debian 12, PostgreSQL 15): installs what building a
 #       package needs when missing, and installs the package into the host's
@@ -332,12 +332,14 @@ dist() {
 command -v debootstrap >/dev/null || { apt-get install -y -qq debootstrap >/dev/null || true; }
 command -v unzip >/dev/null || { apt-get install -y -qq unzip >/dev/null || true; }
 
-want=${1:-all}
-case "$want" in
-	all) list=(15 17 18 dist) ;;
-	15|17|18|i386|dist) list=("$want") ;;
-	*) echo "usage: $0 [15|17|18|i386|dist|all]" >&2; exit 2 ;;
-esac
+list=()
+for want in "${@:-all}"; do
+	case "$want" in
+		all) list+=(15 17 18 dist) ;;
+		15|17|18|i386|dist) list+=("$want") ;;
+		*) echo "usage: $0 [15|17|18|i386|dist|all]..." >&2; exit 2 ;;
+	esac
+done
 for t in "${list[@]}"; do
 	start=$SECONDS
 	case "$t" in
