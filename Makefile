@@ -37,3 +37,14 @@ tap:
 	rm -rf '$(CURDIR)'/tmp_check
 	PATH="$(bindir):$$PATH" PG_REGRESS='$(pgxsdir)/src/test/regress/pg_regress' \
 		prove -I '$(pgxsdir)/src/test/perl' -I test/t test/t/*.pl
+
+# PGXN release: make dist writes $(EXTENSION)-$(DISTVERSION).zip, the
+# committed tree (HEAD) under the folder $(EXTENSION)-$(DISTVERSION)/, as
+# PGXN takes it.  META.json's "version" is $(DISTVERSION) (test/pgxn_meta.py
+# checks).
+DISTVERSION = $(EXTVERSION).0
+.PHONY: dist
+dist:
+	git archive --format zip --prefix=$(EXTENSION)-$(DISTVERSION)/ \
+		-o $(EXTENSION)-$(DISTVERSION).zip HEAD
+	@echo "$(EXTENSION)-$(DISTVERSION).zip"

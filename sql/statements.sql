@@ -52,5 +52,16 @@ SELECT (SELECT count(*) > 0 FROM pg_temp.explain(statement, argument_types)) AS 
 FROM release_expired_orders.statements() WHERE name = 'preview_windowed';
 DELETE FROM release_expired_orders.payment_windows;
 
+-- With notifications off (a legal setting the job's own hints suggest), the
+-- statements that write them do not run and are not listed; the release
+-- without them is, and every statement listed still EXPLAINs.
+SET release_expired_orders.write_notifications = off;
+SELECT count(*) > 20 AS listed,
+	   count(*) FILTER (WHERE name IN ('release', 'note_failed', 'run_note')) AS writing_notifications,
+	   count(*) FILTER (WHERE name = 'release_quiet') AS release_quiet,
+	   bool_and(statement ~ '^SET ' OR (SELECT count(*) > 0 FROM pg_temp.explain(statement, argument_types))) AS explained
+FROM release_expired_orders.statements();
+RESET release_expired_orders.write_notifications;
+
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;

@@ -205,6 +205,8 @@ reo_statements(PG_FUNCTION_ARGS)
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
+		if (!StmtRuns((ReoStatement) stmt))
+			continue;
 		sql = StmtText((ReoStatement) stmt, &name, &nargs, argtypes);
 		for (int i = 0; i < nargs; i++)
 			elems[i] = ObjectIdGetDatum(argtypes[i]);

@@ -105,6 +105,14 @@ WritesAudit(ReoStatement stmt)
  * (StmtUseSchema), in the server's encoding: its name, its text and the
  * types of its parameters ($1 ...), so that an operator can EXPLAIN it.
  */
+/* Whether the job runs the statement against the tables in use. */
+bool
+StmtRuns(ReoStatement stmt)
+{
+	Assert(current != NULL);
+	return ReoStatementRuns(stmt, &current->schema);
+}
+
 char *
 StmtText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes)
 {

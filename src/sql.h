@@ -19,6 +19,7 @@ extern uint64 StmtExecute(ReoStatement stmt, Datum *values, const char *nulls);
 extern uint64 StmtQuery(ReoStatement stmt, Datum *values, const char *nulls);
 extern bool StmtInAudit(void);
 
+extern bool StmtRuns(ReoStatement stmt);
 extern char *StmtText(ReoStatement stmt, const char **name, int *nargs, Oid *argtypes);
 
 #endif							/* REO_SQL_H */

@@ -1192,6 +1192,21 @@ ParameterType(Oid type, const AppSchema *app)
 }
 
 /*
+ * Whether the job ever runs the statement against the application's tables
+ * app: not those that write notifications when it writes none (release is
+ * then release_quiet).
+ */
+bool
+ReoStatementRuns(ReoStatement stmt, const AppSchema *app)
+{
+	if ((int) stmt < 0 || (int) stmt >= STMT_COUNT)
+		elog(ERROR, "invalid statement %d", (int) stmt);
+	if (stmt == STMT_RELEASE)
+		return app->notifications;
+	return !statements[stmt].notifications || app->notifications;
+}
+
+/*
  * A statement as the job runs it against the application's tables app: its
  * text with the placeholders expanded, in the server's encoding (the texts
  * are UTF-8; the notifications' are not ASCII), and what it is run with.

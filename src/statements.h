@@ -63,6 +63,7 @@ typedef struct ReoSQL
 								 * or 0 */
 } ReoSQL;
 
+extern bool ReoStatementRuns(ReoStatement stmt, const AppSchema *app);
 extern void ReoStatementSQL(ReoStatement stmt, const AppSchema *app, ReoSQL *sql);
 
 #endif							/* REO_STATEMENTS_H */
