@@ -373,6 +373,10 @@ reo_worker_main(Datum arg)
 		PG_END_TRY();
 		if (exit != WORKER_EXIT_NONE)
 		{
+			if (exit == WORKER_EXIT_NO_EXTENSION)
+				ereport(LOG,
+						(errmsg("release_expired_orders deadline worker: database \"%s\" does not have the extension, and is not served until CREATE EXTENSION",
+								database_name)));
 			ReoWorkerSetExit(exit);
 			proc_exit(0);
 		}
