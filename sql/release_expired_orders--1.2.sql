@@ -1459,15 +1459,15 @@ BEGIN
 	BEGIN
 		names := release_expired_orders.setting('worker_database');
 		SELECT w.* INTO rec FROM release_expired_orders.worker_status() w;
-		IF NOT FOUND THEN
-			status := 'ok';
-			detail := 'no deadline worker: release_expired_orders is not in shared_preload_libraries, or release_expired_orders.max_workers is 0; runs are scheduled by pg_cron or by hand';
-		ELSIF names <> '' AND names IS DISTINCT FROM pg_catalog.current_database() THEN
+		IF names <> '' AND names IS DISTINCT FROM pg_catalog.current_database() THEN
 			status := 'ok';
 			detail := pg_catalog.format('not served: release_expired_orders.worker_database names database %I only', names);
 		ELSIF release_expired_orders.setting('deadline_worker') = 'off' THEN
 			status := 'ok';
 			detail := 'not served: release_expired_orders.deadline_worker is off for this database';
+		ELSIF NOT FOUND THEN
+			status := 'ok';
+			detail := 'no deadline worker: release_expired_orders is not in shared_preload_libraries, or release_expired_orders.max_workers is 0; runs are scheduled by pg_cron or by hand';
 		ELSIF pg_catalog.pg_is_in_recovery() THEN
 			status := 'ok';
 			detail := 'the server is a standby: the deadline workers start when it is promoted';

@@ -36,6 +36,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -699,12 +700,28 @@ TimeOrNull(TimestampTz t, bool *isnull)
 	return TimestampTzGetDatum(t);
 }
 
+/*
+ * Whether this database is to be served, by the settings this session
+ * sees: deadline_worker on, and worker_database empty or naming it.
+ */
+static bool
+DatabaseServed(void)
+{
+	const char *only = GetConfigOption("release_expired_orders.worker_database", true, false);
+	const char *on = GetConfigOption("release_expired_orders.deadline_worker", true, false);
+
+	if (on != NULL && strcmp(on, "off") == 0)
+		return false;
+	return only == NULL || only[0] == '\0' ||
+		strcmp(only, get_database_name(MyDatabaseId)) == 0;
+}
+
 PG_FUNCTION_INFO_V1(reo_worker_status);
 
 /*
  * worker_status(): the worker of this database, one row when the library
- * was preloaded with max_workers above 0 (pid NULL when none runs, and
- * last_error says why), no row otherwise.
+ * was preloaded with max_workers above 0 and the database is to be served
+ * (pid NULL when none runs, and last_error says why), no row otherwise.
  */
 Datum
 reo_worker_status(PG_FUNCTION_ARGS)
@@ -718,7 +735,7 @@ reo_worker_status(PG_FUNCTION_ARGS)
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (state == NULL || reo_max_workers == 0)
+	if (state == NULL || reo_max_workers == 0 || !DatabaseServed())
 		return (Datum) 0;
 
 	SpinLockAcquire(&state->mutex);

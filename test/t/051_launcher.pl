@@ -227,6 +227,11 @@ $node->safe_psql('postgres', 'ALTER DATABASE shop_b SET release_expired_orders.d
 $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity
 	WHERE backend_type = 'release_expired_orders worker' AND datname = 'shop_b'})
   or diag('the worker of shop_b did not stop');
+is($node->safe_psql('shop_b', q{
+	SELECT (SELECT status || ': ' || detail FROM release_expired_orders.health() WHERE "check" = 'worker')
+		|| ' / ' || coalesce((SELECT value::text FROM release_expired_orders.metrics WHERE metric = 'worker_running'), 'NULL')}),
+	'ok: not served: release_expired_orders.deadline_worker is off for this database / NULL',
+	'deadline_worker = off: health() says the database is not served, and the metric is NULL, not 0');
 $node->safe_psql('shop_b', q{
 	INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
 	SELECT gen_random_uuid(), 'H' || n, gen_random_uuid(), '11111111-0000-0000-0000-000000000001',
