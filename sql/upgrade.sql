@@ -128,6 +128,44 @@ UNION ALL
 (SELECT 'fresh only', * FROM fresh EXCEPT SELECT 'fresh only', * FROM upgraded)
 ORDER BY 2, 3, 1;
 
+-- From 1.0 as ALTER EXTENSION ... UPDATE goes by default (the shortest
+-- path, the direct script), with the grants the README gives the job's
+-- own role (Security): every one is kept, and the catalog is that of a
+-- fresh installation given the same grants.
+SET client_min_messages = error;
+DROP EXTENSION release_expired_orders;
+CREATE ROLE regress_reo_job;
+CREATE TEMP VIEW job_grants AS
+SELECT has_schema_privilege('regress_reo_job', 'release_expired_orders', 'USAGE') AS schema_usage,
+	   has_function_privilege('regress_reo_job', 'public.release_expired_orders(integer, integer, jsonb)', 'EXECUTE') AS calls,
+	   has_table_privilege('regress_reo_job', 'release_expired_orders.runs', 'SELECT, INSERT, UPDATE') AS runs,
+	   has_table_privilege('regress_reo_job', 'release_expired_orders.order_events', 'SELECT, INSERT') AS events,
+	   has_function_privilege('regress_reo_job', 'release_expired_orders.purge_history(interval)', 'EXECUTE') AS purges;
+CREATE FUNCTION pg_temp.grant_job() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO regress_reo_job;
+	GRANT USAGE ON SCHEMA release_expired_orders TO regress_reo_job;
+	GRANT SELECT, INSERT, UPDATE ON release_expired_orders.runs TO regress_reo_job;
+	GRANT SELECT, INSERT ON release_expired_orders.order_events TO regress_reo_job;
+	GRANT EXECUTE ON FUNCTION release_expired_orders.purge_history(interval) TO regress_reo_job;
+END $$;
+CREATE EXTENSION release_expired_orders VERSION '1.0';
+SELECT pg_temp.grant_job();
+SELECT * FROM job_grants;
+ALTER EXTENSION release_expired_orders UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'release_expired_orders';
+SELECT * FROM job_grants;
+CREATE TEMP TABLE upgraded_direct AS SELECT * FROM installation;
+DROP EXTENSION release_expired_orders;
+CREATE EXTENSION release_expired_orders;
+SELECT pg_temp.grant_job();
+CREATE TEMP TABLE fresh_granted AS SELECT * FROM installation;
+RESET client_min_messages;
+(SELECT 'upgraded only' AS side, * FROM upgraded_direct EXCEPT SELECT 'upgraded only', * FROM fresh_granted)
+UNION ALL
+(SELECT 'fresh only', * FROM fresh_granted EXCEPT SELECT 'fresh only', * FROM upgraded_direct)
+ORDER BY 2, 3, 1;
+
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;
-DROP ROLE regress_reo_payments;
+DROP ROLE regress_reo_payments, regress_reo_job;
