@@ -2107,10 +2107,12 @@ $$;
 COMMENT ON FUNCTION release_expired_orders.health_row_level_security() IS
 	'health() check: no row-level security applies to the role running the job';
 
--- The deadline worker, when release_expired_orders.worker_database names
--- this database: running, waking when it meant to (its next_wake not
--- passed by more than a minute), on time (lag of its last wake for a
--- deadline under a second), and its last step not failed.
+-- The deadline worker of this database, when one should serve it (the
+-- library preloaded with max_workers above 0, deadline_worker on, and
+-- worker_database empty or naming this database): running, waking when it
+-- meant to (its next_wake not passed by more than a minute), on time (lag
+-- of its last wake for a deadline under a second), and its last step not
+-- failed.  No running worker where one should run is critical.
 CREATE FUNCTION release_expired_orders.health_worker()
 RETURNS TABLE ("check" text, status text, detail text)
 LANGUAGE plpgsql STABLE
@@ -2124,21 +2126,24 @@ BEGIN
 	BEGIN
 		names := release_expired_orders.setting('worker_database');
 		SELECT w.* INTO rec FROM release_expired_orders.worker_status() w;
-		IF names IS DISTINCT FROM pg_catalog.current_database() THEN
+		IF names <> '' AND names IS DISTINCT FROM pg_catalog.current_database() THEN
 			status := 'ok';
-			detail := CASE WHEN names = '' THEN 'no deadline worker configured (release_expired_orders.worker_database is empty): runs are scheduled by pg_cron or by hand'
-					  ELSE pg_catalog.format('not configured for this database: the deadline worker serves database %I', names) END;
+			detail := pg_catalog.format('not served: release_expired_orders.worker_database names database %I only', names);
+		ELSIF release_expired_orders.setting('deadline_worker') = 'off' THEN
+			status := 'ok';
+			detail := 'not served: release_expired_orders.deadline_worker is off for this database';
 		ELSIF NOT FOUND THEN
-			status := 'critical';
-			detail := 'release_expired_orders.worker_database names this database, but release_expired_orders is not in shared_preload_libraries: no worker runs; add it and restart the server';
+			status := 'ok';
+			detail := 'no deadline worker: release_expired_orders is not in shared_preload_libraries, or release_expired_orders.max_workers is 0; runs are scheduled by pg_cron or by hand';
 		ELSIF pg_catalog.pg_is_in_recovery() THEN
 			status := 'ok';
-			detail := 'the server is a standby: the deadline worker starts when it is promoted';
+			detail := 'the server is a standby: the deadline workers start when it is promoted';
 		ELSIF rec.pid IS NULL THEN
 			status := 'critical';
-			detail := 'the deadline worker is not running'
-				|| coalesce(pg_catalog.format(' (last error at %s: %s)', rec.last_error_at, rec.last_error), '')
-				|| '; see the server log (a worker is registered at server start only: restart the server after setting worker_database)';
+			detail := 'no deadline worker runs for this database'
+				|| coalesce(': ' || rec.last_error, '')
+				|| coalesce(pg_catalog.format(' (at %s)', rec.last_error_at), '')
+				|| '; see the server log, worker_status() and release_expired_orders.max_workers';
 		ELSIF rec.next_wake < pg_catalog.now() - interval '1 minute' THEN
 			status := 'warning';
 			detail := pg_catalog.format('the deadline worker (pid %s) should have woken at %s and has not: is it stuck?',
@@ -2165,7 +2170,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION release_expired_orders.health_worker() IS
-	'health() check: the deadline worker, when configured for this database: running, waking on time, not failing';
+	'health() check: the deadline worker of this database, where one should serve it: running, waking on time, not failing';
 
 -- One row per check of the README's Monitoring section, each ok, warning
 -- or critical: the checks above, in this order.  A check that cannot run
@@ -2198,3 +2203,43 @@ RETURNS TABLE (name text, statement text, argument_types regtype[])
 LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'reo_statements';
 COMMENT ON FUNCTION release_expired_orders.statements() IS
 	'The statements the job runs in this database, with their parameters'' types: to EXPLAIN them';
+
+-- The wake trigger: an order inserted, or updated, with a created_at so
+-- early that its deadline comes before the deadline worker's next wake
+-- wakes the worker when its transaction commits (README, Deadline worker).
+-- add_wake_trigger() puts it on the application's orders table; DROP
+-- TRIGGER release_expired_orders_wake removes it.
+CREATE FUNCTION release_expired_orders.wake_trigger()
+RETURNS trigger LANGUAGE C AS 'MODULE_PATHNAME', 'reo_wake_trigger';
+COMMENT ON FUNCTION release_expired_orders.wake_trigger() IS
+	'Trigger function: wake the deadline worker when an order that may already be due commits';
+
+CREATE FUNCTION release_expired_orders.add_wake_trigger()
+RETURNS text LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	app pg_catalog.text := release_expired_orders.setting('app_schema');
+BEGIN
+	IF pg_catalog.to_regclass(pg_catalog.format('%I.orders', app)) IS NULL THEN
+		RAISE EXCEPTION 'relation "%.orders" does not exist', app
+			USING ERRCODE = '42P01',
+				  HINT = 'Set release_expired_orders.app_schema to the schema of the application''s tables.';
+	END IF;
+	IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+			   WHERE tgrelid = pg_catalog.format('%I.orders', app)::pg_catalog.regclass
+				 AND tgname = 'release_expired_orders_wake') THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER release_expired_orders_wake ON %I.orders', app);
+	END IF;
+	EXECUTE pg_catalog.format('CREATE TRIGGER release_expired_orders_wake'
+		' AFTER INSERT OR UPDATE OF created_at, status, payment_status, fulfillment_status ON %I.orders'
+		' FOR EACH ROW EXECUTE FUNCTION release_expired_orders.wake_trigger()', app);
+	RETURN pg_catalog.format('%I.orders: trigger release_expired_orders_wake', app);
+END
+$$;
+COMMENT ON FUNCTION release_expired_orders.add_wake_trigger() IS
+	'Add the wake trigger to the application''s orders table, so that an order that may already be due wakes the deadline worker when it commits';
+REVOKE ALL ON FUNCTION release_expired_orders.add_wake_trigger() FROM PUBLIC;
+-- A trigger function's EXECUTE is checked when the trigger is created, not
+-- when it fires: the application's roles need nothing.
+REVOKE ALL ON FUNCTION release_expired_orders.wake_trigger() FROM PUBLIC;
