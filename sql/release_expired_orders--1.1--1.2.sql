@@ -942,6 +942,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	app pg_catalog.text := release_expired_orders.setting('app_schema');
+	columns pg_catalog.text;
 BEGIN
 	IF pg_catalog.to_regclass(pg_catalog.format('%I.orders', app)) IS NULL THEN
 		RAISE EXCEPTION 'relation "%.orders" does not exist', app
@@ -953,9 +954,15 @@ BEGIN
 				 AND tgname = 'release_expired_orders_wake') THEN
 		EXECUTE pg_catalog.format('DROP TRIGGER release_expired_orders_wake ON %I.orders', app);
 	END IF;
+	-- every column an order's deadline depends on, and its statuses
+	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
+	FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = pg_catalog.format('%I.orders', app)::pg_catalog.regclass
+	  AND a.attnum > 0 AND NOT a.attisdropped
+	  AND a.attname IN ('created_at', 'status', 'payment_status', 'fulfillment_status', 'type', 'payment_method');
 	EXECUTE pg_catalog.format('CREATE TRIGGER release_expired_orders_wake'
-		' AFTER INSERT OR UPDATE OF created_at, status, payment_status, fulfillment_status ON %I.orders'
-		' FOR EACH ROW EXECUTE FUNCTION release_expired_orders.wake_trigger()', app);
+		' AFTER INSERT OR UPDATE OF %s ON %I.orders'
+		' FOR EACH ROW EXECUTE FUNCTION release_expired_orders.wake_trigger()', columns, app);
 	RETURN pg_catalog.format('%I.orders: trigger release_expired_orders_wake', app);
 END
 $$;

@@ -18,11 +18,12 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
+#include "catalog/pg_database.h"
+#include "utils/acl.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 
@@ -30,20 +31,25 @@
 #include "worker_state.h"
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
-static object_access_hook_type prev_object_access_hook = NULL;
 
 /* What to tell at commit. */
 static bool extension_created = false;
 static bool extension_dropped = false;
+static Oid	settings_database = InvalidOid;	/* ALTER DATABASE ... SET */
 static bool settings_changed = false;
 static bool callback_registered = false;
 
-/* The database a command needs to itself, or InvalidOid. */
+/*
+ * The database a command needs to itself, or InvalidOid: only when the
+ * current user may run the command on it (it owns the database, or is a
+ * superuser), so that a command that is refused pauses nothing.
+ */
 static Oid
 DatabaseToItself(Node *parsetree)
 {
 	const char *name = NULL;
 	ListCell   *lc;
+	Oid			database;
 
 	switch (nodeTag(parsetree))
 	{
@@ -67,7 +73,31 @@ DatabaseToItself(Node *parsetree)
 		default:
 			break;
 	}
-	return name ? get_database_oid(name, true) : InvalidOid;
+	if (name == NULL)
+		return InvalidOid;
+	database = get_database_oid(name, true);
+	if (!OidIsValid(database))
+		return InvalidOid;
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(DatabaseRelationId, database, GetUserId()))
+#else
+	if (!pg_database_ownercheck(database, GetUserId()))
+#endif
+		return InvalidOid;
+	return database;
+}
+
+/* Whether a name list (DROP EXTENSION's) names this extension. */
+static bool
+NamesThisExtension(List *objects)
+{
+	ListCell   *lc;
+
+	foreach(lc, objects)
+		if (IsA(lfirst(lc), String) &&
+			strcmp(strVal(lfirst(lc)), "release_expired_orders") == 0)
+			return true;
+	return false;
 }
 
 static void AtCommit(XactEvent event, void *arg);
@@ -82,29 +112,58 @@ RegisterCallback(void)
 	}
 }
 
+/* What the command changes that the workers must learn at its commit. */
+static void
+NoteCommand(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_CreateExtensionStmt:
+			if (strcmp(((CreateExtensionStmt *) stmt)->extname, "release_expired_orders") == 0)
+				extension_created = true;
+			break;
+		case T_AlterExtensionStmt:
+			if (strcmp(((AlterExtensionStmt *) stmt)->extname, "release_expired_orders") == 0)
+				extension_dropped = true;	/* the worker looks again */
+			break;
+		case T_DropStmt:
+			if (((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&
+				NamesThisExtension(((DropStmt *) stmt)->objects))
+				extension_dropped = true;
+			break;
+		case T_AlterDatabaseSetStmt:
+			/* deadline_worker may be on again there */
+			settings_database = get_database_oid(((AlterDatabaseSetStmt *) stmt)->dbname, true);
+			settings_changed = true;
+			break;
+		case T_AlterRoleSetStmt:
+		case T_ReassignOwnedStmt:
+			settings_changed = true;
+			break;
+		case T_AlterOwnerStmt:
+			if (((AlterOwnerStmt *) stmt)->objectType == OBJECT_DATABASE)
+				settings_changed = true;
+			break;
+		default:
+			return;
+	}
+	RegisterCallback();
+}
+
 static void
 GuardUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			 ProcessUtilityContext context, ParamListInfo params,
 			 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *stmt = pstmt->utilityStmt;
-	Oid			database = DatabaseToItself(stmt);
+	volatile Oid database = DatabaseToItself(stmt);
 
-	if (OidIsValid(database))
-		ReoPauseDatabase(database);
-
-	/*
-	 * Settings of a database or a role, or a database's owner: the workers
-	 * look at once whether they still run as they should.
-	 */
-	if (IsA(stmt, AlterDatabaseSetStmt) || IsA(stmt, AlterRoleSetStmt) ||
-		(IsA(stmt, AlterOwnerStmt) && ((AlterOwnerStmt *) stmt)->objectType == OBJECT_DATABASE))
-	{
-		settings_changed = true;
-		RegisterCallback();
-	}
+	NoteCommand(stmt);
 	PG_TRY();
 	{
+		/* in the PG_TRY: a command canceled while it waits still resumes */
+		if (OidIsValid(database))
+			ReoPauseDatabase(database);
 		if (prev_utility_hook)
 			prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
 							  queryEnv, dest, qc);
@@ -118,6 +177,14 @@ GuardUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ReoResumeDatabase(database);
 	}
 	PG_END_TRY();
+
+	/*
+	 * COMMIT PREPARED of a transaction that placed late orders: their wake
+	 * trigger could not wake the worker (the transaction was only prepared).
+	 */
+	if (IsA(stmt, TransactionStmt) &&
+		((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+		ReoWakeDatabaseWorker(MyDatabaseId);
 }
 
 static void
@@ -125,50 +192,33 @@ AtCommit(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
-		/* an extension was created: the launcher looks at the database again */
+		/* the extension was created: the launcher looks at the database again */
 		if (extension_created)
 			ReoRecheckDatabase(MyDatabaseId);
-		/* one was dropped: the worker looks, and exits if it was this one */
+		/* dropped or altered: the worker looks, and exits if it is gone */
 		if (extension_dropped)
 			ReoWakeDatabaseWorker(MyDatabaseId);
+		/* settings: each worker checks that it still runs as it should */
 		if (settings_changed)
 		{
-			ReoRecheckDatabase(InvalidOid);
+			if (OidIsValid(settings_database))
+				ReoRecheckDatabase(settings_database);
 			ReoWakeAllWorkers();
 		}
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
 		extension_created = extension_dropped = settings_changed = false;
+		settings_database = InvalidOid;
+	}
 }
 
-/*
- * Any extension created or dropped, or altered (an update may make the
- * objects fit the library): cheaper than finding which, and rare.
- */
-static void
-GuardObjectAccess(ObjectAccessType access, Oid classId, Oid objectId, int subId,
-				  void *arg)
-{
-	if (prev_object_access_hook)
-		prev_object_access_hook(access, classId, objectId, subId, arg);
-	if (classId != ExtensionRelationId)
-		return;
-	if (access == OAT_POST_CREATE)
-		extension_created = true;
-	else if (access == OAT_DROP || access == OAT_POST_ALTER)
-		extension_dropped = true;
-	else
-		return;
-	RegisterCallback();
-}
-
-/* Install the hooks; from _PG_init() while preloading only. */
+/* Install the hook; from _PG_init() while preloading only. */
 void
 ReoDdlGuardInit(void)
 {
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = GuardUtility;
-	prev_object_access_hook = object_access_hook;
-	object_access_hook = GuardObjectAccess;
 }

@@ -9,11 +9,11 @@
  * that commits long after its now(), an import, an application whose clock
  * runs behind the database's.  The trigger that add_wake_trigger() puts on
  * the application's orders table reads, for each row inserted or updated,
- * its created_at; when the worker runs and created_at plus the shortest
- * window is earlier than the worker's next wake (or the worker is awake,
- * and may have looked before this order was visible), the transaction
- * sets the worker's latch when it commits, once, and the worker looks
- * again.  Each row costs a lookup of a few fields in shared memory; the
+ * its created_at, and keeps the earliest of the transaction's.  When it
+ * commits, if the worker runs and that created_at plus the shortest window
+ * is earlier than the worker's next wake (or the worker is awake, and may
+ * have looked before these orders were visible), the worker's latch is
+ * set, once, and it looks again.  Each row costs a comparison; the
  * trigger never raises an error of its own into the application's insert,
  * and does nothing when the library was not preloaded.
  *
@@ -34,19 +34,28 @@
 #include "util.h"
 #include "worker_state.h"
 
-static bool wake_at_commit = false;
+/*
+ * The earliest created_at among the rows this transaction inserted or
+ * updated, DT_NOEND when none: whether the worker must wake is decided at
+ * commit, against its state then (it may have looked, and set its next
+ * wake, since the row was written).
+ */
+static TimestampTz earliest = DT_NOEND;
 static bool callback_registered = false;
 
 static void
 WakeAtCommit(XactEvent event, void *arg)
 {
-	if (!wake_at_commit)
+	if (earliest == DT_NOEND)
 		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) &&
+		ReoLateOrderWakes(MyDatabaseId, earliest))
 		ReoWakeDatabaseWorker(MyDatabaseId);
+	/* a prepared transaction wakes the worker at COMMIT PREPARED (ddl_guard.c) */
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_at_commit = false;
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		earliest = DT_NOEND;
 }
 
 /* created_at of the row as absolute time; false when it has none. */
@@ -92,19 +101,14 @@ reo_wake_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("release_expired_orders.wake_trigger() must be fired AFTER ... FOR EACH ROW"),
 				 errhint("Use release_expired_orders.add_wake_trigger() to add it.")));
-	if (wake_at_commit)
-		return PointerGetDatum(NULL);
 	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	if (tuple == NULL || !CreatedAt(td->tg_relation, tuple, &created))
+	if (tuple == NULL || !CreatedAt(td->tg_relation, tuple, &created) || created >= earliest)
 		return PointerGetDatum(NULL);
-	if (ReoLateOrderWakes(MyDatabaseId, created))
+	if (!callback_registered)
 	{
-		if (!callback_registered)
-		{
-			RegisterXactCallback(WakeAtCommit, NULL);
-			callback_registered = true;
-		}
-		wake_at_commit = true;
+		RegisterXactCallback(WakeAtCommit, NULL);
+		callback_registered = true;
 	}
+	earliest = created;
 	return PointerGetDatum(NULL);
 }

@@ -84,6 +84,7 @@ typedef struct KnownDatabase
 	int			slot;			/* -1: none */
 	bool		running;		/* a worker was started into the slot */
 	BackgroundWorkerHandle *handle; /* NULL for an adopted worker */
+	TimestampTz started_at;		/* of its latest worker */
 	TimestampTz restart_at;
 	int			restart_ms;
 	char		asked_role[NAMEDATALEN];	/* by its worker, or empty */
@@ -195,6 +196,8 @@ ReadDatabases(void)
 		 * worker_role, as set for the database), else the server's, else
 		 * the owner.  The worker checks it once connected.
 		 */
+		if (db->asked_role[0] && !OidIsValid(get_role_oid(db->asked_role, true)))
+			db->asked_role[0] = '\0';	/* renamed or dropped since */
 		role_name = db->asked_role[0] ? db->asked_role :
 			reo_worker_role[0] ? reo_worker_role : NULL;
 		db->role = role_name ? get_role_oid(role_name, true) : form->datdba;
@@ -308,6 +311,18 @@ Look(void)
 			if (db->handle != NULL)
 				pfree(db->handle);
 			db->handle = NULL;
+			/* a worker that ran a while starts its delays from the first */
+			if (now - db->started_at > (TimestampTz) RESTART_MAX_MS * 1000)
+				db->restart_ms = 0;
+
+			/*
+			 * One that exited within a second of its start, even asked to,
+			 * waits as a failed one does: nothing a setting can do makes
+			 * the launcher start workers in a tight loop.
+			 */
+			if (why == WORKER_EXIT_STOPPED && db->listed && db->wanted &&
+				now - db->started_at < USECS_PER_SEC && db->asked_role[0] != '\0')
+				why = WORKER_EXIT_ERROR;
 			if (db->listed && db->wanted &&
 				(why == WORKER_EXIT_ERROR || why == WORKER_EXIT_NONE))
 			{
@@ -328,12 +343,26 @@ Look(void)
 		}
 	}
 
-	/* The databases now, and the workers that must stop. */
+	/*
+	 * The databases now, and the workers that must stop; a slot kept for a
+	 * restart that will not come is given back.
+	 */
 	ReadDatabases();
 	hash_seq_init(&seq, known);
 	while ((db = hash_seq_search(&seq)) != NULL)
-		if (db->running && (!db->listed || !db->wanted))
+	{
+		if (db->listed && db->wanted)
+			continue;
+		if (db->running)
 			ReoSlotStop(db->slot);
+		else if (db->slot >= 0)
+		{
+			ReoSlotRelease(db->slot);
+			db->slot = -1;
+			db->restart_at = 0;
+			db->restart_ms = 0;
+		}
+	}
 
 	/* Databases that left the list, with their workers gone. */
 	hash_seq_init(&seq, known);
@@ -376,7 +405,10 @@ Look(void)
 			continue;
 		}
 		if (StartWorker(db))
+		{
 			db->running = true;
+			db->started_at = now;
+		}
 		else
 		{
 			/* no background worker slot left: max_worker_processes */

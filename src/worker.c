@@ -36,6 +36,7 @@
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_db_role_setting.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -47,7 +48,9 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/backend_status.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -150,9 +153,14 @@ StillWanted(void)
 		tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
 		if (!HeapTupleIsValid(tuple))
 			elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
-		role = GetUserNameFromId(((Form_pg_database) GETSTRUCT(tuple))->datdba, false);
+		role = GetUserNameFromId(((Form_pg_database) GETSTRUCT(tuple))->datdba, true);
 		ReleaseSysCache(tuple);
+		if (role == NULL)
+			return WORKER_EXIT_STOPPED;
 	}
+	/* a role dropped under it: started again as what its settings name now */
+	if (GetUserNameFromId(GetSessionUserId(), true) == NULL)
+		return WORKER_EXIT_STOPPED;
 	if (strcmp(role, GetUserNameFromId(GetSessionUserId(), false)) != 0)
 	{
 		ereport(LOG,
@@ -202,15 +210,15 @@ StepInTransaction(ReoProgress *p, TimestampTz *wake, TimestampTz *deadline,
 }
 
 /*
- * Sleep until wake (or the poll interval, whichever comes first), or until
- * the latch is set; then note the wake.
+ * Sleep until wake (or, with poll, the poll interval, whichever comes
+ * first), or until the latch is set; then note the wake.
  */
 static void
-SleepUntil(TimestampTz wake, TimestampTz deadline, int64 shortest)
+SleepUntil(TimestampTz wake, TimestampTz deadline, int64 shortest, bool poll)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (reo_worker_poll_ms > 0 && wake > now + (TimestampTz) reo_worker_poll_ms * 1000)
+	if (poll && reo_worker_poll_ms > 0 && wake > now + (TimestampTz) reo_worker_poll_ms * 1000)
 	{
 		wake = now + (TimestampTz) reo_worker_poll_ms * 1000;
 		deadline = DT_NOBEGIN;	/* a poll, not a deadline */
@@ -236,6 +244,60 @@ SleepUntil(TimestampTz wake, TimestampTz deadline, int64 shortest)
 
 #if PG_VERSION_NUM < 170000
 /*
+ * Apply the settings of one pg_db_role_setting row, as a login would,
+ * except session_authorization and role: this session's authenticated
+ * user is the bootstrap superuser, and a setting must not take the worker
+ * back to it.
+ */
+static void
+ApplyRoleSettings(Relation rel, Snapshot snapshot, Oid database, Oid role,
+				  GucSource source)
+{
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	ScanKeyInit(&keys[0], Anum_pg_db_role_setting_setdatabase, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(database));
+	ScanKeyInit(&keys[1], Anum_pg_db_role_setting_setrole, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(role));
+	scan = systable_beginscan(rel, DbRoleSettingDatidRolidIndexId, true, snapshot, 2, keys);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_db_role_setting_setconfig,
+									 RelationGetDescr(rel), &isnull);
+		Datum	   *elems;
+		bool	   *nulls;
+		Datum	   *keep;
+		int			n;
+		int			k = 0;
+
+		if (isnull)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		keep = palloc(sizeof(Datum) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			char	   *s;
+
+			if (nulls[i])
+				continue;
+			s = TextDatumGetCString(elems[i]);
+			if (pg_strncasecmp(s, "session_authorization=", 22) == 0 ||
+				pg_strncasecmp(s, "role=", 5) == 0)
+				continue;
+			keep[k++] = elems[i];
+		}
+		if (k > 0)
+			ProcessGUCArray(construct_array(keep, k, TEXTOID, -1, false, TYPALIGN_INT),
+							PGC_SUSET, source, GUC_ACTION_SET);
+	}
+	systable_endscan(scan);
+}
+
+/*
  * Become role, which cannot log in, as SET SESSION AUTHORIZATION does, and
  * apply its settings as a login would: for it in this database, then for
  * it anywhere.
@@ -250,8 +312,8 @@ BecomeRole(Oid role)
 	SetSessionAuthorization(role, superuser_arg(role));
 	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
 	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
-	ApplySetting(snapshot, MyDatabaseId, role, rel, PGC_S_DATABASE_USER);
-	ApplySetting(snapshot, InvalidOid, role, rel, PGC_S_USER);
+	ApplyRoleSettings(rel, snapshot, MyDatabaseId, role, PGC_S_DATABASE_USER);
+	ApplyRoleSettings(rel, snapshot, InvalidOid, role, PGC_S_USER);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
@@ -382,6 +444,7 @@ reo_worker_main(Datum arg)
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(cxt);
-		SleepUntil(wake, deadline, progress.shortest);
+		/* after a failure, the retry's delay; no poll cuts it short */
+		SleepUntil(wake, deadline, progress.shortest, retry_ms == 0);
 	}
 }

@@ -642,6 +642,9 @@ ReoPauseDatabase(Oid database)
 	if (i >= 0)
 	{
 		state->slots[i].stop = true;
+		/* asked to stop, not failed: no delay added to its restart */
+		if (state->slots[i].exit == WORKER_EXIT_NONE)
+			state->slots[i].exit = WORKER_EXIT_STOPPED;
 		pid = state->slots[i].pid;
 		latch = state->slots[i].latch;
 	}
