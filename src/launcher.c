@@ -21,7 +21,8 @@
  * database command ended, a reload).
  *
  * A worker that fails is started again after a delay that doubles from
- * RESTART_FIRST_MS to RESTART_MAX_MS.  At most max_workers run; a database
+ * RESTART_FIRST_MS to RESTART_MAX_MS, from the first again once a worker
+ * ran RESTART_RESET_MS; one asked to stop is started again at once.  At most max_workers run; a database
  * beyond them waits, and worker_status() and health() there say so.  With
  * release_expired_orders.worker_database set (a 1.1 configuration), only
  * that database is served; release_expired_orders.deadline_worker = off
@@ -66,6 +67,7 @@
 #define NAPTIME_MS 1000
 #define RESTART_FIRST_MS 1000
 #define RESTART_MAX_MS 60000
+#define RESTART_RESET_MS 10000	/* a worker that ran this long: delays anew */
 #define MAX_RECHECKS 64
 
 char	   *reo_worker_database = NULL;
@@ -312,7 +314,7 @@ Look(void)
 				pfree(db->handle);
 			db->handle = NULL;
 			/* a worker that ran a while starts its delays from the first */
-			if (now - db->started_at > (TimestampTz) RESTART_MAX_MS * 1000)
+			if (now - db->started_at >= (TimestampTz) RESTART_RESET_MS * 1000)
 				db->restart_ms = 0;
 
 			/*

@@ -145,6 +145,14 @@ StillWanted(void)
 	const char *role;
 	HeapTuple	tuple;
 
+	/* first: this session's settings are those of its connection */
+	if (SettingsFingerprint() != settings_at_start)
+	{
+		ereport(LOG,
+				(errmsg("release_expired_orders deadline worker of database \"%s\" exits to apply changed settings",
+						database_name)));
+		return WORKER_EXIT_STOPPED;
+	}
 	if (!reo_deadline_worker)
 		return WORKER_EXIT_DISABLED;
 	role = reo_worker_role;
@@ -161,19 +169,18 @@ StillWanted(void)
 	/* a role dropped under it: started again as what its settings name now */
 	if (GetUserNameFromId(GetSessionUserId(), true) == NULL)
 		return WORKER_EXIT_STOPPED;
+	/* a role that does not exist is an error, retried, not another role */
+	if (!OidIsValid(get_role_oid(role, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" that release_expired_orders.worker_role names does not exist", role),
+				 errhint("Create the role, or set release_expired_orders.worker_role for the database to an existing role (empty: the database's owner).")));
 	if (strcmp(role, GetUserNameFromId(GetSessionUserId(), false)) != 0)
 	{
 		ereport(LOG,
 				(errmsg("release_expired_orders deadline worker of database \"%s\" exits to run as role \"%s\"",
 						database_name, role)));
 		ReoWorkerAskRole(role);
-		return WORKER_EXIT_STOPPED;
-	}
-	if (SettingsFingerprint() != settings_at_start)
-	{
-		ereport(LOG,
-				(errmsg("release_expired_orders deadline worker of database \"%s\" exits to apply changed settings",
-						database_name)));
 		return WORKER_EXIT_STOPPED;
 	}
 	return WORKER_EXIT_NONE;

@@ -171,6 +171,34 @@ $node->safe_psql('shop_a', q{
 is($node->safe_psql('shop_a', q{SELECT current_role_ FROM seen WHERE order_number = 'A4'}),
 	$owner, 'as for a CALL by the role: the application\'s code runs as the owner of orders');
 
+# A role that may not drop or rename a served database stops nothing.
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+my $before = worker_pid('shop_a');
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE shop_a', extra_params => ['-U', 'mallory']);
+like($err, qr/must be owner of database shop_a/, 'an unprivileged DROP DATABASE is refused');
+sleep 1;
+is(worker_pid('shop_a'), $before, "and the database's worker was not stopped");
+
+# worker_role naming a role that is then dropped: the worker says so and
+# tries again, never running as another role; once the setting names an
+# existing role again, it serves.
+$node->safe_psql('postgres', q{
+	CREATE ROLE shop_temp LOGIN SUPERUSER;
+	ALTER DATABASE shop_a SET release_expired_orders.worker_role = 'shop_temp';});
+$node->poll_query_until('shop_a', q{SELECT role = 'shop_temp' AND pid IS NOT NULL FROM release_expired_orders.worker_status()})
+  or diag('worker_status() never showed shop_temp');
+$node->safe_psql('postgres', 'DROP ROLE shop_temp');
+$node->poll_query_until('shop_a', q{SELECT last_error ~ 'role "shop_temp" that release_expired_orders.worker_role names does not exist'
+	FROM release_expired_orders.worker_status()})
+  or diag('worker_status() never showed the missing role');
+place('shop_a', 'A5', '58 seconds');
+is(release_lag('shop_a', 'A5', '-infinity', 5), undef,
+	'a dropped worker role: an order falls due and nothing releases it as another role');
+$node->safe_psql('postgres', q{ALTER DATABASE shop_a SET release_expired_orders.worker_role = 'shop_nologin'});
+ok(defined release_lag('shop_a', 'A5', '-infinity', 10), 'with the setting fixed, it serves again');
+is($node->safe_psql('shop_a', q{SELECT session_role FROM seen WHERE order_number = 'A5'}), 'shop_nologin',
+	'as the role the setting names');
+
 # Settings of the database, then of the role, apply without a restart: an
 # order 45 minutes old is not expired with a 60-minute timeout.
 $node->safe_psql('postgres', 'ALTER DATABASE shop_b SET release_expired_orders.timeout_minutes = 60');
