@@ -1472,6 +1472,9 @@ BEGIN
 		ELSIF release_expired_orders.setting('deadline_worker') = 'off' THEN
 			status := 'ok';
 			detail := 'not served: release_expired_orders.deadline_worker is off for this database';
+		ELSIF NOT FOUND AND names = pg_catalog.current_database() THEN
+			status := 'critical';
+			detail := 'release_expired_orders.worker_database names this database, but release_expired_orders is not in shared_preload_libraries (or max_workers is 0): no worker runs; add it and restart the server';
 		ELSIF NOT FOUND THEN
 			status := 'ok';
 			detail := 'no deadline worker: release_expired_orders is not in shared_preload_libraries, or release_expired_orders.max_workers is 0; runs are scheduled by pg_cron or by hand';

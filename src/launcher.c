@@ -87,6 +87,7 @@ typedef struct KnownDatabase
 	bool		running;		/* a worker was started into the slot */
 	BackgroundWorkerHandle *handle; /* NULL for an adopted worker */
 	TimestampTz started_at;		/* of its latest worker */
+	TimestampTz recheck_at;		/* latest ask to look at it again */
 	TimestampTz restart_at;
 	int			restart_ms;
 	char		asked_role[NAMEDATALEN];	/* by its worker, or empty */
@@ -125,8 +126,8 @@ ReoLauncherInit(void)
 	/* Sizes shared memory: defined only while preloading, as it can be read. */
 	DefineCustomIntVariable("release_expired_orders.max_workers",
 							"Most deadline workers running at once, one per database; 0: none.",
-							"Each is a background worker: max_worker_processes must leave room for them and the launcher.",
-							&reo_max_workers, 8, 0, 1000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							"Each is a background worker, and so is the launcher: max_worker_processes, shared with parallel query, must leave room for them.",
+							&reo_max_workers, 4, 0, 1000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	ReoWorkerStateInit();
 	if (reo_max_workers == 0)
 		return;
@@ -186,6 +187,8 @@ ReadDatabases(void)
 			db->disabled = false;
 			db->restart_at = 0;
 			db->restart_ms = 0;
+			db->started_at = 0;
+			db->recheck_at = 0;
 			db->asked_role[0] = '\0';
 		}
 		db->listed = true;
@@ -287,15 +290,19 @@ Look(void)
 	List	   *order = NIL;
 	ListCell   *lc;
 
+	/*
+	 * Databases to look at again (an extension was created there, a
+	 * setting changed): what a worker started before then found may be
+	 * out of date.
+	 */
 	hash_seq_init(&seq, known);
 	while ((db = hash_seq_search(&seq)) != NULL)
-	{
-		if (all)
-			db->no_extension = db->disabled = false;
-		for (int i = 0; i < n; i++)
-			if (rechecks[i] == db->oid)
+		for (int i = -1; i < n; i++)
+			if (i < 0 ? all : rechecks[i] == db->oid)
+			{
 				db->no_extension = db->disabled = false;
-	}
+				db->recheck_at = now;
+			}
 
 	/* Workers that exited (what they asked for is read next). */
 	hash_seq_init(&seq, known);
@@ -334,9 +341,9 @@ Look(void)
 				db->restart_at = now + (TimestampTz) db->restart_ms * 1000;
 				continue;
 			}
-			if (why == WORKER_EXIT_NO_EXTENSION)
+			if (why == WORKER_EXIT_NO_EXTENSION && db->recheck_at <= db->started_at)
 				db->no_extension = true;
-			if (why == WORKER_EXIT_DISABLED)
+			if (why == WORKER_EXIT_DISABLED && db->recheck_at <= db->started_at)
 				db->disabled = true;
 			ReoSlotRelease(db->slot);
 			db->slot = -1;

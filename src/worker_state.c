@@ -87,7 +87,7 @@ typedef struct SharedState
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } SharedState;
 
-int			reo_max_workers = 8;
+int			reo_max_workers = 4;
 
 static SharedState *state = NULL;
 static int	my_slot = -1;		/* a worker's own slot */
@@ -396,12 +396,20 @@ WorkerDetach(int code, Datum arg)
 {
 	WorkerSlot *s = &state->slots[my_slot];
 
+	TimestampTz now = GetCurrentTimestamp();
+
 	SpinLockAcquire(&state->mutex);
 	s->pid = 0;
 	s->latch = NULL;
 	s->next_wake = DT_NOBEGIN;
 	if (s->exit == WORKER_EXIT_NONE)
+	{
+		/* killed, or a FATAL: its message is in the server log only */
 		s->exit = WORKER_EXIT_ERROR;
+		snprintf(s->last_error, sizeof(s->last_error),
+				 "the worker exited with code %d; see the server log", code);
+		s->last_error_at = now;
+	}
 	SpinLockRelease(&state->mutex);
 }
 
