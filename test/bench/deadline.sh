@@ -45,9 +45,11 @@
 #  3. Cost: 20,000 single-row INSERTs into the orders table, with and
 #     without the wake trigger, in one session: each its own transaction
 #     from psql (synchronous_commit off), and all in one PL/pgSQL loop
-#     (median of 3, alternating).  Idle CPU of the worker per minute per
-#     database, poll 1 s and poll off, from /proc/<pid>/schedstat (ns on a
-#     CPU), over the --databases workers at once.
+#     (median of 5, alternating; after pg_cron every minute has ended,
+#     away from its ticks).  Idle CPU of the worker per minute per
+#     database, poll 1 s (over 30 s) and poll off (over 65 s: one wake per
+#     shortest window), from /proc/<pid>/schedstat (ns on a CPU), over the
+#     --databases workers at once.
 #  4. --databases (50) databases, each with one order falling due every
 #     second for 60 s (deadlines spread at random within each second, all
 #     placed beforehand): each database's p99 lag, min/median/max over the
@@ -80,6 +82,7 @@ fixture=$here/../fixtures/app_schema.sql
 orders=600
 spread=60
 idle_s=30
+idle_off_s=65	# a shortest window (1 min) and a little: the worker wakes once in it
 ndb=50
 db_s=60
 burst=100000
@@ -105,7 +108,7 @@ while [ $# -gt 0 ]; do
 done
 if [ $smoke = 1 ]; then
 	orders=60; spread=10; ndb=5; burst=10000
-	late_n=10; late_gap=0.3; late_c_n=3; late_c_cap=8; ins_n=2000; bw_cap=30; db_s=10; idle_s=4
+	late_n=10; late_gap=0.3; late_c_n=3; late_c_cap=8; ins_n=2000; bw_cap=30; db_s=10; idle_s=4; idle_off_s=4
 fi
 orders=${orders_opt:-$orders}; spread=${spread_opt:-$spread}; ndb=${ndb_opt:-$ndb}; burst=${burst_opt:-$burst}
 if [ -z "$outdir" ]; then
@@ -394,7 +397,7 @@ drop_db reo_late_a
 
 insert_cost() {
 # Insert cost: N single-row INSERTs, with and without the trigger,
-# alternating, median of 3; the orders are not due (30-minute timeout).
+# alternating, median of 5; the orders are not due (30-minute timeout).
 log "insert cost: $ins_n single-row INSERTs, with and without the wake trigger"
 ins_sql=$scratch/ins.sql
 { echo 'SET synchronous_commit = off;'
@@ -409,7 +412,7 @@ trig() {	# trig on|off
 	psql_ -d reo_ins -c "DROP TRIGGER IF EXISTS release_expired_orders_wake ON orders"
 	[ "$1" = off ] || psql_ -d reo_ins -c "SELECT release_expired_orders.add_wake_trigger()" >/dev/null
 }
-for t in on off off on on off; do
+for t in on off off on on off off on on off; do
 	trig $t
 	psql_ -d reo_ins -c "TRUNCATE orders CASCADE" -c "CHECKPOINT" 2>/dev/null
 	t0=$(now_s); psql_ -d reo_ins -f "$ins_sql"; ms=$(ms_since "$t0")
@@ -477,7 +480,7 @@ for d in "${dbs[@]}"; do wait_released "$d" 10 M-; done
 for d in "${dbs[@]}"; do lag "$d" M- "$d"; done >"$scratch/many.rows"
 for d in "${dbs[@]}"; do lags "$d" M- many; done
 many_p99=$(awk -F' [|] ' '{print $4}' "$scratch/many.rows" | sort -g |
-	awk '{a[NR] = $1} END {printf "%s | %s | %s", a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR]}')
+	awk '{a[NR] = $1} END {printf "%.1f | %.1f | %.1f", a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR]}')
 many_n=$(awk -F' [|] ' '{s += $2} END {print s}' "$scratch/many.rows")
 many_early=$(awk -F' [|] ' '{s += $6} END {print s}' "$scratch/many.rows")
 many_pending=$(awk -F' [|] ' '{s += $7} END {print s}' "$scratch/many.rows")
@@ -494,8 +497,8 @@ mem=$(for p in "${mpids[@]}"; do
 # Idle: nothing pending in any database; CPU of the workers over idle_s,
 # poll 1 s then off.  Wakes: last_wake changes in the first database,
 # sampled every 0.5 s.
-idle() {	# idle: prints "cpu ms per minute per database | wakes per minute"
-	local c0 c1 last w wakes=0 d
+idle() {	# idle <s>: prints "cpu ms per minute per database | wakes per minute"
+	local idle_s=$1 c0 c1 last w wakes=0 d
 	mpids=(); for d in "${dbs[@]}"; do mpids+=("$(worker_pid "$d")"); done
 	c0=$(cpu_sum_ms "${mpids[@]}")
 	last=$(val -d "${dbs[0]}" -c "SELECT last_wake FROM release_expired_orders.worker_status()")
@@ -509,10 +512,10 @@ idle() {	# idle: prints "cpu ms per minute per database | wakes per minute"
 		'BEGIN {printf "%.2f | %.1f", (b - a) * 60 / s / n, w * 60 / s}'
 }
 log "idle: poll 1 s, $idle_s s"
-idle_poll=$(idle)
+idle_poll=$(idle "$idle_s")
 set_poll 0
-log "idle: poll off, $idle_s s"
-idle_off=$(idle)
+log "idle: poll off, $idle_off_s s"
+idle_off=$(idle "$idle_off_s")
 set_poll default
 for d in "${dbs[@]}"; do drop_db "$d"; done
 }
@@ -651,7 +654,6 @@ cron1_start
 main_place
 set_poll 0
 late_ac
-insert_cost
 late_c_collect
 set_poll default
 held
@@ -660,6 +662,7 @@ main_collect
 late_b
 late_rows+=("$late_c_row")
 cron1_collect
+insert_cost
 many
 cron10
 drop_db reo_tmpl
@@ -712,7 +715,7 @@ cut7() { echo "$1" | awk -F' [|] ' '{printf "%s | %s | %s | %s | %s | %s", $1, $
 	echo "|---|---:|---:|---:|"
 	echo "| µs per single-row INSERT, wake trigger, each its own transaction from psql (synchronous_commit off), $ins_n | $ins_psql_on | $ins_psql_off | $(awk -v a="$ins_psql_on" -v b="$ins_psql_off" 'BEGIN {printf "%+.2f", a - b}') |"
 	echo "| µs per single-row INSERT, wake trigger, $ins_n in one PL/pgSQL loop | $ins_do_on | $ins_do_off | $(awk -v a="$ins_do_on" -v b="$ins_do_off" 'BEGIN {printf "%+.2f", a - b}') |"
-	echo "| worker's idle CPU ms per minute per database, poll 1 s (with) / off (without), $ndb databases | ${idle_poll%% |*} | ${idle_off%% |*} | $(awk -v a="${idle_poll%% |*}" -v b="${idle_off%% |*}" 'BEGIN {printf "%+.2f", a - b}') |"
+	echo "| worker's idle CPU ms per minute per database, poll 1 s (with, over $idle_s s) / off (without, over $idle_off_s s), $ndb databases | ${idle_poll%% |*} | ${idle_off%% |*} | $(awk -v a="${idle_poll%% |*}" -v b="${idle_off%% |*}" 'BEGIN {printf "%+.2f", a - b}') |"
 	echo "| worker's wakes per minute, idle, poll 1 s / off (shortest window 1 min) | ${idle_poll##*| } | ${idle_off##*| } | |"
 	echo "| one warm CALL that finds nothing: CPU ms / wall ms | $call_cpu | $call_ms | |"
 	echo
