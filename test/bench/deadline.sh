@@ -765,7 +765,7 @@ cut7() { echo "$1" | awk -F' [|] ' '{printf "%s | %s | %s | %s | %s | %s", $1, $
 	echo "## Held orders"
 	echo
 	echo "150 orders fall due while another session holds them FOR UPDATE; 5 more fall due"
-	echo "3–7 s later; the 150 stay pending ($held_left)."
+	echo "4–8 s later; the 150 stay pending ($held_left)."
 	echo
 	echo "| orders | lag p50 ms | lag p99 ms | lag max ms | released early |"
 	echo "|---:|---:|---:|---:|---:|"
