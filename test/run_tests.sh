@@ -78,8 +78,10 @@ if [ -x "$work/test/bench/run.sh" ]; then
 		test/bench/run.sh --smoke
 fi
 if [ -x "$work/test/bench/deadline.sh" ]; then
+	# the launcher serves every database with the extension (5 at once in
+	# the smoke run; the full run needs max_workers 50)
 	suite "deadline benchmark (smoke)" pg_virtualenv -o shared_preload_libraries=pg_cron,release_expired_orders \
-		-o release_expired_orders.worker_database=reo_worker -o cron.database_name=reo_cron \
+		-o release_expired_orders.max_workers=8 -o max_worker_processes=16 -o cron.database_name=reo_cron \
 		-o cron.use_background_workers=on test/bench/deadline.sh --smoke
 fi
 
