@@ -66,8 +66,9 @@ SELECT "check", status, detail FROM release_expired_orders.health();
 \echo
 \echo '== Payment windows and the deadline worker, in database shop'
 \echo '   The application tells a customer who tops up their wallet that the order is'
-\echo '   cancelled after 15 minutes.  The worker (shared_preload_libraries, worker_database'
-\echo '   = shop) releases each order at its own deadline.'
+\echo '   cancelled after 15 minutes.  The deadline worker of shop (shared_preload_libraries;'
+\echo '   worker_database = shop leaves the first database to pg_cron) releases each order'
+\echo '   at its own deadline.'
 CREATE DATABASE shop;
 \c shop
 \i test/fixtures/app_schema.sql
@@ -86,11 +87,12 @@ INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at) V
 	(gen_random_uuid(), 'BUY-20MIN', gen_random_uuid(), 'direct_buy', 50, (now() AT TIME ZONE 'UTC') - interval '20 minutes');
 \echo '== preview(): each order with its window and deadline'
 SELECT order_number, window_minutes, deadline, age FROM release_expired_orders.preview();
--- Wait until the worker serves shop (the postmaster starts it every 5 s
--- while the database is missing), then place a recharge whose deadline is
--- 3 seconds away.  A real order placed now is due in 15 minutes, which the
+-- Wait until the worker serves shop (the launcher starts it once CREATE
+-- EXTENSION has committed), then place a recharge whose deadline is 3
+-- seconds away.  A real order placed now is due in 15 minutes, which the
 -- worker's sleep already covers; this one is back-dated, so the demo wakes
--- the worker to look again.
+-- the worker to look again (the next poll, within a second, would find it
+-- too).
 DO $$
 BEGIN
 	FOR i IN 1..150 LOOP
