@@ -754,6 +754,16 @@ ChunkRecord(Chunk *chunk, Candidate *c)
 	memcpy(values + 1, c->values, C_NCOLS * sizeof(Datum));
 	memcpy(nulls + 1, c->nulls, C_NCOLS);
 	values[7] = CStringGetTextDatum(failed ? "failed" : "vetoed");
+
+	/*
+	 * 1.0's objects have no vetoed outcome: a veto is audited as failed
+	 * with triggered_data_change_violation, which starts the same backoff.
+	 */
+	if (!failed && run->app.objects_1_0)
+	{
+		values[7] = CStringGetTextDatum("failed");
+		sqlstate = unpack_sql_state(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION);
+	}
 	values[8] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
 	nulls[8] = sqlstate ? ' ' : 'n';
 	values[9] = CStringGetTextDatum(message);

@@ -42,6 +42,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "storage/lock.h"
 #include "utils/timestamp.h"
 
 #include "app_schema.h"
@@ -63,6 +64,9 @@
  */
 #define SKIPPED_FACTOR 10
 
+/* The key of 1.0's run locks (its classid in pg_locks; see JobLockRun10). */
+#define RUN_LOCK_KEY_1_0 1919250176
+
 /* One chunk of the loop, the body of its subtransaction. */
 typedef struct JobStep
 {
@@ -78,6 +82,7 @@ static void JobChunkStep(void *arg);
 static bool JobAnyDue(ReoRun *run);
 static void JobBegin(ReoRun *run);
 static void JobEnd(ReoRun *run, const char *outcome, const char *error);
+static void JobLockRun10(ReoRun *run, bool lock);
 static void JobFail(ReoRun *run, int level, ErrorData *edata, volatile bool *in_commit);
 static int	JobPushSettings(ReoRun *run);
 static void JobBeginTransaction(void);
@@ -116,13 +121,16 @@ ReoInstalledVersion(void)
 }
 
 /*
- * The library runs against the SQL objects of its own version and of 1.1,
- * whose tables 1.2 did not change: installing the new library does not stop
- * a database that has not run ALTER EXTENSION UPDATE yet.  Older objects get
- * a clear error instead of statements that fail on a missing column.  A
- * database without the extension gets one too.
+ * The library runs against the SQL objects of every released version: a
+ * package installs one library for every database of the cluster, and a
+ * database keeps releasing with the objects it has until ALTER EXTENSION
+ * UPDATE.  1.1's tables are 1.2's; 1.0's lack the run row's later columns
+ * and the later outcomes, and have no payment windows (see
+ * objects_1_0).  Returns whether the objects are 1.0's.  A database
+ * without the extension, or with a version this library does not know,
+ * gets an error.
  */
-void
+bool
 ReoCheckInstalledVersion(void)
 {
 	char	   *version = ReoInstalledVersion();
@@ -133,12 +141,15 @@ ReoCheckInstalledVersion(void)
 				 errmsg("extension \"release_expired_orders\" is not installed in database \"%s\"",
 						get_database_name(MyDatabaseId)),
 				 errhint("Run CREATE EXTENSION release_expired_orders; in that database.")));
-	if (strcmp(version, REO_VERSION) != 0 && strcmp(version, "1.1") != 0)
+	if (strcmp(version, REO_VERSION) != 0 && strcmp(version, "1.1") != 0 &&
+		strcmp(version, "1.0") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("release_expired_orders %s is installed in database \"%s\", but the library is version %s",
 						version, get_database_name(MyDatabaseId), REO_VERSION),
-				 errhint("Run ALTER EXTENSION release_expired_orders UPDATE;")));
+				 errhint("Install release_expired_orders %s or later; a server that preloads the library (shared_preload_libraries) keeps the one it started with until it restarts.",
+						 version)));
+	return strcmp(version, "1.0") == 0;
 }
 
 /*
@@ -155,8 +166,9 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	ReoSummary	summary = {0};
 	ReoWindows		windows;
 	char	   *notifications_problem;
+	bool		objects_1_0;
 
-	ReoCheckInstalledVersion();
+	objects_1_0 = ReoCheckInstalledVersion();
 	run->atomic = atomic;
 	run->timeout_minutes = timeout_minutes;
 	run->batch_limit = batch_limit;
@@ -189,6 +201,7 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	/* Every check that can refuse the run happens before any write. */
 	ReoDiscoverSchema(&run->app, reo_app_schema, reo_write_notifications,
 					  &notifications_problem);
+	run->app.objects_1_0 = objects_1_0;
 	ReoCheckJobPrivileges(&run->app);
 	if (notifications_problem)
 		ereport(WARNING,
@@ -450,11 +463,34 @@ JobBegin(ReoRun *run)
 	values[7] = run->windows_json ? CStringGetTextDatum(run->windows_json) : (Datum) 0;
 	nulls[7] = run->windows_json ? ' ' : 'n';
 	values[8] = CStringGetTextDatum(run->scheduler);
+	if (run->app.objects_1_0)
+		values[6] = ObjectIdGetDatum(MyDatabaseId);
 	if (StmtExecute(STMT_RUN_BEGIN, values, nulls) != 1)
 		elog(ERROR, "inserting the run row returned no id");
 	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	if (run->app.objects_1_0)
+		JobLockRun10(run, true);
+}
+
+/*
+ * With 1.0's objects, a run is alive while its backend holds a session
+ * advisory lock keyed on the run's id, as the 1.0 library marked it: 1.0's
+ * health() and job_status() read it, and so do the runs that a backend
+ * still running the 1.0 library begins (run_begin_1_0 reads it too).
+ */
+static void
+JobLockRun10(ReoRun *run, bool lock)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) RUN_LOCK_KEY_1_0,
+						 (uint32) (run->run_id % UINT64CONST(4294967296)), 2);
+	if (lock)
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	else
+		(void) LockRelease(&tag, ExclusiveLock, true);
 }
 
 static void
@@ -485,6 +521,8 @@ JobEnd(ReoRun *run, const char *outcome, const char *error)
 	values[5] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
 	nulls[5] = run->warnings ? ' ' : 'n';
 	StmtExecute(STMT_RUN_END, values, nulls);
+	if (run->app.objects_1_0)
+		JobLockRun10(run, false);
 	if (run->write_notifications && run->released > 0)
 	{
 		ErrorData  *edata;

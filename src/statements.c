@@ -38,6 +38,9 @@
  *	{ignored}		the payment windows that cannot apply: every row when
  *					orders has no type column, a method's row when it has
  *					no payment_method column
+ *	{fix_outcome}	the outcome of a counter that did not move, g.kind;
+ *					where the extension's objects are still 1.0's, whose
+ *					outcomes lack the skipped ones, a not-found outcome
  *
  * Parameter types that follow a column of the application's tables
  * (timestamp or timestamptz) are written as the markers of ColumnType and
@@ -865,7 +868,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" ELSE 0 END AS moved"
 			" FROM c)"
 		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, message)"
-		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', pg_catalog.int4(g.moved OPERATOR(pg_catalog.-) g.quantity),"
+		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, {fix_outcome}, 'pending', 'pending', 'pending', pg_catalog.int4(g.moved OPERATOR(pg_catalog.-) g.quantity),"
 		" CASE"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'product_not_found' THEN pg_catalog.concat('product ', g.product_id, ' does not exist; stock not returned')"
 		" ELSE pg_catalog.concat('a trigger on products skipped or changed the update of product ', g.product_id, '; stock returned: ', g.moved, ' of ', g.quantity) END"
@@ -901,7 +904,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" ELSE 0 END AS moved"
 			" FROM c)"
 		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, shares_delta, message)"
-		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', pg_catalog.int4(g.quantity OPERATOR(pg_catalog.-) g.moved),"
+		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, {fix_outcome}, 'pending', 'pending', 'pending', pg_catalog.int4(g.quantity OPERATOR(pg_catalog.-) g.moved),"
 		" CASE"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'round_not_found' THEN pg_catalog.concat('lottery round ', g.round_id, ' does not exist; shares not returned')"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'shares_clamped' THEN pg_catalog.concat('lottery round ', g.round_id, ' had ', g.applied, ' sold shares, fewer than the quantity returned; clamped at 0')"
@@ -1031,7 +1034,100 @@ static const StatementDef statements[STMT_COUNT] = {
 		"SELECT release_expired_orders.purge_history()",
 		.expected_rc = SPI_OK_SELECT,
 	},
+
+	/*
+	 * The statements above that write the run row and the audit, as they
+	 * run where the extension's objects are still 1.0's (until ALTER
+	 * EXTENSION UPDATE).  1.0's runs have no vetoed, warnings, windows,
+	 * scheduler nor backend_start: a vetoed order counts as failed (and is
+	 * audited as failed, SQLSTATE 27000, by record).  A live run is one
+	 * whose backend holds its session advisory lock ($7: this database),
+	 * as 1.0 marked them.
+	 */
+	[STMT_AUDIT_1_0] = {
+		.name = "audit_1_0",
+		.text =
+		"WITH events AS ("
+			" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, shares_delta)"
+			" SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty, 'released', 'pending', 'pending', 'pending',"
+			" CASE WHEN c.product IS NOT NULL AND c.qty OPERATOR(pg_catalog.>) 0 THEN c.qty"
+			" ELSE 0 END, CASE WHEN c.round IS NOT NULL"
+			" AND c.qty OPERATOR(pg_catalog.>) 0 THEN OPERATOR(pg_catalog.-) c.qty"
+			" ELSE 0 END"
+			" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) c (id, num, usr, product, round, qty))"
+		" UPDATE release_expired_orders.runs"
+		" SET found = found OPERATOR(pg_catalog.+) $8, released = released OPERATOR(pg_catalog.+) pg_catalog.cardinality($2), failed = failed OPERATOR(pg_catalog.+) $9"
+		" WHERE id OPERATOR(pg_catalog.=) $1 AND $10",
+		.argtypes = {INT8OID, UUIDARRAYOID, TEXTARRAYOID, UUIDARRAYOID,
+		UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID, INT4OID, INT4OID, BOOLOID},
+		.expected_rc = SPI_OK_UPDATE,
+		.cursor_options = CURSOR_OPT_GENERIC_PLAN,
+	},
+
+	[STMT_RUN_BEGIN_1_0] = {
+		.name = "run_begin_1_0",
+		.text =
+		"WITH stale AS ( UPDATE release_expired_orders.runs r"
+			" SET outcome = 'interrupted', error = 'the backend running it ended before the run finished'"
+			" WHERE r.outcome OPERATOR(pg_catalog.=) 'running'"
+			" AND NOT EXISTS (SELECT FROM pg_catalog.pg_locks l"
+				" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'"
+				" AND l.database OPERATOR(pg_catalog.=) $7"
+				" AND l.classid OPERATOR(pg_catalog.=) '1919250176'::pg_catalog.oid"
+				" AND l.objid OPERATOR(pg_catalog.=) pg_catalog.oid(r.id OPERATOR(pg_catalog.%) 4294967296)"
+				" AND l.objsubid OPERATOR(pg_catalog.=) 2"
+				" AND l.pid OPERATOR(pg_catalog.=) r.backend_pid AND l.granted))"
+		" INSERT INTO release_expired_orders.runs (started_at, timeout_minutes, batch_limit, chunk_size, cutoff, atomic)"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" RETURNING id",
+		.argtypes = {TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID,
+		BOOLOID, OIDOID},
+		.expected_rc = SPI_OK_INSERT_RETURNING,
+	},
+
+	[STMT_RUN_PROGRESS_1_0] = {
+		.name = "run_progress_1_0",
+		.text =
+		"UPDATE release_expired_orders.runs"
+		" SET found = found OPERATOR(pg_catalog.+) $2, released = released OPERATOR(pg_catalog.+) $3, failed = failed OPERATOR(pg_catalog.+) $4 OPERATOR(pg_catalog.+) $5"
+		" WHERE id OPERATOR(pg_catalog.=) $1",
+		.argtypes = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID},
+		.expected_rc = SPI_OK_UPDATE,
+	},
+
+	/* run_end's $6 (the warnings) has no column in 1.0: not a parameter. */
+	[STMT_RUN_END_1_0] = {
+		.name = "run_end_1_0",
+		.text =
+		"UPDATE release_expired_orders.runs"
+		" SET ended_at = $4, duration_ms = $5, outcome = $2, error = $3"
+		" WHERE id OPERATOR(pg_catalog.=) $1",
+		.argtypes = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID},
+		.expected_rc = SPI_OK_UPDATE,
+	},
 };
+
+/*
+ * The statement that runs for stmt where the extension's objects are still
+ * 1.0's: its 1.0 form, or itself.
+ */
+static ReoStatement
+Form1_0(ReoStatement stmt)
+{
+	switch (stmt)
+	{
+		case STMT_AUDIT:
+			return STMT_AUDIT_1_0;
+		case STMT_RUN_BEGIN:
+			return STMT_RUN_BEGIN_1_0;
+		case STMT_RUN_PROGRESS:
+			return STMT_RUN_PROGRESS_1_0;
+		case STMT_RUN_END:
+			return STMT_RUN_END_1_0;
+		default:
+			return stmt;
+	}
+}
 
 /*
  * The fragments some placeholders expand to, where orders has a
@@ -1072,13 +1168,22 @@ static const char no_method_window[] =
 	" LEFT JOIN LATERAL (SELECT NULL::pg_catalog.bool AS found,"
 	" NULL::pg_catalog.int4 AS minutes) m ON true";
 
+/*
+ * {fix_outcome} where the extension's objects are 1.0's, whose outcomes
+ * lack stock_skipped and shares_skipped: the counter that did not move is
+ * audited as one not found (the message says what happened).
+ */
+static const char fix_outcome_1_0[] =
+	"CASE g.kind WHEN 'stock_skipped' THEN 'product_not_found'"
+	" WHEN 'shares_skipped' THEN 'round_not_found' ELSE g.kind END";
+
 typedef struct Placeholder
 {
 	const char *name;
 	const char *value;
 } Placeholder;
 
-#define PLACEHOLDERS 9
+#define PLACEHOLDERS 10
 
 /*
  * Each placeholder's value for the application's tables app (see the top
@@ -1110,6 +1215,7 @@ Placeholders(const AppSchema *app, Placeholder *p)
 	p[n++] = (Placeholder) {"method_window",
 		methods ? method_window : no_method_window};
 	p[n++] = (Placeholder) {"ignored", ignored};
+	p[n++] = (Placeholder) {"fix_outcome", app->objects_1_0 ? fix_outcome_1_0 : "g.kind"};
 	Assert(n == PLACEHOLDERS);
 }
 
@@ -1201,6 +1307,10 @@ ReoStatementRuns(ReoStatement stmt, const AppSchema *app)
 {
 	if ((int) stmt < 0 || (int) stmt >= STMT_COUNT)
 		elog(ERROR, "invalid statement %d", (int) stmt);
+	if (stmt >= STMT_AUDIT_1_0)
+		return app->objects_1_0;
+	if (app->objects_1_0 && Form1_0(stmt) != stmt)
+		return false;
 	if (stmt == STMT_RELEASE)
 		return app->notifications;
 	return !statements[stmt].notifications || app->notifications;
@@ -1226,6 +1336,8 @@ ReoStatementSQL(ReoStatement stmt, const AppSchema *app, ReoSQL *sql)
 		elog(ERROR, "release_expired_orders writes no notifications here");
 	if (stmt == STMT_RELEASE && !app->notifications)
 		def = &statements[STMT_RELEASE_QUIET];
+	if (app->objects_1_0)
+		def = &statements[Form1_0(stmt)];
 
 	sql->name = statements[stmt].name;
 	sql->nargs = 0;

@@ -337,6 +337,29 @@ is($node->safe_psql('shop_e', q{SELECT status FROM release_expired_orders.health
 $node->safe_psql('shop_e', 'DROP EXTENSION release_expired_orders');
 ok(worker_pid('shop_f'), 'a freed worker serves the waiting database');
 
+# A database whose extension objects are still 1.0's, under this library
+# (a package replaced it): no worker, as 1.0 had none, and the log says
+# why; ALTER EXTENSION UPDATE there starts one at once.
+$node->safe_psql('shop_f', 'DROP EXTENSION release_expired_orders');
+$node->safe_psql('postgres', 'CREATE DATABASE shop_old');
+$node->command_ok(
+	[
+		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('shop_old'),
+		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
+	],
+	'application tables in shop_old');
+$node->safe_psql('shop_old',
+	q{SET client_min_messages = error; CREATE EXTENSION release_expired_orders VERSION '1.0'});
+$node->wait_for_log(qr/database "shop_old" has the extension's version 1\.0, which has no deadline worker/);
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 0 FROM pg_stat_activity
+		 WHERE backend_type = 'release_expired_orders worker'}),
+	'no worker for 1.0 objects');
+sleep 1;
+is(workers(), '', 'and none started again');
+$node->safe_psql('shop_old', 'ALTER EXTENSION release_expired_orders UPDATE');
+ok(worker_pid('shop_old'), 'ALTER EXTENSION UPDATE starts its worker');
+
 unlike(slurp_file($node->logfile), qr/TRAP|terminated by signal|still active|leak/,
 	'no assertion, crash or leak in the server log');
 $node->stop;
