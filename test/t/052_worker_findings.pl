@@ -280,7 +280,7 @@ $node->safe_psql('postgres', 'DROP DATABASE f12');
 #
 SKIP:
 {
-	skip 'finding 13: on 17 and later the worker connects as a NOLOGIN role itself', 6 unless $is_pre17;
+	skip 'finding 13: on 17 and later the worker connects as a NOLOGIN role itself', 7 unless $is_pre17;
 	$node->safe_psql('postgres', 'CREATE ROLE f13owner NOLOGIN; CREATE ROLE f13member LOGIN IN ROLE f13owner');
 	make_shop('f13', owner => 'f13owner');
 	# the job's grants (README, The job's role)
