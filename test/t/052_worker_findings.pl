@@ -85,14 +85,6 @@ sub worker_pid
 	return $node->safe_psql($db, 'SELECT pid FROM release_expired_orders.worker_status()');
 }
 
-# The session user of the worker serving db, or ''.
-sub worker_user
-{
-	my ($db) = @_;
-	return $node->safe_psql('postgres', qq{SELECT coalesce(min(usename), '') FROM pg_stat_activity
-		WHERE backend_type = 'release_expired_orders worker' AND datname = '$db'});
-}
-
 # Terminates the worker of db and waits until it is gone.
 sub kill_worker
 {
@@ -283,7 +275,7 @@ SKIP:
 	skip 'finding 13: on 17 and later the worker connects as a NOLOGIN role itself', 7 unless $is_pre17;
 	$node->safe_psql('postgres', 'CREATE ROLE f13owner NOLOGIN; CREATE ROLE f13member LOGIN IN ROLE f13owner');
 	make_shop('f13', owner => 'f13owner');
-	# the job's grants (README, The job's role)
+	# what the README (Security) grants the role that runs the job
 	$node->safe_psql('f13', q{
 		GRANT EXECUTE ON PROCEDURE public.release_expired_orders(integer, integer, jsonb) TO f13owner;
 		GRANT USAGE ON SCHEMA release_expired_orders TO f13owner;
