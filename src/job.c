@@ -41,8 +41,11 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
+#include "catalog/namespace.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "app_schema.h"
@@ -83,6 +86,7 @@ static bool JobAnyDue(ReoRun *run);
 static void JobBegin(ReoRun *run);
 static void JobEnd(ReoRun *run, const char *outcome, const char *error);
 static void JobLockRun10(ReoRun *run, bool lock);
+static void JobCheckAuditPrivilege(void);
 static void JobFail(ReoRun *run, int level, ErrorData *edata, volatile bool *in_commit);
 static int	JobPushSettings(ReoRun *run);
 static void JobBeginTransaction(void);
@@ -203,6 +207,8 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 					  &notifications_problem);
 	run->app.objects_1_0 = objects_1_0;
 	ReoCheckJobPrivileges(&run->app);
+	if (!objects_1_0)
+		JobCheckAuditPrivilege();
 	if (notifications_problem)
 		ereport(WARNING,
 				(errmsg("release_expired_orders does not write the application's notifications: %s",
@@ -261,7 +267,18 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	run->warnings = JobJoinWarnings(run->warnings, JobWarnIgnoredWindows(&windows, &run->app));
 	summary.windows = windows.json;
 
-	summary.outcome = JobRun(run);
+	/* 1.0's mark goes with the run, whichever way it ends (as 1.0's did) */
+	PG_TRY();
+	{
+		summary.outcome = JobRun(run);
+	}
+	PG_CATCH();
+	{
+		if (run->run_lock_1_0)
+			JobLockRun10(run, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	summary.run_id = run->run_id;
 	summary.found = run->found;
 	summary.released = run->released;
@@ -394,7 +411,7 @@ JobLoop(ReoRun *run, volatile bool *in_commit)
 	 * its settings are undone); the CALL commits the run row's outcome.
 	 */
 	JobCommit(run, level, false, in_commit);
-	ReoPurgeHistory();
+	ReoPurgeHistory(!run->app.objects_1_0);
 	outcome = JobOutcome(run);
 	JobEnd(run, outcome, NULL);
 	if (run->found == 0)
@@ -475,6 +492,25 @@ JobBegin(ReoRun *run)
 }
 
 /*
+ * The candidate statements read the audit for the retry backoff (since
+ * 1.1; 1.0's job role could only insert into it): a role that may not
+ * gets an error that says what to grant, before anything is written.
+ */
+static void
+JobCheckAuditPrivilege(void)
+{
+	Oid			rel = get_relname_relid("order_events", get_namespace_oid(REO_SCHEMA, false));
+
+	if (OidIsValid(rel) && pg_class_aclcheck(rel, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table order_events"),
+				 errdetail("release_expired_orders reads its audit for the retry backoff since version 1.1."),
+				 errhint("GRANT SELECT ON release_expired_orders.order_events TO %s;",
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+}
+
+/*
  * With 1.0's objects, a run is alive while its backend holds a session
  * advisory lock keyed on the run's id, as the 1.0 library marked it: 1.0's
  * health() and job_status() read it, and so do the runs that a backend
@@ -487,10 +523,26 @@ JobLockRun10(ReoRun *run, bool lock)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) RUN_LOCK_KEY_1_0,
 						 (uint32) (run->run_id % UINT64CONST(4294967296)), 2);
-	if (lock)
-		(void) LockAcquire(&tag, ExclusiveLock, true, false);
-	else
-		(void) LockRelease(&tag, ExclusiveLock, true);
+	if (!lock)
+	{
+		if (run->run_lock_1_0)
+			(void) LockRelease(&tag, ExclusiveLock, true);
+		run->run_lock_1_0 = false;
+		return;
+	}
+
+	/*
+	 * Never waited for: any role may take this advisory lock, and one that
+	 * holds it must not stop the job.  The run then goes unmarked.
+	 */
+	run->run_lock_1_0 =
+		LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (!run->run_lock_1_0)
+		ereport(WARNING,
+				(errmsg("release_expired_orders run " INT64_FORMAT " is not marked alive: another session holds advisory lock (%u, %u)",
+						run->run_id, (uint32) RUN_LOCK_KEY_1_0,
+						(uint32) (run->run_id % UINT64CONST(4294967296))),
+				 errhint("Find the session in pg_locks, or run ALTER EXTENSION release_expired_orders UPDATE, whose runs are marked otherwise.")));
 }
 
 static void

@@ -38,9 +38,6 @@
  *	{ignored}		the payment windows that cannot apply: every row when
  *					orders has no type column, a method's row when it has
  *					no payment_method column
- *	{fix_outcome}	the outcome of a counter that did not move, g.kind;
- *					where the extension's objects are still 1.0's, whose
- *					outcomes lack the skipped ones, a not-found outcome
  *
  * Parameter types that follow a column of the application's tables
  * (timestamp or timestamptz) are written as the markers of ColumnType and
@@ -868,7 +865,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" ELSE 0 END AS moved"
 			" FROM c)"
 		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, message)"
-		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, {fix_outcome}, 'pending', 'pending', 'pending', pg_catalog.int4(g.moved OPERATOR(pg_catalog.-) g.quantity),"
+		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', pg_catalog.int4(g.moved OPERATOR(pg_catalog.-) g.quantity),"
 		" CASE"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'product_not_found' THEN pg_catalog.concat('product ', g.product_id, ' does not exist; stock not returned')"
 		" ELSE pg_catalog.concat('a trigger on products skipped or changed the update of product ', g.product_id, '; stock returned: ', g.moved, ' of ', g.quantity) END"
@@ -904,7 +901,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" ELSE 0 END AS moved"
 			" FROM c)"
 		" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, shares_delta, message)"
-		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, {fix_outcome}, 'pending', 'pending', 'pending', pg_catalog.int4(g.quantity OPERATOR(pg_catalog.-) g.moved),"
+		" SELECT $1, g.order_id, g.order_number, g.user_id, g.product_id, g.round_id, g.quantity, g.kind, 'pending', 'pending', 'pending', pg_catalog.int4(g.quantity OPERATOR(pg_catalog.-) g.moved),"
 		" CASE"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'round_not_found' THEN pg_catalog.concat('lottery round ', g.round_id, ' does not exist; shares not returned')"
 		" WHEN g.kind OPERATOR(pg_catalog.=) 'shares_clamped' THEN pg_catalog.concat('lottery round ', g.round_id, ' had ', g.applied, ' sold shares, fewer than the quantity returned; clamped at 0')"
@@ -954,7 +951,9 @@ static const StatementDef statements[STMT_COUNT] = {
 	/*
 	 * A new run row, after marking as interrupted every run whose backend
 	 * is gone: a live run is one whose backend, identified by its pid and
-	 * start time, still exists, which no other session can fake.
+	 * start time, still exists, which no other session can fake.  (A run
+	 * begun while the objects were 1.0's has no start time: once they are
+	 * 1.2's, it counts as gone, lock or not.)
 	 */
 	[STMT_RUN_BEGIN] = {
 		.name = "run_begin",
@@ -1036,34 +1035,116 @@ static const StatementDef statements[STMT_COUNT] = {
 	},
 
 	/*
-	 * The statements above that write the run row and the audit, as they
-	 * run where the extension's objects are still 1.0's (until ALTER
-	 * EXTENSION UPDATE).  1.0's runs have no vetoed, warnings, windows,
-	 * scheduler nor backend_start: a vetoed order counts as failed (and is
-	 * audited as failed, SQLSTATE 27000, by record).  A live run is one
-	 * whose backend holds its session advisory lock ($7: this database),
-	 * as 1.0 marked them.
+	 * The statements above, as they run where the extension's objects are
+	 * still 1.0's (until ALTER EXTENSION UPDATE), in 1.0's form: its job
+	 * role may only insert into order_events, and its restore_order()
+	 * reads what a release moved from the released row alone.
+	 */
+
+	/* candidates without the retry backoff, which 1.0 did not have */
+	[STMT_CANDIDATES_1_0] = {
+		.name = "candidates_1_0",
+		.text =
+		"SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at"
+		" FROM {app}.orders o"
+		" WHERE o.status OPERATOR(pg_catalog.=) 'pending'"
+		" AND o.payment_status OPERATOR(pg_catalog.=) 'pending'"
+		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
+		" AND o.created_at OPERATOR(pg_catalog.<) $1"
+		" AND o.created_at OPERATOR(pg_catalog.>=) $2"
+		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3)"
+		" ORDER BY o.created_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED",
+		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID},
+		.expected_rc = SPI_OK_SELECT,
+		.cursor_options = CURSOR_OPT_CUSTOM_PLAN,
+	},
+
+	/*
+	 * The audit, written after the counters have moved: each released row
+	 * carries what its order really moved, and an order whose counter did
+	 * not move by its quantity gets a row of 1.0's outcomes (deltas 0)
+	 * saying why.  $11-$13 and $14-$16 are the products and rounds that
+	 * did not move by what was asked, as products/stock_moved and
+	 * rounds/shares_moved report them (NULL: none); what moved is shared
+	 * among a counter's orders in part order, as fix_stock does.  A veto
+	 * counts as a failure.
 	 */
 	[STMT_AUDIT_1_0] = {
 		.name = "audit_1_0",
 		.text =
-		"WITH events AS ("
-			" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, shares_delta)"
+		"WITH c AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) WITH ORDINALITY c (id, num, usr, product, round, qty, pos)),"
+		" ps AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13)) p (id, applied, kind)),"
+		" rs AS (SELECT *"
+			" FROM ROWS FROM (pg_catalog.unnest($14), pg_catalog.unnest($15), pg_catalog.unnest($16)) r (id, applied, kind)),"
+		" so AS (SELECT c.id, c.qty, p.id AS counter, p.applied, p.kind,"
+			" pg_catalog.sum(c.qty) OVER (PARTITION BY p.id ORDER BY c.pos) AS upto,"
+			" pg_catalog.row_number() OVER (PARTITION BY p.id ORDER BY c.pos DESC) AS from_last"
+			" FROM c JOIN ps p ON p.id OPERATOR(pg_catalog.=) c.product"
+			" WHERE c.qty OPERATOR(pg_catalog.>) 0),"
+		" ro AS (SELECT c.id, c.qty, r.id AS counter, r.applied, r.kind,"
+			" pg_catalog.sum(c.qty) OVER (PARTITION BY r.id ORDER BY c.pos) AS upto,"
+			" pg_catalog.row_number() OVER (PARTITION BY r.id ORDER BY c.pos DESC) AS from_last"
+			" FROM c JOIN rs r ON r.id OPERATOR(pg_catalog.=) c.round"
+			" WHERE c.qty OPERATOR(pg_catalog.>) 0),"
+		" sc AS (SELECT so.*, LEAST(so.upto, GREATEST(so.applied, 0)) OPERATOR(pg_catalog.-) LEAST(so.upto OPERATOR(pg_catalog.-) so.qty, GREATEST(so.applied, 0)) AS share"
+			" FROM so),"
+		" rc AS (SELECT ro.*, LEAST(ro.upto, GREATEST(ro.applied, 0)) OPERATOR(pg_catalog.-) LEAST(ro.upto OPERATOR(pg_catalog.-) ro.qty, GREATEST(ro.applied, 0)) AS share"
+			" FROM ro),"
+		" sm AS (SELECT sc.id, sc.qty, sc.counter, sc.applied, sc.kind, sc.share OPERATOR(pg_catalog.+) CASE"
+			" WHEN sc.from_last OPERATOR(pg_catalog.=) 1 THEN sc.applied OPERATOR(pg_catalog.-) pg_catalog.sum(sc.share) OVER (PARTITION BY sc.counter)"
+			" ELSE 0 END AS moved"
+			" FROM sc),"
+		" rm AS (SELECT rc.id, rc.qty, rc.counter, rc.applied, rc.kind, rc.share OPERATOR(pg_catalog.+) CASE"
+			" WHEN rc.from_last OPERATOR(pg_catalog.=) 1 THEN rc.applied OPERATOR(pg_catalog.-) pg_catalog.sum(rc.share) OVER (PARTITION BY rc.counter)"
+			" ELSE 0 END AS moved"
+			" FROM rc),"
+		" events AS ("
+			" INSERT INTO release_expired_orders.order_events (run_id, order_id, order_number, user_id, product_id, round_id, quantity, outcome, prev_status, prev_payment_status, prev_fulfillment_status, stock_delta, shares_delta, message)"
 			" SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty, 'released', 'pending', 'pending', 'pending',"
-			" CASE WHEN c.product IS NOT NULL AND c.qty OPERATOR(pg_catalog.>) 0 THEN c.qty"
-			" ELSE 0 END, CASE WHEN c.round IS NOT NULL"
-			" AND c.qty OPERATOR(pg_catalog.>) 0 THEN OPERATOR(pg_catalog.-) c.qty"
-			" ELSE 0 END"
-			" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) c (id, num, usr, product, round, qty))"
+			" pg_catalog.int4(CASE WHEN sm.id IS NOT NULL THEN sm.moved"
+				" WHEN c.product IS NOT NULL AND c.qty OPERATOR(pg_catalog.>) 0 THEN c.qty"
+				" ELSE 0 END),"
+			" pg_catalog.int4(CASE WHEN rm.id IS NOT NULL THEN OPERATOR(pg_catalog.-) rm.moved"
+				" WHEN c.round IS NOT NULL AND c.qty OPERATOR(pg_catalog.>) 0 THEN OPERATOR(pg_catalog.-) c.qty"
+				" ELSE 0 END),"
+			" NULL::pg_catalog.text"
+			" FROM c LEFT JOIN sm ON sm.id OPERATOR(pg_catalog.=) c.id"
+			" LEFT JOIN rm ON rm.id OPERATOR(pg_catalog.=) c.id"
+			" UNION ALL"
+			" SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty,"
+			" 'product_not_found',"
+			" 'pending', 'pending', 'pending', 0, 0,"
+			" CASE WHEN sm.kind OPERATOR(pg_catalog.=) 'product_not_found' THEN pg_catalog.concat('product ', c.product, ' does not exist; stock not returned')"
+			" ELSE pg_catalog.concat('a trigger on products skipped or changed the update of product ', c.product, '; stock returned: ', sm.moved, ' of ', c.qty) END"
+			" FROM c JOIN sm ON sm.id OPERATOR(pg_catalog.=) c.id"
+			" WHERE sm.moved OPERATOR(pg_catalog.<>) sm.qty"
+			" UNION ALL"
+			" SELECT $1, c.id, c.num, c.usr, c.product, c.round, c.qty,"
+			" CASE WHEN rm.kind OPERATOR(pg_catalog.=) 'shares_clamped' THEN 'shares_clamped' ELSE 'round_not_found' END,"
+			" 'pending', 'pending', 'pending', 0, 0,"
+			" CASE WHEN rm.kind OPERATOR(pg_catalog.=) 'round_not_found' THEN pg_catalog.concat('lottery round ', c.round, ' does not exist; shares not returned')"
+			" WHEN rm.kind OPERATOR(pg_catalog.=) 'shares_clamped' THEN pg_catalog.concat('lottery round ', c.round, ' had ', rm.applied, ' sold shares, fewer than the quantity returned; clamped at 0')"
+			" ELSE pg_catalog.concat('a trigger on lottery_rounds skipped or changed the update of round ', c.round, '; shares returned: ', rm.moved, ' of ', c.qty) END"
+			" FROM c JOIN rm ON rm.id OPERATOR(pg_catalog.=) c.id"
+			" WHERE rm.moved OPERATOR(pg_catalog.<>) rm.qty)"
 		" UPDATE release_expired_orders.runs"
 		" SET found = found OPERATOR(pg_catalog.+) $8, released = released OPERATOR(pg_catalog.+) pg_catalog.cardinality($2), failed = failed OPERATOR(pg_catalog.+) $9"
 		" WHERE id OPERATOR(pg_catalog.=) $1 AND $10",
 		.argtypes = {INT8OID, UUIDARRAYOID, TEXTARRAYOID, UUIDARRAYOID,
-		UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID, INT4OID, INT4OID, BOOLOID},
+			UUIDARRAYOID, UUIDARRAYOID, INT4ARRAYOID, INT4OID, INT4OID, BOOLOID,
+			UUIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		UUIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID},
 		.expected_rc = SPI_OK_UPDATE,
 		.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 	},
 
+	/*
+	 * 1.0's runs have no vetoed, warnings, windows, scheduler nor
+	 * backend_start.  A live run is one whose backend holds its session
+	 * advisory lock ($7: this database), as 1.0 marked them.
+	 */
 	[STMT_RUN_BEGIN_1_0] = {
 		.name = "run_begin_1_0",
 		.text =
@@ -1116,6 +1197,8 @@ Form1_0(ReoStatement stmt)
 {
 	switch (stmt)
 	{
+		case STMT_CANDIDATES:
+			return STMT_CANDIDATES_1_0;
 		case STMT_AUDIT:
 			return STMT_AUDIT_1_0;
 		case STMT_RUN_BEGIN:
@@ -1168,22 +1251,13 @@ static const char no_method_window[] =
 	" LEFT JOIN LATERAL (SELECT NULL::pg_catalog.bool AS found,"
 	" NULL::pg_catalog.int4 AS minutes) m ON true";
 
-/*
- * {fix_outcome} where the extension's objects are 1.0's, whose outcomes
- * lack stock_skipped and shares_skipped: the counter that did not move is
- * audited as one not found (the message says what happened).
- */
-static const char fix_outcome_1_0[] =
-	"CASE g.kind WHEN 'stock_skipped' THEN 'product_not_found'"
-	" WHEN 'shares_skipped' THEN 'round_not_found' ELSE g.kind END";
-
 typedef struct Placeholder
 {
 	const char *name;
 	const char *value;
 } Placeholder;
 
-#define PLACEHOLDERS 10
+#define PLACEHOLDERS 9
 
 /*
  * Each placeholder's value for the application's tables app (see the top
@@ -1215,7 +1289,6 @@ Placeholders(const AppSchema *app, Placeholder *p)
 	p[n++] = (Placeholder) {"method_window",
 		methods ? method_window : no_method_window};
 	p[n++] = (Placeholder) {"ignored", ignored};
-	p[n++] = (Placeholder) {"fix_outcome", app->objects_1_0 ? fix_outcome_1_0 : "g.kind"};
 	Assert(n == PLACEHOLDERS);
 }
 
@@ -1307,9 +1380,12 @@ ReoStatementRuns(ReoStatement stmt, const AppSchema *app)
 {
 	if ((int) stmt < 0 || (int) stmt >= STMT_COUNT)
 		elog(ERROR, "invalid statement %d", (int) stmt);
-	if (stmt >= STMT_AUDIT_1_0)
+	if (stmt >= STMT_CANDIDATES_1_0)
 		return app->objects_1_0;
-	if (app->objects_1_0 && Form1_0(stmt) != stmt)
+	/* 1.0: the audit is written whole after the counters; no purge probe */
+	if (app->objects_1_0 &&
+		(Form1_0(stmt) != stmt || stmt == STMT_FIX_STOCK ||
+		 stmt == STMT_FIX_SHARES || stmt == STMT_PURGE_DUE))
 		return false;
 	if (stmt == STMT_RELEASE)
 		return app->notifications;
