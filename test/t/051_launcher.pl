@@ -16,6 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use IPC::Run;
 use FindBin;
 
 my $node = PostgreSQL::Test::Cluster->new('launcher');
@@ -288,6 +289,22 @@ $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity
 is(workers(), 'shop_a', 'DROP EXTENSION stops the worker');
 $node->safe_psql('shop_b', 'SET client_min_messages = error; CREATE EXTENSION release_expired_orders');
 ok(worker_pid('shop_b'), 'CREATE EXTENSION starts one again');
+
+# What the guard is for: any other session connected to a database makes
+# ALTER DATABASE RENAME and DROP DATABASE fail, as the worker did before.
+my $bystander = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-d', $node->connstr('shop_b'), '-c', 'SELECT pg_sleep(60)' ],
+	'<', \undef, '>', \my $bystander_out, '2>', \my $bystander_err);
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE datname = 'shop_b' AND query = 'SELECT pg_sleep(60)'})
+  or diag('the bystander session never connected');
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE shop_b RENAME TO shop_x');
+like($err, qr/is being accessed by other users/, 'a connected session blocks RENAME');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE shop_b');
+like($err, qr/is being accessed by other users/, 'and DROP DATABASE');
+$node->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE datname = 'shop_b' AND query = 'SELECT pg_sleep(60)'});
+$bystander->finish;
 
 # ALTER DATABASE RENAME and DROP DATABASE while the worker sleeps.
 my $t0 = [Time::HiRes::gettimeofday()];
