@@ -427,6 +427,15 @@ JobChunkStep(void *arg)
 
 	MemoryContextReset(step->run->chunk_cxt);
 	MemoryContextSwitchTo(step->run->chunk_cxt);
+
+	/*
+	 * The run's own writes grow order_events by a row per order: a kept
+	 * plan made when it was empty probes it by a sequential scan, for each
+	 * candidate.  A long run makes its plans again when a table has doubled
+	 * since they were made, as a new run would; the sizes are read from
+	 * the relations, not from ANALYZE, which may not have run.
+	 */
+	StmtUseSchema(&step->run->app);
 	if (step->probe && !JobAnyDue(step->run))
 		step->found = 0;
 	else
