@@ -219,6 +219,11 @@ static const StatementDef statements[STMT_COUNT] = {
 	 * and $3 the keyset position (deadline, id), $4 the limit, $5 the start
 	 * of the retry backoff, $6 the window of an order no row matches, $7
 	 * the zone of created_at without time zone.
+	 *
+	 * The wall-clock ranges find the orders by index; the deadline, an
+	 * absolute time, decides: a created_at in the hour a DST change repeats
+	 * or skips reads as a later instant than the range assumed, and such an
+	 * order is not due before that deadline (never early).
 	 */
 	[STMT_PREVIEW_W] = {
 		.name = "preview_windowed",
@@ -298,6 +303,7 @@ static const StatementDef statements[STMT_COUNT] = {
 		" picked AS (SELECT d.id, d.minutes, d.deadline"
 			" FROM due d"
 			" WHERE (d.deadline, d.id) OPERATOR(pg_catalog.>) ($2, $3)"
+			" AND d.deadline OPERATOR(pg_catalog.<) $1"
 			" ORDER BY d.deadline, d.id LIMIT $4)"
 		" SELECT o.id, o.order_number::pg_catalog.text, o.user_id, o.product_id, o.round_id, o.quantity, o.created_at, p.minutes, p.deadline"
 		" FROM picked p"
