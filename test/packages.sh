@@ -552,6 +552,63 @@ drill_failures() {
 	dfail_text=${text%;}
 }
 
+# drill_worker_pid <db>: wait up to 30 s for worker_status() in <db> to show
+# a pid; sets wpid.
+drill_worker_pid() {
+	local deadline=$((SECONDS + 30))
+	wpid=""
+	while [ $SECONDS -lt $deadline ]; do
+		wpid=$(dsql "$1" "SELECT pid FROM release_expired_orders.worker_status() WHERE pid IS NOT NULL" 2>/dev/null)
+		[ -n "$wpid" ] && return 0
+		sleep 0.5
+	done
+	dsql "$1" "SELECT * FROM release_expired_orders.worker_status()"
+	return 1
+}
+
+# drill_worker_release <db>: an order whose deadline (30 minutes) is 3 s
+# away; true when the worker released it (runs.scheduler), within 20 s;
+# sets released to "scheduler role lag".
+drill_worker_release() {
+	local db=$1 order deadline
+	released=""
+	order=$(dsql "$db" "INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
+		VALUES (gen_random_uuid(), 'W-' || gen_random_uuid(), gen_random_uuid(), '$drill_product', 'direct_buy', 1, 1,
+		        (now() AT TIME ZONE 'UTC') - interval '30 minutes' + interval '3 seconds') RETURNING id")
+	deadline=$((SECONDS + 20))
+	while [ -n "$order" ] && [ $SECONDS -lt $deadline ]; do
+		released=$(dsql "$db" "SELECT r.scheduler || ' ' || r.run_by || ' ' ||
+			round(extract(epoch FROM e.created_at - (o.created_at + interval '30 minutes') AT TIME ZONE 'UTC') * 1000) || ' ms'
+			FROM release_expired_orders.order_events e JOIN release_expired_orders.runs r ON r.id = e.run_id
+			JOIN orders o ON o.id = e.order_id
+			WHERE e.order_id = '$order' AND e.outcome = 'released'" 2>&1)
+		[ -n "$released" ] && break
+		sleep 0.5
+	done
+	[ "${released%% *}" = worker ]
+}
+
+# drill_cluster <conf line...>: a fresh cluster in a new $dw, started:
+# pg_cron's database postgres, trust over the socket (pg_cron connects as
+# the job's role), and the given settings.
+drill_cluster() {
+	dw=$(mktemp -d /tmp/release_expired_orders-drill.XXXXXX)
+	chmod 755 "$dw"; mkdir -p "$dw/sock" "$dw/loops" "$dw/data"; chown -R postgres: "$dw"
+	dport=$(free_port "${ports[drill]}")
+	loop_pids=()
+	trap 'drill_cleanup; umount_all' EXIT
+	local ok=0
+	{ as_pg initdb -D "$dw/data" -U postgres -E UTF8 --locale=C.UTF-8 --auth=trust -N &&
+	  printf '%s\n' "port = $dport" "listen_addresses = ''" "unix_socket_directories = '$dw/sock'" \
+		"cron.database_name = 'postgres'" "cron.host = '$dw/sock'" "fsync = off" \
+		"log_line_prefix = '%m [%p] %d %u: '" "$@" >>"$dw/data/postgresql.conf" &&
+	  as_pg pg_ctl -D "$dw/data" -l "$dw/server.log" -w start; } >"$dlogs/cluster.log" 2>&1 || ok=1
+	if [ $ok != 0 ]; then
+		tail -20 "$dlogs/cluster.log"; tail -20 "$dw/server.log" 2>/dev/null
+	fi
+	return $ok
+}
+
 # drill_leg <version> <commit>: the drill from one released version.
 drill_leg() {
 	local v=$1 commit=$2 leg="drill $1" start=$SECONDS db t0 t_install t_updated t_end pid
@@ -570,28 +627,7 @@ drill_leg() {
 	drill_install "$olddeb"
 	step $? "$leg: apt-get install ./${olddeb##*/} ($(dpkg-query -W -f='${Version}' "postgresql-15-$srcname" 2>/dev/null))"
 
-	# A fresh cluster: pg_cron preloaded, its database postgres; trust over
-	# the socket (pg_cron connects as the job's role).
-	dw=$(mktemp -d /tmp/release_expired_orders-drill.XXXXXX)
-	chmod 755 "$dw"; mkdir -p "$dw/sock" "$dw/loops" "$dw/data"; chown -R postgres: "$dw"
-	dport=$(free_port "${ports[drill]}")
-	loop_pids=()
-	trap 'drill_cleanup; umount_all' EXIT
-	local ok=0
-	{ as_pg initdb -D "$dw/data" -U postgres -E UTF8 --locale=C.UTF-8 --auth=trust -N &&
-	  cat >>"$dw/data/postgresql.conf" <<-CONF &&
-		port = $dport
-		listen_addresses = ''
-		unix_socket_directories = '$dw/sock'
-		shared_preload_libraries = 'pg_cron'
-		cron.database_name = 'postgres'
-		cron.host = '$dw/sock'
-		fsync = off
-		log_line_prefix = '%m [%p] %d %u: '
-		CONF
-	  as_pg pg_ctl -D "$dw/data" -l "$dw/server.log" -w start; } >"$dlogs/cluster.log" 2>&1 || ok=1
-	if [ $ok != 0 ]; then
-		tail -20 "$dlogs/cluster.log"; tail -20 "$dw/server.log" 2>/dev/null
+	if ! drill_cluster "shared_preload_libraries = 'pg_cron'"; then
 		step 1 "$leg: a cluster on port $dport"; drill_cleanup; finish_target "$leg"; return
 	fi
 
@@ -764,31 +800,12 @@ drill_leg() {
 		dsql postgres "ALTER DATABASE $db SET $extension.worker_role = '$drill_role'" || exit 1
 	  done &&
 	  as_pg pg_ctl -D "$dw/data" -l "$dw/server.log" -m fast -w restart ) >"$dlogs/restart.log" 2>&1 || ok=1
-	local t_restart wpid="" deadline=$((SECONDS + 30))
+	local t_restart
 	t_restart=$(date +%s.%N)
-	while [ $ok = 0 ] && [ $SECONDS -lt $deadline ]; do
-		wpid=$(dsql shop_a "SELECT pid FROM release_expired_orders.worker_status() WHERE pid IS NOT NULL" 2>/dev/null)
-		[ -n "$wpid" ] && break
-		sleep 0.5
-	done
-	[ -n "$wpid" ] || ok=1
-	[ $ok != 0 ] && { tail -5 "$dlogs/restart.log"; dsql shop_a "SELECT * FROM release_expired_orders.worker_status()"; }
+	[ $ok = 0 ] && drill_worker_pid shop_a || ok=1
+	[ $ok != 0 ] && tail -5 "$dlogs/restart.log"
 	step $ok "$leg: restarted with shared_preload_libraries = 'pg_cron,$extension': worker_status() in shop_a shows pid ${wpid:-none}"
-	local order released="" deadline
-	order=$(dsql shop_a "INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
-		VALUES (gen_random_uuid(), 'W-1', gen_random_uuid(), '$drill_product', 'direct_buy', 1, 1,
-		        (now() AT TIME ZONE 'UTC') - interval '30 minutes' + interval '3 seconds') RETURNING id")
-	deadline=$((SECONDS + 20))
-	while [ -n "$order" ] && [ $SECONDS -lt $deadline ]; do
-		released=$(dsql shop_a "SELECT r.scheduler || ' ' || r.run_by || ' ' ||
-			round(extract(epoch FROM e.created_at - (o.created_at + interval '30 minutes') AT TIME ZONE 'UTC') * 1000) || ' ms'
-			FROM release_expired_orders.order_events e JOIN release_expired_orders.runs r ON r.id = e.run_id
-			JOIN orders o ON o.id = e.order_id
-			WHERE e.order_id = '$order' AND e.outcome = 'released'" 2>&1)
-		[ -n "$released" ] && break
-		sleep 0.5
-	done
-	[ "${released%% *}" = worker ]
+	drill_worker_release shop_a
 	step $? "$leg: an order reaching its deadline in shop_a is released by the worker (${released:-not released in 20 s}: scheduler, role, after its deadline)"
 	# Since the restart: in either database no failed run, a worker
 	# connected (pg_stat_activity), no error in worker_status() where the
@@ -800,8 +817,10 @@ drill_leg() {
 		nb=$(dsql "$db" "SELECT count(*) FROM release_expired_orders.runs WHERE outcome = 'failed' AND started_at >= to_timestamp($t_restart)")
 		na=$(dsql postgres "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
 			WHERE backend_type = '$extension worker' AND datname = '$db'")
-		werr=$(dsql "$db" "SELECT CASE WHEN to_regprocedure('release_expired_orders.worker_status()') IS NULL THEN 'no worker_status()'
-			ELSE (SELECT coalesce('last error: ' || string_agg(last_error, '; '), 'no error') FROM release_expired_orders.worker_status()) END" 2>&1 | head -n 1 | cut -c1-300)
+		werr="no worker_status() on $(dsql "$db" "SELECT extversion FROM pg_extension WHERE extname = '$extension'")"
+		[ "$(dsql "$db" "SELECT to_regprocedure('release_expired_orders.worker_status()') IS NOT NULL")" = t ] &&
+			werr=$(dsql "$db" "SELECT coalesce('last error: ' || string_agg(last_error, '; '), 'no error')
+				FROM release_expired_orders.worker_status()" 2>&1 | head -n 1 | cut -c1-300)
 		errs=$(tail -c +$((logpos + 1)) "$dw/server.log" | grep -cE "^[^ ]+ [^ ]+ [^ ]+ \[[0-9]+\] $db [^ ]*: (ERROR|FATAL):")
 		[ "$nb" = 0 ] && [ -n "$na" ] && [ "${werr#last error}" = "$werr" ] && [ "$werr" = "${werr#ERROR}" ] && [ "$errs" = 0 ] || bad=1
 		text+=" $db: $nb failed runs, worker ${na:-none} ($werr), $errs errors in the log;"
@@ -815,6 +834,93 @@ drill_leg() {
 	! dpkg-query -W -f='${Status}' "postgresql-15-$srcname" 2>/dev/null | grep -q " installed" &&
 		[ ! -e "/usr/lib/postgresql/15/lib/$extension.so" ]
 	step $? "$leg: package purged, cluster removed"
+	finish_target "$leg" "$((SECONDS - start)) s; logs in $dlogs"
+}
+
+# drill_preloaded <version> <commit>: a server that preloads the library of
+# a release with a deadline worker (1.1: worker_database), as README
+# Upgrading says: the current package installed without a restart (the old
+# library keeps serving: every session has the preloaded one), the restart,
+# then ALTER EXTENSION ... UPDATE; the worker serves the database all along.
+drill_preloaded() {
+	local v=$1 commit=$2 leg="drill $1 preloaded" start=$SECONDS db=shop_w ok pid out
+	vpass=0; vfail=0
+	echo "=== $leg: from $v with its deadline worker (shared_preload_libraries) to the current package"
+	dlogs=$out_base/drill/run-$v-preloaded
+	rm -rf "$dlogs"; mkdir -p "$dlogs"
+	if ! drill_old_package "$v" "$commit"; then
+		step 1 "$leg: built the package of $v from $commit"
+		finish_target "$leg" "no package of $v"; return
+	fi
+	drill_remove_all
+	drill_install "$olddeb"
+	step $? "$leg: apt-get install ./${olddeb##*/}"
+	if ! drill_cluster "shared_preload_libraries = 'pg_cron,$extension'"; then
+		step 1 "$leg: a cluster on port $dport"; drill_cleanup; finish_target "$leg"; return
+	fi
+	drill_grants "$commit" >"$dw/grants.sql"
+	cp "$top/test/fixtures/app_schema.sql" "$dw/app_schema.sql"
+	# The database, then the worker pointed at it (1.1 README: set in
+	# postgresql.conf, restart).
+	( dsql postgres "CREATE ROLE $drill_role LOGIN" &&
+	  dsql postgres "CREATE DATABASE $db" &&
+	  as_pg psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$dw/app_schema.sql" &&
+	  dsql "$db" "CREATE EXTENSION $extension VERSION '$v'" &&
+	  dsql "$db" "INSERT INTO products (id, stock) VALUES ('$drill_product', 0)" &&
+	  as_pg psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$dw/grants.sql" &&
+	  dsql "$db" "INSERT INTO release_expired_orders.payment_windows (order_type, payment_method, timeout_minutes)
+		VALUES ('recharge', NULL, 15)" &&
+	  dsql postgres "ALTER SYSTEM SET $extension.worker_database = '$db'" &&
+	  dsql postgres "ALTER SYSTEM SET $extension.worker_role = '$drill_role'" &&
+	  as_pg pg_ctl -D "$dw/data" -l "$dw/server.log" -m fast -w restart ) >"$dlogs/setup.log" 2>&1
+	ok=$?
+	[ $ok != 0 ] && tail -20 "$dlogs/setup.log"
+	[ $ok = 0 ] && drill_worker_pid "$db" || ok=1
+	step $ok "$leg: $db on $v, worker_database = '$db', worker_role = $drill_role: worker_status() shows pid ${wpid:-none}"
+
+	# drill_call: the procedure as the job role, in a new session.
+	drill_call() {
+		out=$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -U "$drill_role" -d "$db" \
+			-c "CALL public.release_expired_orders(30, 100)" 2>&1)
+		local rc=$?
+		[ $rc = 0 ] && out="ok" || out=$(echo "$out" | head -n 2 | tr '\n' ' ' | cut -c1-300)
+		return $rc
+	}
+	pid=$(head -n 1 "$dw/data/postmaster.pid")
+	drill_install "$current_deb"
+	ok=$?
+	[ "$(head -n 1 "$dw/data/postmaster.pid")" = "$pid" ] || ok=1
+	drill_call || ok=1
+	step $ok "$leg: apt-get install ./${current_deb##*/}, no restart: a new session's CALL on $v ($out)"
+	# Before the restart every session has the preloaded $v library: an
+	# update now is refused (the transaction rolls back); not counted, the
+	# README says to restart first.
+	out=$(dsql "$db" "ALTER EXTENSION $extension UPDATE" 2>&1 | head -n 1 | cut -c1-200)
+	echo "# $leg: ALTER EXTENSION ... UPDATE before the restart: ${out:-done} (now $(dsql "$db" "SELECT extversion FROM pg_extension WHERE extname = '$extension'"))"
+
+	# README Upgrading: restart, then update.
+	ok=0
+	as_pg pg_ctl -D "$dw/data" -l "$dw/server.log" -m fast -w restart >"$dlogs/restart.log" 2>&1 || ok=1
+	local t_restart
+	t_restart=$(date +%s.%N)
+	[ $ok = 0 ] && drill_worker_pid "$db" || ok=1
+	drill_call || ok=1
+	step $ok "$leg: restarted: the worker serves $db on $v (pid ${wpid:-none}), a CALL there: $out"
+	dsql "$db" "ALTER EXTENSION $extension UPDATE" >"$dlogs/update.log" 2>&1
+	ok=$?
+	[ $ok != 0 ] && cat "$dlogs/update.log"
+	drill_call || ok=1
+	[ "$(dsql "$db" "SELECT extversion FROM pg_extension WHERE extname = '$extension'")" = "$EXTVERSION_CUR" ] || ok=1
+	step $ok "$leg: ALTER EXTENSION $extension UPDATE after the restart: $EXTVERSION_CUR, a CALL: $out"
+	drill_worker_pid "$db" && drill_worker_release "$db"
+	step $? "$leg: an order reaching its deadline in $db is released by the worker (pid ${wpid:-none}; ${released:-not released in 20 s}: scheduler, role, after its deadline)"
+	out=$(dsql "$db" "SELECT count(*) FILTER (WHERE outcome = 'failed') || ' failed of ' || count(*) FROM release_expired_orders.runs")
+	[ "${out%% *}" = 0 ] && [ "$(dsql "$db" "SELECT count(*) FROM release_expired_orders.worker_status() WHERE last_error IS NOT NULL")" = 0 ]
+	step $? "$leg: runs $out, no error in worker_status()"
+
+	drill_cleanup
+	trap umount_all EXIT
+	drill_remove_all
 	finish_target "$leg" "$((SECONDS - start)) s; logs in $dlogs"
 }
 
@@ -857,6 +963,8 @@ drill() {
 		# shellcheck disable=SC2086
 		drill_leg $rel
 	done
+	# shellcheck disable=SC2086
+	drill_preloaded ${drill_releases[0]}
 }
 
 [ "$(id -u)" = 0 ] || { echo "packages: run as root (apt-get, chroot, mount)"; echo "0 passed, 1 failed"; exit 1; }
