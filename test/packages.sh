@@ -426,11 +426,46 @@ dsql() {
 	as_pg psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@" -c "$sql"
 }
 
+# drill_session <db> open|call <tag>|close: a session of the job role that
+# stays open (psql reading a fifo), as an application's pool keeps one;
+# each call's outcome is a line "@<tag> <ERROR> <LAST_ERROR_MESSAGE>" in
+# $dw/session-<db>.out.
+declare -A drill_fd
+drill_session() {
+	local db=$1 f=$dw/session-$1 fd
+	case $2 in
+	open)
+		mkfifo "$f.fifo"; chown postgres: "$f.fifo"
+		as_pg sh -c "exec psql -X -q -At -U $drill_role -d $db <$f.fifo >$f.out 2>&1" &
+		loop_pids+=($!)
+		exec {fd}>"$f.fifo"
+		drill_fd[$db]=$fd
+		echo '\o /dev/null' >&"$fd" ;;
+	call)
+		printf 'CALL public.release_expired_orders(30, 100);\n\\echo @%s :ERROR :LAST_ERROR_MESSAGE\n' "$3" >&"${drill_fd[$db]}" ;;
+	close)
+		fd=${drill_fd[$db]}
+		exec {fd}>&-
+		unset "drill_fd[$db]" ;;
+	esac
+}
+# drill_session_result <db> <tag>: "ok" or the error of that call.
+drill_session_result() {
+	local line
+	line=$(grep "^@$2 " "$dw/session-$1.out" | head -n 1)
+	case $line in
+		"@$2 false"*) echo ok ;;
+		"") echo "no answer" ;;
+		*) echo "${line#"@$2 true "}" | cut -c1-200 ;;
+	esac
+}
+
 # drill_cleanup: stop the loops and the cluster, remove the work folder.
 drill_cleanup() {
 	[ -n "${dw:-}" ] && [ -d "$dw" ] || return 0
 	touch "$dw/stop"
 	local p
+	for p in "${!drill_fd[@]}"; do drill_session "$p" close; done
 	for p in "${loop_pids[@]}"; do wait "$p" 2>/dev/null; done
 	loop_pids=()
 	[ -f "$dw/data/postmaster.pid" ] && as_pg pg_ctl -D "$dw/data" -m immediate -w stop >/dev/null 2>&1
@@ -674,6 +709,7 @@ drill_leg() {
 	done
 	drill_wait_cron "$t0" 75
 	step $? "$leg: pg_cron ran the job in both databases on $v"
+	for db in "${drill_dbs[@]}"; do drill_session "$db" open; drill_session "$db" call old; done
 
 	# README, Upgrading: from 1.0, the job's role is given SELECT on
 	# order_events first (1.0's README gave INSERT only; 1.1 and later read
@@ -706,6 +742,7 @@ drill_leg() {
 	[ "$(head -n 1 "$dw/data/postmaster.pid")" = "$pid" ] || ok=1
 	[ $ok != 0 ] && tail -20 "$dlogs/install.log"
 	step $ok "$leg: apt-get install ./${current_deb##*/} over $v, the server running (pid $pid, not restarted)"
+	for db in "${drill_dbs[@]}"; do drill_session "$db" call installed; done
 	sleep 3
 
 	# ALTER EXTENSION ... UPDATE in one database; the other stays on V.
@@ -723,9 +760,19 @@ drill_leg() {
 	# clients stop.
 	drill_wait_cron "${t_updated%.*}" 75
 	step $? "$leg: pg_cron ran the job in both databases after the update"
+	for db in "${drill_dbs[@]}"; do drill_session "$db" call updated; drill_session "$db" close; done
 	touch "$dw/stop"
 	for pid in "${loop_pids[@]}"; do wait "$pid"; done
 	loop_pids=()
+	# The sessions opened on $v before the install: they keep the library
+	# they loaded.  In shop_b (not updated) every call works; in shop_a the
+	# calls before its update do (after it, the README says to reconnect).
+	local ra rb
+	ra="$(drill_session_result shop_a old), $(drill_session_result shop_a installed)"
+	rb="$(drill_session_result shop_b old), $(drill_session_result shop_b installed), $(drill_session_result shop_b updated)"
+	[ "$ra" = "ok, ok" ] && [ "$rb" = "ok, ok, ok" ]
+	step $? "$leg: a session opened on $v before the install keeps calling: shop_b on $v ($rb), shop_a until its update ($ra)"
+	echo "# $leg: that session in shop_a after the update (README: reconnect): $(drill_session_result shop_a updated)"
 	t_end=$(date +%s.%N)
 	drill_failures "$t_install" "$t_updated"
 	step $dfail "$leg: no failure from the package to the end of the update:$dfail_text"
@@ -812,7 +859,7 @@ drill_leg() {
 	# database has it (1.1 on), no ERROR or FATAL of that database in the
 	# server log (the library serves the one left on $v too).
 	bad=0 text=""
-	local errs werr
+	local errs werr pat
 	for db in "${drill_dbs[@]}"; do
 		nb=$(dsql "$db" "SELECT count(*) FROM release_expired_orders.runs WHERE outcome = 'failed' AND started_at >= to_timestamp($t_restart)")
 		na=$(dsql postgres "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
@@ -821,10 +868,12 @@ drill_leg() {
 		[ "$(dsql "$db" "SELECT to_regprocedure('release_expired_orders.worker_status()') IS NOT NULL")" = t ] &&
 			werr=$(dsql "$db" "SELECT coalesce('last error: ' || string_agg(last_error, '; '), 'no error')
 				FROM release_expired_orders.worker_status()" 2>&1 | head -n 1 | cut -c1-300)
-		errs=$(tail -c +$((logpos + 1)) "$dw/server.log" | grep -cE "^[^ ]+ [^ ]+ [^ ]+ \[[0-9]+\] $db [^ ]*: (ERROR|FATAL):")
+		# A worker's lines have no database (%d): its pid says which.
+		pat="^[^ ]+ [^ ]+ [^ ]+ (\[[0-9]+\] $db [^ ]*|\[(${na//,/|})\] [^:]*): (ERROR|FATAL):|deadline worker of database \"$db\" tries again"
+		errs=$(tail -c +$((logpos + 1)) "$dw/server.log" | grep -cE "$pat")
 		[ "$nb" = 0 ] && [ -n "$na" ] && [ "${werr#last error}" = "$werr" ] && [ "$werr" = "${werr#ERROR}" ] && [ "$errs" = 0 ] || bad=1
 		text+=" $db: $nb failed runs, worker ${na:-none} ($werr), $errs errors in the log;"
-		[ "$errs" = 0 ] || tail -c +$((logpos + 1)) "$dw/server.log" | grep -E "^[^ ]+ [^ ]+ [^ ]+ \[[0-9]+\] $db [^ ]*: (ERROR|FATAL):" | head -n 3 | cut -c1-300
+		[ "$errs" = 0 ] || tail -c +$((logpos + 1)) "$dw/server.log" | grep -E "$pat" | head -n 3 | cut -c1-300
 	done
 	step $bad "$leg: since the restart:${text%;}"
 
