@@ -4,7 +4,7 @@
 # does (debian/tests/installcheck: pg_buildext installcheck, pg_cron
 # preloaded); and checks the PGXN release (META.json, make dist's zip).
 #
-#   bash test/packages.sh [15|17|18|i386|dist|all]...     (default: all)
+#   bash test/packages.sh [15|17|18|i386|dist|drill|all]...     (default: all)
 #
 # 15    on the host (Debian 12, PostgreSQL 15): installs what building a
 #       package needs when missing, and installs the package into the host's
@@ -17,6 +17,14 @@
 # dist  META.json against the PGXN Meta Spec (test/pgxn_meta.py), then
 #       make dist, and the zip alone in an empty folder of the 17 root
 #       (throwaway overlay) with PGXN's client: pgxn install, pgxn check.
+# drill the upgrade drill (README Upgrading, doc/testing.md) on the host's
+#       PostgreSQL 15: the 1.1 and 1.0 packages built from the commits that
+#       released them (cached by commit id in $REO_PKG_OUT/drill), each
+#       installed under two databases with pg_cron and clients calling the
+#       job, the current package installed over it without a restart, one
+#       database updated, then the checks and the deadline worker after a
+#       restart; and from 1.1 with its worker preloaded.  Ports from 57300;
+#       the package is purged at the end.
 #
 # Each package target: dpkg-buildpackage -us -uc -b in a copy of the
 # checkout (after pg_buildext updatecontrol), the .deb's files (library,
