@@ -31,6 +31,7 @@ typedef struct AppSchema
 	Oid			products;		/* none are written) */
 	Oid			rounds;
 	Oid			notifications_rel;
+	bool		objects_1_0;	/* the extension's tables are still 1.0's */
 } AppSchema;
 
 extern void ReoDiscoverSchema(AppSchema *app, const char *schema,

@@ -81,6 +81,14 @@ typedef struct Chunk
 	int64		part_released;
 	bool		vetoes_written; /* the part rolled back for veto_written rows */
 	bool		counted;		/* the run row counts the chunk already */
+
+	/*
+	 * With 1.0's objects, the products [0] and rounds [1] of the part that
+	 * did not move by what was asked (ids, what moved, why), for the
+	 * audit written after them; has_unmoved false: all moved
+	 */
+	Datum		unmoved[2][3];
+	bool		has_unmoved[2];
 } Chunk;
 
 static int	ChunkSelect(ReoRun *run, int wanted, Candidate **out);
@@ -440,9 +448,12 @@ ChunkReleasePart(void *arg)
 			vetoed++;
 		}
 	}
-	ChunkWriteAudit(chunk, vetoed);
+	if (!run->app.objects_1_0)
+		ChunkWriteAudit(chunk, vetoed);
 	ChunkReturnCounters(chunk, false);
 	ChunkReturnCounters(chunk, true);
+	if (run->app.objects_1_0)
+		ChunkWriteAudit(chunk, vetoed); /* what really moved, in 1.0's form */
 	if (run->app.triggers && released > 0)
 		ChunkCheckStillReleased(chunk, sorted);
 	chunk->part_released = released;
@@ -450,12 +461,14 @@ ChunkReleasePart(void *arg)
 
 /*
  * The audit rows of the part's released orders, and the run row's counts
- * when the part is the whole chunk.
+ * when the part is the whole chunk.  With 1.0's objects, after the
+ * counters, with what did not move.
  */
 static void
 ChunkWriteAudit(Chunk *chunk, int vetoed)
 {
-	Datum		values[10];
+	Datum		values[16];
+	char		nulls[16];
 
 	values[0] = Int64GetDatum(chunk->run->run_id);
 	values[1] = ReleasedColumn(chunk, C_ID, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR);
@@ -468,7 +481,14 @@ ChunkWriteAudit(Chunk *chunk, int vetoed)
 	values[8] = Int32GetDatum(vetoed);
 	/* A whole chunk in one part is counted in the run row by the same statement. */
 	values[9] = BoolGetDatum(chunk->part_n == chunk->n);
-	StmtExecute(STMT_AUDIT, values, NULL);
+	memset(nulls, ' ', sizeof(nulls));
+	for (int r = 0; r < 2; r++)
+		for (int k = 0; k < 3; k++)
+		{
+			values[10 + 3 * r + k] = chunk->has_unmoved[r] ? chunk->unmoved[r][k] : (Datum) 0;
+			nulls[10 + 3 * r + k] = chunk->has_unmoved[r] ? ' ' : 'n';
+		}
+	StmtExecute(STMT_AUDIT, values, nulls);
 }
 
 /*
@@ -487,6 +507,7 @@ ChunkReturnCounters(Chunk *chunk, bool rounds)
 	SPITupleTable *tt;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
+	chunk->has_unmoved[rounds] = false;
 	if (CounterShares(chunk, rounds ? C_ROUND : C_PRODUCT, &asked[0], &asked[1]) == 0)
 		return;
 	values[0] = asked[0];
@@ -516,7 +537,15 @@ ChunkReturnCounters(Chunk *chunk, bool rounds)
 
 	/* Rows that did not move by their quantity: rare, so a second statement. */
 	values[2] = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);
-	if (!isnull)
+	if (!isnull && run->app.objects_1_0)
+	{
+		/* copied for the audit, which comes next: the tuples are freed below */
+		for (int k = 0; k < 3; k++)
+			chunk->unmoved[rounds][k] =
+				datumCopy(SPI_getbinval(tt->vals[0], tt->tupdesc, k + 1, &isnull), false, -1);
+		chunk->has_unmoved[rounds] = true;
+	}
+	else if (!isnull)
 	{
 		values[3] = SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull);
 		values[4] = SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull);
@@ -754,6 +783,16 @@ ChunkRecord(Chunk *chunk, Candidate *c)
 	memcpy(values + 1, c->values, C_NCOLS * sizeof(Datum));
 	memcpy(nulls + 1, c->nulls, C_NCOLS);
 	values[7] = CStringGetTextDatum(failed ? "failed" : "vetoed");
+
+	/*
+	 * 1.0's objects have no vetoed outcome: a veto is audited as failed
+	 * with triggered_data_change_violation, which starts the same backoff.
+	 */
+	if (!failed && run->app.objects_1_0)
+	{
+		values[7] = CStringGetTextDatum("failed");
+		sqlstate = unpack_sql_state(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION);
+	}
 	values[8] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
 	nulls[8] = sqlstate ? ' ' : 'n';
 	values[9] = CStringGetTextDatum(message);

@@ -124,7 +124,10 @@ NoteCommand(Node *stmt)
 			break;
 		case T_AlterExtensionStmt:
 			if (strcmp(((AlterExtensionStmt *) stmt)->extname, "release_expired_orders") == 0)
+			{
 				extension_dropped = true;	/* the worker looks again */
+				extension_created = true;	/* 1.0's had none: now one */
+			}
 			break;
 		case T_DropStmt:
 			if (((DropStmt *) stmt)->removeType == OBJECT_EXTENSION &&

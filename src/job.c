@@ -41,6 +41,10 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "catalog/namespace.h"
+#include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -63,6 +67,9 @@
  */
 #define SKIPPED_FACTOR 10
 
+/* The key of 1.0's run locks (its classid in pg_locks; see JobLockRun10). */
+#define RUN_LOCK_KEY_1_0 1919250176
+
 /* One chunk of the loop, the body of its subtransaction. */
 typedef struct JobStep
 {
@@ -78,6 +85,8 @@ static void JobChunkStep(void *arg);
 static bool JobAnyDue(ReoRun *run);
 static void JobBegin(ReoRun *run);
 static void JobEnd(ReoRun *run, const char *outcome, const char *error);
+static void JobLockRun10(ReoRun *run, bool lock);
+static void JobCheckAuditPrivilege(void);
 static void JobFail(ReoRun *run, int level, ErrorData *edata, volatile bool *in_commit);
 static int	JobPushSettings(ReoRun *run);
 static void JobBeginTransaction(void);
@@ -116,13 +125,16 @@ ReoInstalledVersion(void)
 }
 
 /*
- * The library runs against the SQL objects of its own version and of 1.1,
- * whose tables 1.2 did not change: installing the new library does not stop
- * a database that has not run ALTER EXTENSION UPDATE yet.  Older objects get
- * a clear error instead of statements that fail on a missing column.  A
- * database without the extension gets one too.
+ * The library runs against the SQL objects of every released version: a
+ * package installs one library for every database of the cluster, and a
+ * database keeps releasing with the objects it has until ALTER EXTENSION
+ * UPDATE.  1.1's tables are 1.2's; 1.0's lack the run row's later columns
+ * and the later outcomes, and have no payment windows (see
+ * objects_1_0).  Returns whether the objects are 1.0's.  A database
+ * without the extension, or with a version this library does not know,
+ * gets an error.
  */
-void
+bool
 ReoCheckInstalledVersion(void)
 {
 	char	   *version = ReoInstalledVersion();
@@ -133,12 +145,15 @@ ReoCheckInstalledVersion(void)
 				 errmsg("extension \"release_expired_orders\" is not installed in database \"%s\"",
 						get_database_name(MyDatabaseId)),
 				 errhint("Run CREATE EXTENSION release_expired_orders; in that database.")));
-	if (strcmp(version, REO_VERSION) != 0 && strcmp(version, "1.1") != 0)
+	if (strcmp(version, REO_VERSION) != 0 && strcmp(version, "1.1") != 0 &&
+		strcmp(version, "1.0") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("release_expired_orders %s is installed in database \"%s\", but the library is version %s",
 						version, get_database_name(MyDatabaseId), REO_VERSION),
-				 errhint("Run ALTER EXTENSION release_expired_orders UPDATE;")));
+				 errhint("Install release_expired_orders %s or later; a server that preloads the library (shared_preload_libraries) keeps the one it started with until it restarts.",
+						 version)));
+	return strcmp(version, "1.0") == 0;
 }
 
 /*
@@ -155,8 +170,9 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	ReoSummary	summary = {0};
 	ReoWindows		windows;
 	char	   *notifications_problem;
+	bool		objects_1_0;
 
-	ReoCheckInstalledVersion();
+	objects_1_0 = ReoCheckInstalledVersion();
 	run->atomic = atomic;
 	run->timeout_minutes = timeout_minutes;
 	run->batch_limit = batch_limit;
@@ -189,7 +205,10 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	/* Every check that can refuse the run happens before any write. */
 	ReoDiscoverSchema(&run->app, reo_app_schema, reo_write_notifications,
 					  &notifications_problem);
+	run->app.objects_1_0 = objects_1_0;
 	ReoCheckJobPrivileges(&run->app);
+	if (!objects_1_0)
+		JobCheckAuditPrivilege();
 	if (notifications_problem)
 		ereport(WARNING,
 				(errmsg("release_expired_orders does not write the application's notifications: %s",
@@ -248,7 +267,18 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	run->warnings = JobJoinWarnings(run->warnings, JobWarnIgnoredWindows(&windows, &run->app));
 	summary.windows = windows.json;
 
-	summary.outcome = JobRun(run);
+	/* 1.0's mark goes with the run, whichever way it ends (as 1.0's did) */
+	PG_TRY();
+	{
+		summary.outcome = JobRun(run);
+	}
+	PG_CATCH();
+	{
+		if (run->run_lock_1_0)
+			JobLockRun10(run, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	summary.run_id = run->run_id;
 	summary.found = run->found;
 	summary.released = run->released;
@@ -381,7 +411,7 @@ JobLoop(ReoRun *run, volatile bool *in_commit)
 	 * its settings are undone); the CALL commits the run row's outcome.
 	 */
 	JobCommit(run, level, false, in_commit);
-	ReoPurgeHistory();
+	ReoPurgeHistory(!run->app.objects_1_0);
 	outcome = JobOutcome(run);
 	JobEnd(run, outcome, NULL);
 	if (run->found == 0)
@@ -397,6 +427,15 @@ JobChunkStep(void *arg)
 
 	MemoryContextReset(step->run->chunk_cxt);
 	MemoryContextSwitchTo(step->run->chunk_cxt);
+
+	/*
+	 * The run's own writes grow order_events by a row per order: a kept
+	 * plan made when it was empty probes it by a sequential scan, for each
+	 * candidate.  A long run makes its plans again when a table has doubled
+	 * since they were made, as a new run would; the sizes are read from
+	 * the relations, not from ANALYZE, which may not have run.
+	 */
+	StmtUseSchema(&step->run->app);
 	if (step->probe && !JobAnyDue(step->run))
 		step->found = 0;
 	else
@@ -450,11 +489,69 @@ JobBegin(ReoRun *run)
 	values[7] = run->windows_json ? CStringGetTextDatum(run->windows_json) : (Datum) 0;
 	nulls[7] = run->windows_json ? ' ' : 'n';
 	values[8] = CStringGetTextDatum(run->scheduler);
+	if (run->app.objects_1_0)
+		values[6] = ObjectIdGetDatum(MyDatabaseId);
 	if (StmtExecute(STMT_RUN_BEGIN, values, nulls) != 1)
 		elog(ERROR, "inserting the run row returned no id");
 	run->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	if (run->app.objects_1_0)
+		JobLockRun10(run, true);
+}
+
+/*
+ * The candidate statements read the audit for the retry backoff (since
+ * 1.1; 1.0's job role could only insert into it): a role that may not
+ * gets an error that says what to grant, before anything is written.
+ */
+static void
+JobCheckAuditPrivilege(void)
+{
+	Oid			rel = get_relname_relid("order_events", get_namespace_oid(REO_SCHEMA, false));
+
+	if (OidIsValid(rel) && pg_class_aclcheck(rel, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table order_events"),
+				 errdetail("release_expired_orders reads its audit for the retry backoff since version 1.1."),
+				 errhint("GRANT SELECT ON release_expired_orders.order_events TO %s;",
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+}
+
+/*
+ * With 1.0's objects, a run is alive while its backend holds a session
+ * advisory lock keyed on the run's id, as the 1.0 library marked it: 1.0's
+ * health() and job_status() read it, and so do the runs that a backend
+ * still running the 1.0 library begins (run_begin_1_0 reads it too).
+ */
+static void
+JobLockRun10(ReoRun *run, bool lock)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) RUN_LOCK_KEY_1_0,
+						 (uint32) (run->run_id % UINT64CONST(4294967296)), 2);
+	if (!lock)
+	{
+		if (run->run_lock_1_0)
+			(void) LockRelease(&tag, ExclusiveLock, true);
+		run->run_lock_1_0 = false;
+		return;
+	}
+
+	/*
+	 * Never waited for: any role may take this advisory lock, and one that
+	 * holds it must not stop the job.  The run then goes unmarked.
+	 */
+	run->run_lock_1_0 =
+		LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (!run->run_lock_1_0)
+		ereport(WARNING,
+				(errmsg("release_expired_orders run " INT64_FORMAT " is not marked alive: another session holds advisory lock (%u, %u)",
+						run->run_id, (uint32) RUN_LOCK_KEY_1_0,
+						(uint32) (run->run_id % UINT64CONST(4294967296))),
+				 errhint("Find the session in pg_locks, or run ALTER EXTENSION release_expired_orders UPDATE, whose runs are marked otherwise.")));
 }
 
 static void
@@ -485,6 +582,8 @@ JobEnd(ReoRun *run, const char *outcome, const char *error)
 	values[5] = run->warnings ? CStringGetTextDatum(run->warnings) : (Datum) 0;
 	nulls[5] = run->warnings ? ' ' : 'n';
 	StmtExecute(STMT_RUN_END, values, nulls);
+	if (run->app.objects_1_0)
+		JobLockRun10(run, false);
 	if (run->write_notifications && run->released > 0)
 	{
 		ErrorData  *edata;

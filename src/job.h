@@ -14,7 +14,7 @@
 #include "summary.h"
 
 extern char *ReoInstalledVersion(void);
-extern void ReoCheckInstalledVersion(void);
+extern bool ReoCheckInstalledVersion(void);
 extern void ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic,
 						  const char *scheduler, ReoSummary *summary);
 

@@ -49,10 +49,12 @@
  * Whether purge_history() may have anything to delete, by the retention it
  * uses itself.  pg_cron's run details of the job age with its run rows, so
  * they are trimmed with them.  A role that may not execute purge_history()
- * is let through, to get the warning that says so.
+ * is let through, to get the warning that says so.  Without probe (1.0's
+ * objects, whose job role may not read order_events), purge_history()
+ * decides alone, as the 1.0 library let it.
  */
 static bool
-PurgeDue(void)
+PurgeDue(bool probe)
 {
 	Oid			argtypes[] = {INTERVALOID};
 	Oid			fn = LookupFuncName(list_make2(makeString(REO_SCHEMA),
@@ -71,6 +73,8 @@ PurgeDue(void)
 		return true;
 	if (reo_purge_limit <= 0)
 		return false;
+	if (!probe)
+		return true;
 	horizon = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
 								  retention - PURGE_SLACK(retention));
 	if (StmtExecute(STMT_PURGE_DUE, &horizon, NULL) != 1)
@@ -83,7 +87,7 @@ PurgeDue(void)
 static void
 PurgeFn(void *arg)
 {
-	if (!PurgeDue())
+	if (!PurgeDue(*(bool *) arg))
 		return;
 	StmtExecute(STMT_PURGE, NULL, NULL);
 	SPI_freetuptable(SPI_tuptable);
@@ -91,13 +95,13 @@ PurgeFn(void *arg)
 
 /*
  * Trim history older than release_expired_orders.history_retention, a
- * bounded amount per run.  A failure to purge must not cost the release
+ * bounded amount per run; probe: ask first whether anything is old enough.  A failure to purge must not cost the release
  * anything: it is rolled back on its own and reported as a warning.
  */
 void
-ReoPurgeHistory(void)
+ReoPurgeHistory(bool probe)
 {
-	ErrorData  *edata = ReoInSubtransaction(PurgeFn, NULL);
+	ErrorData  *edata = ReoInSubtransaction(PurgeFn, &probe);
 
 	if (edata == NULL)
 		return;

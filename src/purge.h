@@ -8,6 +8,6 @@
 #ifndef REO_PURGE_H
 #define REO_PURGE_H
 
-extern void ReoPurgeHistory(void);
+extern void ReoPurgeHistory(bool probe);
 
 #endif							/* REO_PURGE_H */

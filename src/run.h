@@ -60,6 +60,7 @@ typedef struct ReoRun
 
 	/* results */
 	int64		run_id;
+	bool		run_lock_1_0;	/* holds 1.0's lock that marks it alive */
 	int64		found;
 	int64		released;
 	int64		failed;

@@ -45,11 +45,17 @@ typedef enum ReoStatement
 	STMT_RUN_NOTE,			/* the batch notification of a run */
 	STMT_PURGE_DUE,			/* whether any history is old enough */
 	STMT_PURGE,
+	/* 1.0's objects: the same, for its tables (run for the ones above) */
+	STMT_CANDIDATES_1_0,
+	STMT_AUDIT_1_0,
+	STMT_RUN_BEGIN_1_0,
+	STMT_RUN_PROGRESS_1_0,
+	STMT_RUN_END_1_0,
 	STMT_COUNT
 } ReoStatement;
 
 /* At most this many parameters in a statement. */
-#define REO_MAX_ARGS 14
+#define REO_MAX_ARGS 16
 
 /* A statement as it runs against one shape of the application's tables. */
 typedef struct ReoSQL

@@ -31,6 +31,8 @@ ReoReadWindows(const AppSchema *app, ReoWindows *w, bool read_only)
 	Datum		d;
 
 	memset(w, 0, sizeof(ReoWindows));
+	if (app->objects_1_0)
+		return;					/* 1.0 has no payment windows */
 
 	/*
 	 * Most installations have no windows: a probe of the table is cheaper to

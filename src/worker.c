@@ -93,6 +93,9 @@ static uint32 settings_at_start;
 /* Its database's name, for messages outside a transaction. */
 static char *database_name = "";
 
+/* The database's extension objects are 1.0's: no worker until updated. */
+static bool old_objects = false;
+
 /*
  * A hash of every pg_db_role_setting row that applies to the worker: in
  * its database for its role, for its role, in its database, and for all.
@@ -196,6 +199,7 @@ StepInTransaction(ReoProgress *p, TimestampTz *wake, TimestampTz *deadline,
 				  MemoryContext cxt)
 {
 	ReoWorkerExit exit;
+	char	   *version;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -203,7 +207,21 @@ StepInTransaction(ReoProgress *p, TimestampTz *wake, TimestampTz *deadline,
 	/* Not a transaction context: a run commits the transaction it starts in. */
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_RUNNING, "release_expired_orders: looking for the next deadline");
-	exit = ReoInstalledVersion() == NULL ? WORKER_EXIT_NO_EXTENSION : StillWanted();
+	version = ReoInstalledVersion();
+	if (version == NULL)
+		exit = WORKER_EXIT_NO_EXTENSION;
+	else if (strcmp(version, "1.0") == 0)
+	{
+		/* 1.0 had no worker; its objects keep being served by CALL */
+		ereport(LOG,
+				(errmsg("release_expired_orders deadline worker: database \"%s\" has the extension's version 1.0, which has no deadline worker",
+						get_database_name(MyDatabaseId)),
+				 errhint("Run ALTER EXTENSION release_expired_orders UPDATE; in that database.")));
+		exit = WORKER_EXIT_NO_EXTENSION;
+		old_objects = true;
+	}
+	else
+		exit = StillWanted();
 	if (exit != WORKER_EXIT_NONE)
 	{
 		CommitTransactionCommand();
@@ -442,7 +460,7 @@ reo_worker_main(Datum arg)
 		PG_END_TRY();
 		if (exit != WORKER_EXIT_NONE)
 		{
-			if (exit == WORKER_EXIT_NO_EXTENSION)
+			if (exit == WORKER_EXIT_NO_EXTENSION && !old_objects)
 				ereport(LOG,
 						(errmsg("release_expired_orders deadline worker: database \"%s\" does not have the extension, and is not served until CREATE EXTENSION",
 								database_name)));

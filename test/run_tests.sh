@@ -60,6 +60,7 @@ if ls "$work"/test/t/*.pl >/dev/null 2>&1; then
 fi
 
 suite "source layout (no cycle between files)" python3 test/layout.py
+suite "documentation claims: the worker is stopped with deadline_worker = off (test/doc_claims.py)" python3 test/doc_claims.py
 suite "the direct upgrade from 1.0 is up to date (test/upgrade/direct.py)" python3 test/upgrade/direct.py --check
 suite "deadline worker isolation specs (test/worker_iso.sh)" env PG_CONFIG="$PG_CONFIG" test/worker_iso.sh
 

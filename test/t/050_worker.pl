@@ -7,7 +7,8 @@
 # standby runs no worker and a promoted one serves; worker_database naming a
 # database without the extension, or one that does not exist, leaves every
 # database unserved, quietly; an empty worker_database serves every database
-# that has the extension.  (t/051_launcher.pl tests the rest.)
+# that has the extension.  (t/051_launcher.pl tests the rest,
+# t/052_worker_findings.pl the findings of review 21.)
 use strict;
 use warnings;
 

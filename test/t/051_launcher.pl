@@ -16,6 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use IPC::Run;
 use FindBin;
 
 my $node = PostgreSQL::Test::Cluster->new('launcher');
@@ -289,6 +290,22 @@ is(workers(), 'shop_a', 'DROP EXTENSION stops the worker');
 $node->safe_psql('shop_b', 'SET client_min_messages = error; CREATE EXTENSION release_expired_orders');
 ok(worker_pid('shop_b'), 'CREATE EXTENSION starts one again');
 
+# What the guard is for: any other session connected to a database makes
+# ALTER DATABASE RENAME and DROP DATABASE fail, as the worker did before.
+my $bystander = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-d', $node->connstr('shop_b'), '-c', 'SELECT pg_sleep(60)' ],
+	'<', \undef, '>', \my $bystander_out, '2>', \my $bystander_err);
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE datname = 'shop_b' AND query = 'SELECT pg_sleep(60)'})
+  or diag('the bystander session never connected');
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE shop_b RENAME TO shop_x');
+like($err, qr/is being accessed by other users/, 'a connected session blocks RENAME');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE shop_b');
+like($err, qr/is being accessed by other users/, 'and DROP DATABASE');
+$node->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE datname = 'shop_b' AND query = 'SELECT pg_sleep(60)'});
+$bystander->finish;
+
 # ALTER DATABASE RENAME and DROP DATABASE while the worker sleeps.
 my $t0 = [Time::HiRes::gettimeofday()];
 $node->safe_psql('postgres', 'ALTER DATABASE shop_b RENAME TO shop_c');
@@ -336,6 +353,29 @@ is($node->safe_psql('shop_e', q{SELECT status FROM release_expired_orders.health
 	'ok', 'and ok in the served one');
 $node->safe_psql('shop_e', 'DROP EXTENSION release_expired_orders');
 ok(worker_pid('shop_f'), 'a freed worker serves the waiting database');
+
+# A database whose extension objects are still 1.0's, under this library
+# (a package replaced it): no worker, as 1.0 had none, and the log says
+# why; ALTER EXTENSION UPDATE there starts one at once.
+$node->safe_psql('shop_f', 'DROP EXTENSION release_expired_orders');
+$node->safe_psql('postgres', 'CREATE DATABASE shop_old');
+$node->command_ok(
+	[
+		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('shop_old'),
+		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
+	],
+	'application tables in shop_old');
+$node->safe_psql('shop_old',
+	q{SET client_min_messages = error; CREATE EXTENSION release_expired_orders VERSION '1.0'});
+$node->wait_for_log(qr/database "shop_old" has the extension's version 1\.0, which has no deadline worker/);
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 0 FROM pg_stat_activity
+		 WHERE backend_type = 'release_expired_orders worker'}),
+	'no worker for 1.0 objects');
+sleep 1;
+is(workers(), '', 'and none started again');
+$node->safe_psql('shop_old', 'ALTER EXTENSION release_expired_orders UPDATE');
+ok(worker_pid('shop_old'), 'ALTER EXTENSION UPDATE starts its worker');
 
 unlike(slurp_file($node->logfile), qr/TRAP|terminated by signal|still active|leak/,
 	'no assertion, crash or leak in the server log');
