@@ -527,7 +527,7 @@ drill_state() {
 	dsql "$db" "SELECT id || '|' || run_id || '|' || order_id || '|' || outcome FROM release_expired_orders.order_events ORDER BY id" >"$d/events"
 	dsql "$db" "SELECT count(*) FROM release_expired_orders.runs WHERE outcome = 'failed'" >"$d/failed"
 	dsql "$db" "SELECT id, started_at, run_by, error FROM release_expired_orders.runs WHERE outcome = 'failed' ORDER BY id LIMIT 3" >"$d/failed.rows"
-	dsql "$db" "$(cat "$dw/grant_checks.sql")" >"$d/grants"
+	dsql "$db" "$(cat "$dw/grant_checks-$db.sql")" >"$d/grants"
 	if [ "$(dsql "$db" "SELECT to_regclass('release_expired_orders.payment_windows') IS NOT NULL")" = t ]; then
 		dsql "$db" "SELECT * FROM release_expired_orders.payment_windows ORDER BY 1, 2" >"$d/windows"
 	fi
@@ -679,6 +679,9 @@ drill_leg() {
 	# every minute as the job role.
 	drill_grants "$commit" >"$dw/grants.sql"
 	drill_grant_checks "$dw/grants.sql" >"$dw/grant_checks.sql"
+	for db in "${drill_dbs[@]}"; do
+		cp "$dw/grants.sql" "$dw/grants-$db.sql"; cp "$dw/grant_checks.sql" "$dw/grant_checks-$db.sql"
+	done
 	cp "$top/test/fixtures/app_schema.sql" "$dw/app_schema.sql"
 	cat >"$dw/loops/iteration.sql" <<-SQL
 		INSERT INTO orders (id, order_number, user_id, product_id, type, quantity, total_amount, created_at)
@@ -719,20 +722,6 @@ drill_leg() {
 	step $? "$leg: pg_cron ran the job in both databases on $v"
 	for db in "${drill_dbs[@]}"; do drill_session "$db" open; drill_session "$db" call old; done
 
-	# README, Upgrading: from 1.0, the job's role is given SELECT on
-	# order_events first (1.0's README gave INSERT only; 1.1 and later read
-	# it), in every database.
-	if [ "$v" = 1.0 ]; then
-		echo "GRANT SELECT ON release_expired_orders.order_events TO $drill_role;" >"$dw/upgrade_grants.sql"
-		ok=0
-		for db in "${drill_dbs[@]}"; do
-			as_pg psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$dw/upgrade_grants.sql" >>"$dlogs/setup.log" 2>&1 || ok=1
-		done
-		cat "$dw/upgrade_grants.sql" >>"$dw/grants.sql"
-		drill_grant_checks "$dw/grants.sql" >"$dw/grant_checks.sql"
-		step $ok "$leg: README Upgrading, from 1.0: $(cat "$dw/upgrade_grants.sql") in ${drill_dbs[*]}"
-	fi
-
 	# Before: what must be kept.
 	for db in "${drill_dbs[@]}"; do drill_state "$db" "$dw/before/$db"; done
 	dsql postgres "SELECT jobid, jobname, schedule, command, database, username, active FROM cron.job ORDER BY jobid" >"$dw/before/jobs"
@@ -754,15 +743,32 @@ drill_leg() {
 	sleep 3
 
 	# ALTER EXTENSION ... UPDATE in one database; the other stays on V.
-	dsql shop_a "ALTER EXTENSION $extension UPDATE" >"$dlogs/update.log" 2>&1
-	ok=$?
+	# README Upgrading: from 1.0, the job's role is given SELECT on
+	# order_events first (1.0's README gave INSERT only; the updated job
+	# reads it); the database left on 1.0 keeps 1.0's grants.
+	if [ "$v" = 1.0 ]; then
+		echo "GRANT SELECT ON release_expired_orders.order_events TO $drill_role;" >"$dw/upgrade_grants.sql"
+		as_pg psql -X -q -v ON_ERROR_STOP=1 -d shop_a -f "$dw/upgrade_grants.sql" >"$dlogs/upgrade_grants.log" 2>&1
+		ok=$?
+		cat "$dw/upgrade_grants.sql" >>"$dw/grants-shop_a.sql"
+		drill_grant_checks "$dw/grants-shop_a.sql" >"$dw/grant_checks-shop_a.sql"
+		step $ok "$leg: README Upgrading, from 1.0, in shop_a before its update: $(cat "$dw/upgrade_grants.sql")"
+	fi
+	# README: an update that ends in a deadlock with a run is run again.
+	local try
+	for try in 1 2 3; do
+		dsql shop_a "ALTER EXTENSION $extension UPDATE" >"$dlogs/update.log" 2>&1
+		ok=$?
+		[ $ok = 0 ] || ! grep -q 'deadlock detected' "$dlogs/update.log" && break
+		echo "# $leg: ALTER EXTENSION ... UPDATE ended in a deadlock (attempt $try), run again"
+	done
 	[ $ok != 0 ] && cat "$dlogs/update.log"
 	t_updated=$(date +%s.%N)
 	local va vb
 	va=$(dsql shop_a "SELECT extversion FROM pg_extension WHERE extname = '$extension'")
 	vb=$(dsql shop_b "SELECT extversion FROM pg_extension WHERE extname = '$extension'")
 	[ "$va" = "$EXTVERSION_CUR" ] && [ "$vb" = "$v" ] || ok=1
-	step $ok "$leg: ALTER EXTENSION $extension UPDATE in shop_a ($va), shop_b left on $vb, while the clients and pg_cron run"
+	step $ok "$leg: ALTER EXTENSION $extension UPDATE in shop_a ($va, attempt $try), shop_b left on $vb, while the clients and pg_cron run"
 
 	# After: a pg_cron run in each database after the update, then the
 	# clients stop.
@@ -789,7 +795,7 @@ drill_leg() {
 	for db in "${drill_dbs[@]}"; do drill_state "$db" "$dw/after/$db"; done
 	dsql postgres "SELECT jobid, jobname, schedule, command, database, username, active FROM cron.job ORDER BY jobid" >"$dw/after/jobs"
 
-	cp "$dw/grants.sql" "$dw/grant_checks.sql" "$dlogs/"
+	cp "$dw"/grants*.sql "$dw"/grant_checks*.sql "$dlogs/"
 
 	# Kept: grants, history, payment windows, pg_cron jobs.
 	local text="" bad=0 nb na
@@ -834,7 +840,7 @@ drill_leg() {
 	{ dsql postgres "CREATE DATABASE shop_fresh" &&
 	  as_pg psql -X -q -v ON_ERROR_STOP=1 -d shop_fresh -f "$dw/app_schema.sql" &&
 	  dsql shop_fresh "CREATE EXTENSION $extension" &&
-	  as_pg psql -X -q -v ON_ERROR_STOP=1 -d shop_fresh -f "$dw/grants.sql"; } >"$dlogs/fresh.log" 2>&1 || ok=1
+	  as_pg psql -X -q -v ON_ERROR_STOP=1 -d shop_fresh -f "$dw/grants-shop_a.sql"; } >"$dlogs/fresh.log" 2>&1 || ok=1
 	as_pg psql -X -q -v ON_ERROR_STOP=1 -d shop_a -f "$dw/installation.sql" >"$dlogs/catalog-updated.txt" 2>>"$dlogs/fresh.log" || ok=1
 	as_pg psql -X -q -v ON_ERROR_STOP=1 -d shop_fresh -f "$dw/installation.sql" >"$dlogs/catalog-fresh.txt" 2>>"$dlogs/fresh.log" || ok=1
 	[ "$(wc -l <"$dlogs/catalog-fresh.txt")" -gt 100 ] || ok=1
@@ -863,9 +869,9 @@ drill_leg() {
 	drill_worker_release shop_a
 	step $? "$leg: an order reaching its deadline in shop_a is released by the worker (${released:-not released in 20 s}: scheduler, role, after its deadline)"
 	# Since the restart: in either database no failed run, a worker
-	# connected (pg_stat_activity), no error in worker_status() where the
-	# database has it (1.1 on), no ERROR or FATAL of that database in the
-	# server log (the library serves the one left on $v too).
+	# connected (pg_stat_activity; none for 1.0's objects), no error in
+	# worker_status() where the database has it (1.1 on), no ERROR or FATAL
+	# of that database or its worker in the server log.
 	bad=0 text=""
 	local errs werr pat
 	for db in "${drill_dbs[@]}"; do
@@ -879,7 +885,14 @@ drill_leg() {
 		# A worker's lines have no database (%d): its pid says which.
 		pat="^[^ ]+ [^ ]+ [^ ]+ (\[[0-9]+\] $db [^ ]*|\[(${na//,/|})\] [^:]*): (ERROR|FATAL):|deadline worker of database \"$db\" tries again"
 		errs=$(tail -c +$((logpos + 1)) "$dw/server.log" | grep -cE "$pat")
-		[ "$nb" = 0 ] && [ -n "$na" ] && [ "${werr#last error}" = "$werr" ] && [ "$werr" = "${werr#ERROR}" ] && [ "$errs" = 0 ] || bad=1
+		# README: the worker does not serve 1.0's objects (1.0 had none).
+		if [ "$(dsql "$db" "SELECT extversion FROM pg_extension WHERE extname = '$extension'")" = 1.0 ]; then
+			[ -z "$na" ] || bad=1
+			werr="1.0's objects: not served"
+		else
+			[ -n "$na" ] || bad=1
+		fi
+		[ "$nb" = 0 ] && [ "${werr#last error}" = "$werr" ] && [ "$werr" = "${werr#ERROR}" ] && [ "$errs" = 0 ] || bad=1
 		text+=" $db: $nb failed runs, worker ${na:-none} ($werr), $errs errors in the log;"
 		[ "$errs" = 0 ] || tail -c +$((logpos + 1)) "$dw/server.log" | grep -E "$pat" | head -n 3 | cut -c1-300
 	done
