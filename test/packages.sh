@@ -772,7 +772,7 @@ drill_leg() {
 
 	# After: a pg_cron run in each database after the update, then the
 	# clients stop.
-	drill_wait_cron "${t_updated%.*}" 75
+	drill_wait_cron "$t_updated" 75
 	step $? "$leg: pg_cron ran the job in both databases after the update"
 	for db in "${drill_dbs[@]}"; do drill_session "$db" call updated; drill_session "$db" close; done
 	touch "$dw/stop"
