@@ -130,8 +130,12 @@ CREATE ROLE regress_reo_job;
 CREATE TEMP VIEW job_grants AS
 SELECT has_schema_privilege('regress_reo_job', 'release_expired_orders', 'USAGE') AS schema_usage,
 	   has_function_privilege('regress_reo_job', 'public.release_expired_orders(integer, integer, jsonb)', 'EXECUTE') AS calls,
-	   has_table_privilege('regress_reo_job', 'release_expired_orders.runs', 'SELECT, INSERT, UPDATE') AS runs,
-	   has_table_privilege('regress_reo_job', 'release_expired_orders.order_events', 'SELECT, INSERT') AS events,
+	   -- (a list of privileges is true when any one is held: one at a time)
+	   has_table_privilege('regress_reo_job', 'release_expired_orders.runs', 'SELECT')
+		 AND has_table_privilege('regress_reo_job', 'release_expired_orders.runs', 'INSERT')
+		 AND has_table_privilege('regress_reo_job', 'release_expired_orders.runs', 'UPDATE') AS runs,
+	   has_table_privilege('regress_reo_job', 'release_expired_orders.order_events', 'SELECT')
+		 AND has_table_privilege('regress_reo_job', 'release_expired_orders.order_events', 'INSERT') AS events,
 	   has_function_privilege('regress_reo_job', 'release_expired_orders.purge_history(interval)', 'EXECUTE') AS purges;
 CREATE FUNCTION pg_temp.grant_job() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
