@@ -273,7 +273,8 @@ ChunkCandidateArgs(ReoRun *run, int wanted, Datum *values)
 	values[3] = Int32GetDatum(wanted);
 	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
 									(TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
-	values[5] = Int32GetDatum(run->timeout_minutes);
+	values[5] = run->windowed ? Int32GetDatum(run->timeout_minutes) :
+		TimestampTzGetDatum(run->cutoff);
 	values[6] = CStringGetTextDatum(run->naive_time_zone);
 }
 

@@ -70,6 +70,8 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 		args[2] = UUIDPGetDatum(&nil);
 		args[3] = Int32GetDatum(limit);
 		args[4] = TimestampTzGetDatum(backoff_since);
+		args[5] = TimestampTzGetDatum(cutoff);
+		args[6] = CStringGetTextDatum(reo_naive_time_zone);
 		n = StmtQuery(STMT_PREVIEW, args, NULL);
 	}
 	tt = SPI_tuptable;

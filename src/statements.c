@@ -26,6 +26,9 @@
  *	{at_zone5}		the same with the zone in $5 (still_due)
  *	{at_utc}		empty when orders.created_at is timestamptz; otherwise
  *					" AT TIME ZONE 'UTC'"
+ *	{due_naive}		empty when orders.created_at is timestamptz; otherwise
+ *					the condition that order o's created_at, read in zone $7,
+ *					is before the absolute cutoff $6 (see candidates)
  *	{kind_methods}	the payment methods that have windows of their own, in
  *					a kind that is a whole order type: NULL when orders has
  *					no payment_method column
@@ -98,6 +101,17 @@ static const StatementDef statements[STMT_COUNT] = {
 	 * something about the order (not a lock timeout, a deadlock or a
 	 * serialization failure); the install script's partial index
 	 * order_events_retry_idx has the same predicate.
+	 *
+	 * Parameters: $1 the cutoff and $2, $3 the keyset position (created_at,
+	 * id), in created_at's type; $4 the limit; $5 the start of the retry
+	 * backoff; $6 the cutoff as an absolute time and $7 the zone of
+	 * created_at without time zone.  The wall-clock range finds the orders
+	 * by index; where created_at has no time zone, the absolute cutoff
+	 * decides ({due_naive}): a created_at in the hour a DST change repeats
+	 * or skips reads as a later instant than the wall-clock cutoff assumes,
+	 * and such an order is not due before its deadline (never early).  The
+	 * wall-clock range holds every order the absolute cutoff does, since a
+	 * wall-clock time reads as the latest instant it can be.
 	 */
 	[STMT_CANDIDATES] = {
 		.name = "candidates",
@@ -109,7 +123,7 @@ static const StatementDef statements[STMT_COUNT] = {
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.created_at OPERATOR(pg_catalog.<) $1"
 		" AND o.created_at OPERATOR(pg_catalog.>=) $2"
-		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3)"
+		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3){due_naive}"
 		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
 			" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
 			" AND f.created_at OPERATOR(pg_catalog.>) $5"
@@ -119,7 +133,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" OFFSET 0)"
 		" ORDER BY o.created_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
-		TIMESTAMPTZOID},
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
 		.expected_rc = SPI_OK_SELECT,
 
 		/*
@@ -142,7 +156,7 @@ static const StatementDef statements[STMT_COUNT] = {
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.created_at OPERATOR(pg_catalog.<) $1"
 		" AND o.created_at OPERATOR(pg_catalog.>=) $2"
-		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3)"
+		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3){due_naive}"
 		" AND NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
 			" WHERE f.order_id OPERATOR(pg_catalog.=) o.id"
 			" AND f.created_at OPERATOR(pg_catalog.>) $5"
@@ -152,7 +166,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" OFFSET 0)"
 		" ORDER BY o.created_at, o.id LIMIT $4",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
-		TIMESTAMPTZOID},
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
 		.expected_rc = SPI_OK_SELECT,
 		.cursor_options = CURSOR_OPT_CUSTOM_PLAN,
 	},
@@ -1084,9 +1098,10 @@ static const StatementDef statements[STMT_COUNT] = {
 		" AND o.fulfillment_status OPERATOR(pg_catalog.=) 'pending'"
 		" AND o.created_at OPERATOR(pg_catalog.<) $1"
 		" AND o.created_at OPERATOR(pg_catalog.>=) $2"
-		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3)"
+		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3){due_naive}"
 		" ORDER BY o.created_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED",
-		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID},
+		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
 		.expected_rc = SPI_OK_SELECT,
 		.cursor_options = CURSOR_OPT_CUSTOM_PLAN,
 	},
@@ -1278,6 +1293,19 @@ static const char method_window[] =
 	" WHERE w.order_type OPERATOR(pg_catalog.=) o.type::pg_catalog.text"
 	" AND w.payment_method OPERATOR(pg_catalog.=) o.payment_method::pg_catalog.text) m ON true";
 
+/*
+ * {due_naive}: order o's created_at without time zone, read in zone $7, is
+ * before the absolute cutoff $6.  Never an error, as the deadlines of
+ * preview_windowed: a created_at so late that its deadline has left the
+ * timestamp range is due only at an infinite cutoff, and one in the first
+ * days of 4714 BC is read as UTC.
+ */
+static const char due_naive[] =
+	" AND CASE"
+	" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN $6 OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz"
+	" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at AT TIME ZONE $7) OPERATOR(pg_catalog.<) $6"
+	" ELSE (o.created_at AT TIME ZONE 'UTC') OPERATOR(pg_catalog.<) $6 END";
+
 /* {method_window} where there are no payment methods: never found. */
 static const char no_method_window[] =
 	" LEFT JOIN LATERAL (SELECT NULL::pg_catalog.bool AS found,"
@@ -1289,7 +1317,7 @@ typedef struct Placeholder
 	const char *value;
 } Placeholder;
 
-#define PLACEHOLDERS 9
+#define PLACEHOLDERS 10
 
 /*
  * Each placeholder's value for the application's tables app (see the top
@@ -1314,6 +1342,7 @@ Placeholders(const AppSchema *app, Placeholder *p)
 	p[n++] = (Placeholder) {"at_zone7", tz ? "" : " AT TIME ZONE $7"};
 	p[n++] = (Placeholder) {"at_zone5", tz ? "" : " AT TIME ZONE $5"};
 	p[n++] = (Placeholder) {"at_utc", tz ? "" : " AT TIME ZONE 'UTC'"};
+	p[n++] = (Placeholder) {"due_naive", tz ? "" : due_naive};
 	p[n++] = (Placeholder) {"kind_methods",
 		methods ? kind_methods : "NULL::pg_catalog.text[]"};
 	p[n++] = (Placeholder) {"method_kinds", methods ? method_kinds : ""};

@@ -8,7 +8,9 @@ fresh schema, and checks invariants against a reference model of what the
 application itself did.  See README.md next to this file.
 """
 import argparse
+import datetime
 import fcntl
+import math
 import multiprocessing
 import os
 import random
@@ -29,6 +31,18 @@ ROLE_SUPER = None               # the connecting superuser (filled in at start)
 ROLE_PASSWORD = 'reo_h_pw'      # throwaway clusters only
 LOCK_TIMEOUT_MS = 50
 TIMEOUT_MIN = 30
+# The DST ingredient: the zone, each change's two orders (wall-clock
+# created_at in that zone) and the instant the twin's deadline is put at,
+# a minute before the case runs, by the CALL's timeout.
+DST_ZONE = 'America/New_York'
+DST_ORDERS = {
+    'spring': [('dst', '2026-03-08 02:50'), ('twin', '2026-03-08 03:10')],
+    'fall': [('dst', '2026-11-01 01:30'), ('twin', '2026-11-01 00:30')],
+}
+DST_ANCHOR = {
+    'spring': datetime.datetime(2026, 3, 8, 7, 10, tzinfo=datetime.timezone.utc),
+    'fall': datetime.datetime(2026, 11, 1, 5, 45, tzinfo=datetime.timezone.utc),
+}
 STATUS_KINDS = ['varchar', 'text', 'bpchar', 'domain', 'enum', 'citext']
 LABELS = ['pending', 'paid', 'cancelled', 'expired', 'completed', 'refunded',
           'lottery_win', 'direct_buy', 'recharge', 'resale', 'resale_purchase',
@@ -290,6 +304,31 @@ def draw_case(seed):
         c['windows'] = []
         c['ci_type'] = False
         c['steps'] = [st for st in c['steps'] if st[0] != 'restore']
+    # A created_at without time zone in a zone with DST, and two orders
+    # created around a DST change (2026 in America/New_York): one in the
+    # hour the change skips or repeats, which PostgreSQL reads as the later
+    # instant, and its twin just outside.  The CALL's timeout, set when the
+    # case runs (DST_ANCHOR), makes the twin due and the other due only in
+    # some 40 minutes: released now, it went early.  Their type has no
+    # payment window of its own, so the timeout is theirs with windows too.
+    dst = random.Random(seed * 7919 + 2)
+    c['dst'] = None
+    if kinds['o.created_at'] == 'timestamp(3)' and dst.random() < 0.25:
+        c['dst'] = dst.choice(['spring', 'fall'])
+        free = [t for t in ORDER_TYPES if not any(w[0] == t for w in c['windows'])]
+        if not free:
+            c['windows'] = [w for w in c['windows'] if w[0] != ORDER_TYPES[0]]
+            free = [ORDER_TYPES[0]]
+        for i, (kind, lit) in enumerate(DST_ORDERS[c['dst']]):
+            o = {'id': str(uuid.UUID(int=dst.getrandbits(128), version=4)), 'i': nord + i,
+                 'order_number': 'H%d-%s' % (seed, kind),
+                 'user_id': str(uuid.UUID(int=dst.getrandbits(128), version=4)),
+                 'product_id': dst.choice(prods)['id'],
+                 'round_id': dst.choice(rounds)['id'] if rounds else c['missing_round'],
+                 'quantity': 1, 'type': dst.choice(free),
+                 'payment_method': dst.choice(METHODS), 'statuses': ('pending', 'pending', 'pending'),
+                 'age': ('dst', kind, lit)}
+            orders.append(o)
     return c
 
 
@@ -316,8 +355,10 @@ def ts_expr(c, col, age):
     tz = c['kinds'][col] == 'timestamptz'
     if age == 'null':
         return 'NULL'
+    if isinstance(age, tuple):
+        return q(age[2]) + '::' + c['kinds'][col]
     if isinstance(age, int):
-        base = "now()" if tz else "(now() AT TIME ZONE 'UTC')"
+        base = "now()" if tz else "(now() AT TIME ZONE %s)" % q(naive_zone(c))
         return "%s - interval '%d minutes'" % (base, age)
     lit = {'-infinity': '-infinity', 'infinity': 'infinity', 'far_future': '3000-01-01 00:00:00',
            'near_max': '294276-12-30 23:59:59', 'near_min': '4713-01-02 00:00:00 BC'}[age]
@@ -326,6 +367,23 @@ def ts_expr(c, col, age):
     if tz and age == 'near_min':
         lit = '4713-01-02 00:00:00+00 BC'
     return q(lit) + '::' + c['kinds'][col]
+
+
+def naive_zone(c):
+    return DST_ZONE if c.get('dst') and not c.get('dst_off') else 'UTC'
+
+
+def dst_change_lately():
+    """Whether DST_ZONE changed its offset in the last two days: orders of a
+    few minutes' or hours' age (their created_at now less so many minutes,
+    as wall-clock time) would then be off by the hour the model ignores."""
+    try:
+        import zoneinfo
+        z = zoneinfo.ZoneInfo(DST_ZONE)
+    except Exception:
+        return True
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.astimezone(z).utcoffset() != (now - datetime.timedelta(days=2)).astimezone(z).utcoffset()
 
 
 def pred_sql(t, rec, col='id'):
@@ -529,7 +587,19 @@ def window_of(c, o):
             return ('w', mins)
         if t == o['type'] and m is None:
             best = ('w', mins)
-    return best or ('w', TIMEOUT_MIN)
+    return best or ('w', timeout_of(c))
+
+
+def timeout_of(c):
+    """The CALL's timeout: that of a DST case is set when the case runs."""
+    return c.get('timeout', TIMEOUT_MIN)
+
+
+def dst_timeout(c):
+    """Minutes that put the DST twin's deadline in the last minute before now."""
+    passed = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
+              - DST_ANCHOR[c['dst']]).total_seconds()
+    return int(math.ceil(passed / 60))
 
 
 def is_due(c, o):
@@ -537,6 +607,8 @@ def is_due(c, o):
     _, mins = window_of(c, o)
     if mins is None:
         return False
+    if isinstance(age, tuple):
+        return age[1] == 'twin' or c.get('dst_off', False)
     if age == '-infinity' or age == 'near_min':
         return True
     if isinstance(age, int):
@@ -749,6 +821,12 @@ def sqlstate_of(e):
 
 def run_case(w, seed, keep=False):
     c = draw_case(seed)
+    if c['dst']:
+        # days after a real DST change, the ingredient is off: both orders
+        # are read as UTC and due, at the usual timeout
+        c['dst_off'] = dst_change_lately()
+        if not c['dst_off']:
+            c['timeout'] = dst_timeout(c)
     s = c['schema']
     res = {'seed': seed, 'checks': {k: 0 for k in INVARIANTS}, 'violations': [], 'crash': False,
            'notes': []}
@@ -786,6 +864,7 @@ def run_case(w, seed, keep=False):
         'release_expired_orders.retry_backoff': c['settings']['retry_backoff'],
         'release_expired_orders.chunk_size': str(c['settings']['chunk_size']),
         'release_expired_orders.write_notifications': c['settings']['write_notifications'],
+        'release_expired_orders.naive_time_zone': naive_zone(c),
         'reo_h.job': 'on',
         'statement_timeout': '20s',
     }
@@ -839,13 +918,13 @@ def run_case(w, seed, keep=False):
         t0 = time.time()
         try:
             if mode == 'session':
-                jcur.execute('CALL release_expired_orders(%d, %d)' % (TIMEOUT_MIN, batch))
+                jcur.execute('CALL release_expired_orders(%d, %d)' % (timeout_of(c), batch))
             else:
                 fc = w.conn(role)
                 fc.notices = _Trim()
                 try:
                     with fc.cursor() as fcur:
-                        fcur.execute('CALL public.release_expired_orders(%d, %d)' % (TIMEOUT_MIN, batch))
+                        fcur.execute('CALL public.release_expired_orders(%d, %d)' % (timeout_of(c), batch))
                 finally:
                     fc.close()
         except psycopg2.Error as e:
@@ -1084,7 +1163,7 @@ def run_case(w, seed, keep=False):
     # Functions and views that read the application's tables (1.0's are its
     # own SQL, as released).
     for sql in ([] if c['objects'] == '1.0' else [
-                'SELECT count(*) FROM release_expired_orders.preview(%d, 1000)' % TIMEOUT_MIN,
+                'SELECT count(*) FROM release_expired_orders.preview(%d, 1000)' % timeout_of(c),
                 'SELECT count(*) FROM release_expired_orders.metrics',
                 'SELECT count(*) FROM release_expired_orders.health()',
                 'SELECT release_expired_orders.oldest_deadline()::text']):
