@@ -31,12 +31,18 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # TAP tests (test/t/*.pl) against the installed extension; run as a user
-# that may run initdb (not root).
+# that may run initdb (not root).  Each file starts its own servers on
+# free ports and mostly waits (for pg_cron's minute, a worker's deadline),
+# so four run at once, the longest first: PROVE_FLAGS= runs them one by one.
+PROVE_FLAGS ?= -j4
+TAP_LONGEST = test/t/020_cron_fires.pl test/t/051_launcher.pl \
+	test/t/052_worker_findings.pl test/t/050_worker.pl
+TAP_TESTS = $(TAP_LONGEST) $(filter-out $(TAP_LONGEST),$(sort $(wildcard test/t/*.pl)))
 .PHONY: tap
 tap:
 	rm -rf '$(CURDIR)'/tmp_check
 	PATH="$(bindir):$$PATH" PG_REGRESS='$(pgxsdir)/src/test/regress/pg_regress' \
-		prove -I '$(pgxsdir)/src/test/perl' -I test/t test/t/*.pl
+		prove $(PROVE_FLAGS) -I '$(pgxsdir)/src/test/perl' -I test/t $(TAP_TESTS)
 
 # PGXN release: make dist writes $(EXTENSION)-$(DISTVERSION).zip, the
 # committed tree (HEAD) under the folder $(EXTENSION)-$(DISTVERSION)/, as

@@ -57,6 +57,32 @@ FROM notifications WHERE content LIKE '%order_released%';
 SET release_expired_orders.naive_time_zone = 'CEST';
 SHOW release_expired_orders.naive_time_zone;
 
+-- A POSIX zone may be 60 hours east of UTC, and created_at may be the first
+-- second after the range's first days: neither the plain nor the windowed
+-- statements read such a time in the zone (review of the DST change,
+-- finding 02: every CALL, preview() and oldest_deadline() failed with
+-- "timestamp out of range").
+SET release_expired_orders.naive_time_zone = '<+60>-60';
+DELETE FROM orders;
+INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at) VALUES
+	('00000000-0000-0000-0000-0000000000b1', 'BC', '00000000-0000-0000-0000-0000000000c1', 'recharge', 1, '4714-11-26 00:00:01 BC'),
+	('00000000-0000-0000-0000-0000000000b2', 'NORMAL', '00000000-0000-0000-0000-0000000000c1', 'recharge', 1, '2020-01-01');
+SELECT count(*) AS due FROM release_expired_orders.preview(30);
+SELECT release_expired_orders.oldest_deadline() < now() AS oldest_passed;
+CALL release_expired_orders(30, 100) \gset
+SELECT order_number, status FROM orders ORDER BY order_number;
+-- the same with a payment window
+DELETE FROM orders;
+INSERT INTO orders (id, order_number, user_id, type, total_amount, created_at) VALUES
+	('00000000-0000-0000-0000-0000000000b3', 'BC', '00000000-0000-0000-0000-0000000000c1', 'recharge', 1, '4714-11-26 00:00:01 BC'),
+	('00000000-0000-0000-0000-0000000000b4', 'NORMAL', '00000000-0000-0000-0000-0000000000c1', 'recharge', 1, '2020-01-01');
+INSERT INTO release_expired_orders.payment_windows VALUES ('recharge', NULL, 30);
+SELECT count(*) AS due_windowed FROM release_expired_orders.preview(30);
+SELECT release_expired_orders.oldest_deadline() < now() AS oldest_passed_windowed;
+CALL release_expired_orders(30, 100) \gset
+SELECT order_number, status FROM orders ORDER BY order_number;
+DELETE FROM release_expired_orders.payment_windows;
+
 RESET release_expired_orders.naive_time_zone;
 RESET TimeZone;
 DROP EXTENSION release_expired_orders;

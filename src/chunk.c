@@ -274,8 +274,9 @@ ChunkCandidateArgs(ReoRun *run, int wanted, Datum *values)
 	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
 									(TimestampTz) run->retry_backoff_s * USECS_PER_SEC);
 	values[5] = run->windowed ? Int32GetDatum(run->timeout_minutes) :
-		TimestampTzGetDatum(run->cutoff);
-	values[6] = CStringGetTextDatum(run->naive_time_zone);
+		TimestampGetDatum(run->not_yet_from);
+	values[6] = run->windowed ? CStringGetTextDatum(run->naive_time_zone) :
+		TimestampGetDatum(run->not_yet_to);
 }
 
 /*

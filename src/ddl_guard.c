@@ -10,8 +10,13 @@
  * CREATE DATABASE ... TEMPLATE fail while another session is connected to
  * the database.  Before such a command runs, the backend that runs it
  * pauses the database (worker_state.c): its worker is terminated, whatever
- * it is doing, and none is started until the command has ended.  The hooks
- * are installed in every backend, with the library preloaded.
+ * it is doing, and none is started until the command has ended.  DROP
+ * EXTENSION and ALTER EXTENSION of this extension pause the database they
+ * run in too: they lock the extension's tables one by one, and a worker
+ * holding one of them while it waits for another made the user's command
+ * the deadlock detector's victim.  Only a role that may run the command
+ * pauses anything.  The hooks are installed in every backend, with the
+ * library preloaded.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +26,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "catalog/pg_database.h"
 #include "utils/acl.h"
@@ -100,6 +106,37 @@ NamesThisExtension(List *objects)
 	return false;
 }
 
+/*
+ * This database, when the command is DROP EXTENSION or ALTER EXTENSION of
+ * this extension and the current user owns it (or is a superuser); else
+ * InvalidOid.
+ */
+static Oid
+ExtensionToItself(Node *parsetree)
+{
+	Oid			extension;
+
+	if (IsA(parsetree, DropStmt))
+	{
+		if (((DropStmt *) parsetree)->removeType != OBJECT_EXTENSION ||
+			!NamesThisExtension(((DropStmt *) parsetree)->objects))
+			return InvalidOid;
+	}
+	else if (!IsA(parsetree, AlterExtensionStmt) ||
+			 strcmp(((AlterExtensionStmt *) parsetree)->extname, "release_expired_orders") != 0)
+		return InvalidOid;
+	extension = get_extension_oid("release_expired_orders", true);
+	if (!OidIsValid(extension))
+		return InvalidOid;
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(ExtensionRelationId, extension, GetUserId()))
+#else
+	if (!pg_extension_ownercheck(extension, GetUserId()))
+#endif
+		return InvalidOid;
+	return MyDatabaseId;
+}
+
 static void AtCommit(XactEvent event, void *arg);
 
 static void
@@ -160,6 +197,9 @@ GuardUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	volatile Oid database = DatabaseToItself(stmt);
+
+	if (!OidIsValid(database))
+		database = ExtensionToItself(stmt);
 
 	NoteCommand(stmt);
 	PG_TRY();

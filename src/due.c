@@ -70,8 +70,16 @@ ReoDueOrders(int timeout_minutes, int limit, TimestampTz now, TimestampTz from,
 		args[2] = UUIDPGetDatum(&nil);
 		args[3] = Int32GetDatum(limit);
 		args[4] = TimestampTzGetDatum(backoff_since);
-		args[5] = TimestampTzGetDatum(cutoff);
-		args[6] = CStringGetTextDatum(reo_naive_time_zone);
+		args[5] = args[6] = args[0];
+		if (!app.orders_created_tz)
+		{
+			Timestamp	from_wall,
+						to_wall;
+
+			ReoWallClockNotYet(cutoff, reo_naive_time_zone, &from_wall, &to_wall);
+			args[5] = TimestampGetDatum(from_wall);
+			args[6] = TimestampGetDatum(to_wall);
+		}
 		n = StmtQuery(STMT_PREVIEW, args, NULL);
 	}
 	tt = SPI_tuptable;

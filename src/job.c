@@ -228,6 +228,10 @@ ReoReleaseJob(int timeout_minutes, int batch_limit, bool atomic, const char *sch
 	run->cutoff = run->reference - REO_MINUTES(run->timeout_minutes);
 	run->cutoff_value = DatumGetTimestamp(ReoTimeValue(run->cutoff, run->app.orders_created_tz,
 													   reo_naive_time_zone));
+	run->not_yet_from = run->not_yet_to = run->cutoff_value;
+	if (!run->app.orders_created_tz)
+		ReoWallClockNotYet(run->cutoff, reo_naive_time_zone,
+						   &run->not_yet_from, &run->not_yet_to);
 	run->after_created = DT_NOBEGIN;
 	run->after_deadline = DT_NOBEGIN;
 

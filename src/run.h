@@ -47,6 +47,8 @@ typedef struct ReoRun
 	TimestampTz reference;		/* the first transaction's now() */
 	TimestampTz cutoff;			/* created_at older than this expires */
 	int64		cutoff_value;	/* cutoff in created_at's convention */
+	int64		not_yet_from;	/* created_at without time zone in */
+	int64		not_yet_to;		/* [from, to) is not due yet (DST) */
 	bool		probe_first;	/* ask whether anything is due before the scan */
 	int64		due_before;		/* nothing is due unless created before this */
 

@@ -27,8 +27,9 @@
  *	{at_utc}		empty when orders.created_at is timestamptz; otherwise
  *					" AT TIME ZONE 'UTC'"
  *	{due_naive}		empty when orders.created_at is timestamptz; otherwise
- *					the condition that order o's created_at, read in zone $7,
- *					is before the absolute cutoff $6 (see candidates)
+ *					that order o's created_at is not in [$6, $7), the
+ *					wall-clock times a DST change keeps from being due yet
+ *					(see candidates)
  *	{kind_methods}	the payment methods that have windows of their own, in
  *					a kind that is a whole order type: NULL when orders has
  *					no payment_method column
@@ -104,14 +105,15 @@ static const StatementDef statements[STMT_COUNT] = {
 	 *
 	 * Parameters: $1 the cutoff and $2, $3 the keyset position (created_at,
 	 * id), in created_at's type; $4 the limit; $5 the start of the retry
-	 * backoff; $6 the cutoff as an absolute time and $7 the zone of
-	 * created_at without time zone.  The wall-clock range finds the orders
-	 * by index; where created_at has no time zone, the absolute cutoff
-	 * decides ({due_naive}): a created_at in the hour a DST change repeats
-	 * or skips reads as a later instant than the wall-clock cutoff assumes,
-	 * and such an order is not due before its deadline (never early).  The
-	 * wall-clock range holds every order the absolute cutoff does, since a
-	 * wall-clock time reads as the latest instant it can be.
+	 * backoff; $6 and $7, where created_at has no time zone, the wall-clock
+	 * times before the cutoff that are not due yet (ReoWallClockNotYet; an
+	 * empty range but within a DST change's reach).  A created_at in the
+	 * hour a DST change repeats or skips reads as a later instant than the
+	 * wall-clock cutoff assumes, and such an order is not due before its
+	 * deadline, the one preview() shows (never early).  The range is
+	 * reckoned in C by the rules the rest of the job reads created_at by,
+	 * so that no zone is read in SQL, where a name such as "CET" is an
+	 * abbreviation's fixed offset.
 	 */
 	[STMT_CANDIDATES] = {
 		.name = "candidates",
@@ -133,7 +135,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" OFFSET 0)"
 		" ORDER BY o.created_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
+		TIMESTAMPTZOID, TS_ORDERS_CREATED, TS_ORDERS_CREATED},
 		.expected_rc = SPI_OK_SELECT,
 
 		/*
@@ -166,7 +168,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" OFFSET 0)"
 		" ORDER BY o.created_at, o.id LIMIT $4",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
+		TIMESTAMPTZOID, TS_ORDERS_CREATED, TS_ORDERS_CREATED},
 		.expected_rc = SPI_OK_SELECT,
 		.cursor_options = CURSOR_OPT_CUSTOM_PLAN,
 	},
@@ -224,7 +226,8 @@ static const StatementDef statements[STMT_COUNT] = {
 	 * An order's deadline, created_at plus its window, is never an error: a
 	 * created_at so late that the sum could leave the timestamp range has
 	 * no deadline (infinity), and one so early that its zone's offset could
-	 * take it out of the range (the first days of 4714 BC) is read as UTC.
+	 * take it out of the range (before 2 December 4714 BC: a zone's offset,
+	 * a POSIX one included, is under 168 hours) is read as UTC.
 	 * Every other deadline is exact, so that the order of deadlines within
 	 * a kind is the order of created_at, which the scan's position relies
 	 * on.
@@ -274,7 +277,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" FROM kinds k"
 			" CROSS JOIN LATERAL ( SELECT o.id, k.minutes, CASE"
 				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
 				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END AS deadline"
 				" FROM {app}.orders o"
 				" WHERE o.type OPERATOR(pg_catalog.=) k.type"
@@ -296,7 +299,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" WHERE k.oldest OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => k.minutes)){at_zone7})"
 			" UNION ALL (SELECT o.id, $6, CASE"
 				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
 				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
 				" FROM {app}.orders o"
 				" WHERE o.type IS NULL AND o.status OPERATOR(pg_catalog.=) 'pending'"
@@ -382,7 +385,7 @@ static const StatementDef statements[STMT_COUNT] = {
 			" ON a.order_type OPERATOR(pg_catalog.=) t.type::pg_catalog.text{method_kinds}),"
 		" deadlines (any_kind, not_held) AS ( SELECT CASE"
 			" WHEN h.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-			" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+			" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
 			" ELSE (h.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END,"
 			" CASE WHEN $5 OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz"
 			" OR NOT EXISTS (SELECT FROM release_expired_orders.order_events f"
@@ -392,11 +395,11 @@ static const StatementDef statements[STMT_COUNT] = {
 					" OR (f.outcome OPERATOR(pg_catalog.=) 'failed'"
 						" AND f.sqlstate OPERATOR(pg_catalog.<>) ALL ('{55P03,40P01,40001}'::pg_catalog.bpchar[])))) THEN CASE"
 			" WHEN h.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-			" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+			" WHEN h.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (h.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
 			" ELSE (h.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END"
 			" ELSE (SELECT CASE"
 				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes)"
 				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => k.minutes) END"
 				" FROM {app}.orders o"
 				" WHERE o.type OPERATOR(pg_catalog.=) k.type"
@@ -427,7 +430,7 @@ static const StatementDef statements[STMT_COUNT] = {
 					" LIMIT 1)) h)"
 		" SELECT LEAST(pg_catalog.min(d.any_kind), (SELECT CASE"
 				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
 				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
 				" FROM {app}.orders o"
 				" WHERE o.type IS NULL AND o.status OPERATOR(pg_catalog.=) 'pending'"
@@ -437,7 +440,7 @@ static const StatementDef statements[STMT_COUNT] = {
 				" LIMIT 1)),"
 		" LEAST(pg_catalog.min(d.not_held), (SELECT CASE"
 				" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN 'infinity'::pg_catalog.timestamptz"
-				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
+				" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-12-02 BC' THEN (o.created_at{at_zone7}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6)"
 				" ELSE (o.created_at{at_utc}) OPERATOR(pg_catalog.+) pg_catalog.make_interval(mins => $6) END"
 				" FROM {app}.orders o"
 				" WHERE o.type IS NULL AND o.status OPERATOR(pg_catalog.=) 'pending'"
@@ -1101,7 +1104,7 @@ static const StatementDef statements[STMT_COUNT] = {
 		" AND (o.created_at, o.id) OPERATOR(pg_catalog.>) ($2, $3){due_naive}"
 		" ORDER BY o.created_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED",
 		.argtypes = {TS_ORDERS_CREATED, TS_ORDERS_CREATED, UUIDOID, INT4OID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
+		TIMESTAMPTZOID, TS_ORDERS_CREATED, TS_ORDERS_CREATED},
 		.expected_rc = SPI_OK_SELECT,
 		.cursor_options = CURSOR_OPT_CUSTOM_PLAN,
 	},
@@ -1294,17 +1297,13 @@ static const char method_window[] =
 	" AND w.payment_method OPERATOR(pg_catalog.=) o.payment_method::pg_catalog.text) m ON true";
 
 /*
- * {due_naive}: order o's created_at without time zone, read in zone $7, is
- * before the absolute cutoff $6.  Never an error, as the deadlines of
- * preview_windowed: a created_at so late that its deadline has left the
- * timestamp range is due only at an infinite cutoff, and one in the first
- * days of 4714 BC is read as UTC.
+ * {due_naive}: order o's created_at without time zone is not among the
+ * wall-clock times [$6, $7) before the cutoff that a DST change keeps from
+ * being due yet.
  */
 static const char due_naive[] =
-	" AND CASE"
-	" WHEN o.created_at OPERATOR(pg_catalog.>=) '100000-01-01' THEN $6 OPERATOR(pg_catalog.=) 'infinity'::pg_catalog.timestamptz"
-	" WHEN o.created_at OPERATOR(pg_catalog.>) '4714-11-26 BC' THEN (o.created_at AT TIME ZONE $7) OPERATOR(pg_catalog.<) $6"
-	" ELSE (o.created_at AT TIME ZONE 'UTC') OPERATOR(pg_catalog.<) $6 END";
+	" AND NOT (o.created_at OPERATOR(pg_catalog.>=) $6"
+	" AND o.created_at OPERATOR(pg_catalog.<) $7)";
 
 /* {method_window} where there are no payment methods: never found. */
 static const char no_method_window[] =

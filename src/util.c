@@ -196,6 +196,86 @@ ReoFromWallClock(Timestamp t, const char *zone)
 }
 
 /*
+ * The wall-clock times before ReoWallClock(cutoff, zone) that
+ * ReoFromWallClock() reads as the cutoff or later, as [*from, *to): none
+ * (both the wall-clock cutoff) but within a DST change's reach.  A
+ * wall-clock time in the hour a change skips or repeats reads as the later
+ * of its instants, so that after a change forward (cutoff in [T, T + d),
+ * T the change, d what it adds), the skipped times from the cutoff's
+ * wall-clock time less d on are not yet past it; and before a change back
+ * (cutoff in (T - d, T)), neither are the repeated times from the start of
+ * the repeat on.  The candidates without time zone are those before the
+ * wall-clock cutoff and not in this range: exactly those whose deadline,
+ * the one preview() shows, has passed.  As DetermineTimeZoneOffset()
+ * assumes, offsets are under a day and changes two days apart; were two
+ * changes within reach, the range covers both (later, never early).
+ */
+void
+ReoWallClockNotYet(TimestampTz cutoff, const char *zone, Timestamp *from, Timestamp *to)
+{
+	pg_tz	   *tz = LoadZone(zone);
+	Timestamp	wall = ReoWallClock(cutoff, zone);
+	pg_time_t	t,
+				boundary;
+	pg_time_t	last;
+	long int	before,
+				after;
+	int			before_dst,
+				after_dst;
+
+	*from = *to = wall;
+	if (TIMESTAMP_NOT_FINITE(cutoff))
+		return;
+	t = timestamptz_to_time_t(cutoff) - 2 * SECS_PER_DAY;
+	last = timestamptz_to_time_t(cutoff) + 2 * SECS_PER_DAY;
+	for (int i = 0; i < 8; i++)
+	{
+		TimestampTz change;
+		TimestampTz reach;
+		Timestamp	lo,
+					hi;
+
+		if (pg_next_dst_boundary(&t, &before, &before_dst, &boundary,
+								 &after, &after_dst, tz) != 1 ||
+			boundary > last)
+			break;
+		change = time_t_to_timestamptz(boundary);
+		reach = (TimestampTz) labs(after - before) * USECS_PER_SEC;
+		if (after > before && cutoff >= change && cutoff < change + reach)
+		{
+			lo = cutoff + (TimestampTz) before * USECS_PER_SEC;
+			hi = change + (TimestampTz) after * USECS_PER_SEC;
+		}
+		else if (after < before && cutoff < change && cutoff > change - reach)
+		{
+			lo = change + (TimestampTz) after * USECS_PER_SEC;
+			hi = cutoff + (TimestampTz) before * USECS_PER_SEC;
+		}
+		else
+		{
+			t = boundary;
+			continue;
+		}
+		if (*from == *to)
+		{
+			*from = lo;
+			*to = hi;
+		}
+		else
+		{
+			*from = Min(*from, lo);
+			*to = Max(*to, hi);
+		}
+		t = boundary;
+	}
+	/* only what lies before the wall-clock cutoff matters */
+	if (*to > wall)
+		*to = wall;
+	if (*from > *to)
+		*from = *to;
+}
+
+/*
  * t as the value of a column of either convention: as is for timestamptz,
  * as wall-clock time in zone for timestamp without time zone.
  */

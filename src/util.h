@@ -30,6 +30,8 @@ extern void ReoRequireArgument(FunctionCallInfo fcinfo, int n, const char *name)
 extern char *ReoIsoUtc(TimestampTz t);
 extern Timestamp ReoWallClock(TimestampTz t, const char *zone);
 extern TimestampTz ReoFromWallClock(Timestamp t, const char *zone);
+extern void ReoWallClockNotYet(TimestampTz cutoff, const char *zone,
+							   Timestamp *from, Timestamp *to);
 extern Datum ReoTimeValue(TimestampTz t, bool tz, const char *zone);
 
 #endif							/* REO_UTIL_H */

@@ -242,7 +242,10 @@ for my $i (1 .. 10)
 	push @lags, release_lag('shop_b', "T$i", $at, 5) // 99999;
 }
 my @sorted = sort { $a <=> $b } @lags;
-ok($sorted[-1] < 100 && $sorted[0] >= 0, "with the wake trigger, late orders released within 100 ms (@lags)");
+# Polls are off: without the trigger nothing would release them (above).
+# The bound is loose for a loaded or assertion-enabled server; the target,
+# p99 100 ms, is measured by test/bench/deadline.sh.
+ok($sorted[-1] < 1000 && $sorted[0] >= 0, "with the wake trigger, late orders released within 1 s (@lags)");
 is($node->safe_psql('shop_b', q{
 	SELECT count(*) FROM orders o JOIN release_expired_orders.order_events e ON e.order_id = o.id
 	 WHERE o.order_number LIKE 'T%' AND e.outcome = 'released'
@@ -273,7 +276,8 @@ ok(worker_pid('shop_b'), 'deadline_worker on again: the worker serves shop_b');
 sleep 3;
 place('shop_b', 'N1', '59 minutes 57 seconds');
 $lag = release_lag('shop_b', 'N1', '-infinity', 10);
-ok(defined $lag && $lag >= 0 && $lag < 100, "an order falling due behind 150 held ones: $lag ms after its deadline");
+# Hidden behind the held ones, it would wait as long as they are held.
+ok(defined $lag && $lag >= 0 && $lag < 1000, "an order falling due behind 150 held ones: $lag ms after its deadline");
 is($node->safe_psql('shop_b', q{SELECT count(*) FROM orders WHERE order_number LIKE 'H%' AND status = 'pending'}),
 	'150', 'the held orders wait for their payment');
 $payment->query_safe('ROLLBACK');

@@ -1,0 +1,121 @@
+# DROP EXTENSION and ALTER EXTENSION ... UPDATE never fail because of the
+# deadline worker (README, Deadline worker).  In CI, DROP EXTENSION once
+# failed with "deadlock detected" against a worker "looking for the next
+# deadline": the worker held a lock on one of the extension's tables (its
+# look reads payment_windows, then order_events) and waited for another
+# that the DROP had already taken.  Here the order is forced: a session
+# takes order_events, the worker blocks on it while holding
+# payment_windows, and the same session then drops the extension, which
+# needs payment_windows.  The command's session stops the worker first, as
+# for a database command (ddl_guard.c), so that the user's command is never
+# the one the deadlock detector cancels.  An unprivileged role's DROP
+# EXTENSION, which fails anyway, does not stop the worker.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep gettimeofday tv_interval);
+use FindBin;
+
+my $node = PostgreSQL::Test::Cluster->new('extension_commands');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'release_expired_orders'
+release_expired_orders.worker_poll_interval = 200
+max_worker_processes = 16
+});
+$node->start;
+
+sub poll
+{
+	my ($db, $query, $secs) = @_;
+	my $t0 = [gettimeofday()];
+	while (tv_interval($t0) < $secs)
+	{
+		my ($ret, $out) = $node->psql($db, $query);
+		return 1 if $ret == 0 && $out eq 't';
+		usleep(100_000);
+	}
+	return 0;
+}
+
+sub worker_pid
+{
+	my ($db) = @_;
+	poll('postgres', qq{SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'release_expired_orders worker' AND datname = '$db'}, 15)
+	  or return undef;
+	return $node->safe_psql('postgres', qq{SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'release_expired_orders worker' AND datname = '$db'});
+}
+
+sub make_shop
+{
+	my ($db, $version) = @_;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->command_ok(
+		[
+			'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr($db),
+			'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
+		],
+		"application tables in $db");
+	$node->safe_psql($db, "SET client_min_messages = error; CREATE EXTENSION release_expired_orders VERSION '$version'");
+	return;
+}
+
+# Holds order_events in a transaction of its own session until the worker
+# of $db waits for it, then runs $command there; returns the command's
+# error output ('' when it succeeded) and rolls back or commits.
+sub with_worker_blocked
+{
+	my ($db, $command, $end) = @_;
+	my $session = $node->background_psql($db, on_error_stop => 0);
+	$session->query_safe('BEGIN; LOCK TABLE release_expired_orders.order_events IN ACCESS EXCLUSIVE MODE');
+	my $blocked = poll('postgres', qq{SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'release_expired_orders worker' AND datname = '$db'
+		  AND wait_event_type = 'Lock'}, 15);
+	ok($blocked, "$db: the worker waits for order_events, holding payment_windows");
+	# past the worker's own deadlock check: only the command's would find the cycle
+	sleep 2;
+	my ($out, $ret) = $session->query($command);
+	my $err = $session->{stderr};
+	$session->{stderr} = '';
+	$session->query($end);
+	$session->quit;
+	return $err // '';
+}
+
+# DROP EXTENSION.
+make_shop('shop_drop', '1.2');
+ok(worker_pid('shop_drop'), 'a worker serves shop_drop');
+my $err = with_worker_blocked('shop_drop', 'DROP EXTENSION release_expired_orders', 'COMMIT');
+unlike($err, qr/deadlock detected/, 'DROP EXTENSION with the worker in the middle of its look: no deadlock');
+is($node->safe_psql('shop_drop', q{SELECT count(*) FROM pg_extension WHERE extname = 'release_expired_orders'}),
+	'0', 'the extension is dropped');
+ok(poll('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity
+	WHERE backend_type = 'release_expired_orders worker' AND datname = 'shop_drop'}, 10),
+	'and no worker serves the database');
+$node->safe_psql('shop_drop', 'SET client_min_messages = error; CREATE EXTENSION IF NOT EXISTS release_expired_orders');
+ok(worker_pid('shop_drop'), 'CREATE EXTENSION again: a worker serves it again');
+
+# ALTER EXTENSION ... UPDATE, from 1.1, whose worker serves it too.
+make_shop('shop_update', '1.1');
+ok(worker_pid('shop_update'), 'a worker serves shop_update on 1.1');
+$err = with_worker_blocked('shop_update', 'ALTER EXTENSION release_expired_orders UPDATE', 'COMMIT');
+unlike($err, qr/deadlock detected|ERROR/, 'ALTER EXTENSION UPDATE with the worker in the middle of its look: no error');
+is($node->safe_psql('shop_update', q{SELECT extversion FROM pg_extension WHERE extname = 'release_expired_orders'}),
+	'1.2', 'the extension is updated');
+ok(worker_pid('shop_update'), 'and a worker serves the database');
+
+# A role that may not drop the extension does not stop the worker.
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+my $pid = worker_pid('shop_update');
+my ($ret, $out, $stderr) = $node->psql('shop_update', 'SET ROLE mallory; DROP EXTENSION release_expired_orders');
+like($stderr, qr/must be owner of extension/, "an unprivileged role's DROP EXTENSION fails");
+sleep 1;
+is(worker_pid('shop_update'), $pid, 'and the worker is the same one');
+
+done_testing();
