@@ -33,8 +33,9 @@ include $(PGXS)
 # TAP tests (test/t/*.pl) against the installed extension; run as a user
 # that may run initdb (not root).  Each file starts its own servers on
 # free ports and mostly waits (for pg_cron's minute, a worker's deadline),
-# so four run at once, the longest first: PROVE_FLAGS= runs them one by one.
-PROVE_FLAGS ?= -j4
+# so four run at once, the longest first: TAP_JOBS=1 runs them one by one.
+# (PROVE_FLAGS, which PGXS sets empty, is passed too: --verbose, say.)
+TAP_JOBS ?= 4
 TAP_LONGEST = test/t/020_cron_fires.pl test/t/051_launcher.pl \
 	test/t/052_worker_findings.pl test/t/050_worker.pl
 TAP_TESTS = $(TAP_LONGEST) $(filter-out $(TAP_LONGEST),$(sort $(wildcard test/t/*.pl)))
@@ -42,7 +43,7 @@ TAP_TESTS = $(TAP_LONGEST) $(filter-out $(TAP_LONGEST),$(sort $(wildcard test/t/
 tap:
 	rm -rf '$(CURDIR)'/tmp_check
 	PATH="$(bindir):$$PATH" PG_REGRESS='$(pgxsdir)/src/test/regress/pg_regress' \
-		prove $(PROVE_FLAGS) -I '$(pgxsdir)/src/test/perl' -I test/t $(TAP_TESTS)
+		prove -j$(TAP_JOBS) $(PROVE_FLAGS) -I '$(pgxsdir)/src/test/perl' -I test/t $(TAP_TESTS)
 
 # PGXN release: make dist writes $(EXTENSION)-$(DISTVERSION).zip, the
 # committed tree (HEAD) under the folder $(EXTENSION)-$(DISTVERSION)/, as
