@@ -2,77 +2,118 @@
 -- falls in an hour a DST change skips or repeats is never released before
 -- its deadline, the one preview() shows: PostgreSQL reads such a time as
 -- the later instant, and the wall-clock index range the candidates are
--- found by assumes the earlier one.  First with payment windows (review of
--- issue 21, findings 04 and 05: the order was released some 40 minutes
--- early), then with the CALL's timeout alone (found in the read-through
--- after that review: the same, by the plain candidate statement).
+-- found by assumes the earlier one.  With payment windows (review of issue
+-- 21, findings 04 and 05: the order was released some 40 minutes early),
+-- and with the CALL's timeout alone (found in the read-through after that
+-- review: the same, by the plain candidate statement).
+--
+-- The zones are POSIX rules made for the test, 5 hours west of UTC with
+-- an hour of DST, whose change was three days ago, on the minute: the
+-- timeouts stay a few days long whatever the date (a zone's real change
+-- moves a year away, past the longest timeout), and no time zone data is
+-- needed.  (The earlier version of this test used America/New_York's 2026
+-- changes, a review found, and would have failed from March 2027.)
 \set ECHO none
 \i test/fixtures/app_schema.sql
 \set ECHO all
 SET client_min_messages = error;
 CREATE EXTENSION release_expired_orders;
 RESET client_min_messages;
-SET release_expired_orders.naive_time_zone = 'America/New_York';
+SET TimeZone = 'UTC';
 
--- Spring forward (2026-03-08): 02:50 does not exist and reads as 03:50 EDT
--- (07:50Z).  The window makes GAP_TWIN (03:10 EDT, 07:10Z) due a minute ago,
--- and GAP due in about 39 minutes.
-SELECT ceil(extract(epoch FROM (now() - interval '1 min') - '2026-03-08 07:10+00') / 60)::int AS w \gset
-INSERT INTO release_expired_orders.payment_windows VALUES ('spring', NULL, :w);
--- Fall back (2026-11-01): 01:30 happens twice and reads as the second one
--- (06:30Z).  The window makes FALL_TWIN (00:30 EDT, 04:30Z) due and FALL
--- due in about 44 minutes.
-SELECT ceil(extract(epoch FROM (now() - interval '1 min') - '2026-11-01 05:45+00') / 60)::int AS w \gset
-INSERT INTO release_expired_orders.payment_windows VALUES ('fall', NULL, :w);
-INSERT INTO orders (id, order_number, user_id, type, quantity, total_amount, created_at) VALUES
-	('00000000-0000-0000-0000-0000000000f1', 'GAP', '00000000-0000-0000-0000-0000000000c1', 'spring', 1, 1, '2026-03-08 02:50'),
-	('00000000-0000-0000-0000-0000000000f2', 'GAP_TWIN', '00000000-0000-0000-0000-0000000000c1', 'spring', 1, 1, '2026-03-08 03:10'),
-	('00000000-0000-0000-0000-0000000000f3', 'FALL', '00000000-0000-0000-0000-0000000000c1', 'fall', 1, 1, '2026-11-01 01:30'),
-	('00000000-0000-0000-0000-0000000000f4', 'FALL_TWIN', '00000000-0000-0000-0000-0000000000c1', 'fall', 1, 1, '2026-11-01 00:30');
+-- A POSIX rule "Jn/hh:mm:ss" for the instant t read at offset_h hours
+-- west of UTC (Jn counts no February 29).
+CREATE FUNCTION pg_temp.rule(t timestamptz, offset_h int) RETURNS text LANGUAGE sql AS $$
+	SELECT 'J' || (extract(doy FROM l)::int
+			- CASE WHEN extract(doy FROM l) > 59 AND extract(year FROM l)::int % 4 = 0
+					 AND (extract(year FROM l)::int % 100 <> 0 OR extract(year FROM l)::int % 400 = 0)
+				   THEN 1 ELSE 0 END)
+		   || '/' || to_char(l, 'HH24:MI:SS')
+	  FROM (SELECT (t AT TIME ZONE 'UTC') - make_interval(hours => offset_h) AS l) s $$;
+-- The change: three days ago on the minute, or four when a rule would fall
+-- on February 29.
+SELECT CASE WHEN to_char(c - interval '5 hours', 'MM-DD') = '02-29'
+			  OR to_char(c + interval '180 days' - interval '4 hours', 'MM-DD') = '02-29'
+			  OR to_char(c - interval '180 days' - interval '5 hours', 'MM-DD') = '02-29'
+			THEN c - interval '1 day' ELSE c END AS change
+  FROM (SELECT date_trunc('minute', now()) - interval '3 days' AS c) s \gset
+-- Spring: clocks go forward at the change, and back 180 days later.
+SELECT 'XST5XDT,' || pg_temp.rule(:'change', 5) || ',' || pg_temp.rule(:'change'::timestamptz + interval '180 days', 4) AS spring \gset
+-- Fall: clocks went forward 180 days before, and go back at the change.
+SELECT 'XST5XDT,' || pg_temp.rule(:'change'::timestamptz - interval '180 days', 5) || ',' || pg_temp.rule(:'change', 4) AS fall \gset
+-- Each zone changes where it should: an hour skipped, an hour repeated.
+SELECT (:'change'::timestamptz - interval '1 second') AT TIME ZONE :'spring' AS spring_before,
+	   :'change'::timestamptz AT TIME ZONE :'spring' AS spring_after,
+	   (:'change'::timestamptz - interval '1 second') AT TIME ZONE :'fall' AS fall_before,
+	   :'change'::timestamptz AT TIME ZONE :'fall' AS fall_after \gset
+SELECT :'spring_after'::timestamp - :'spring_before'::timestamp - interval '1 second' AS spring_jump,
+	   :'fall_after'::timestamp - :'fall_before'::timestamp - interval '1 second' AS fall_jump,
+	   :'spring_before'::timestamp + interval '1 second' - (:'change'::timestamptz AT TIME ZONE 'UTC') AS offset_before_spring;
 
--- The deadlines: two past, two ahead.
-SELECT o.order_number,
-	   (o.created_at AT TIME ZONE 'America/New_York') + make_interval(mins => w.timeout_minutes) < now() AS due
-  FROM orders o JOIN release_expired_orders.payment_windows w ON w.order_type = o.type
- ORDER BY 1;
--- preview() lists only the due ones, and the CALL releases only them.
+-- The orders, in wall-clock time: GAP 50 minutes into the skipped hour,
+-- which reads as 50 minutes after the change, and GAP_TWIN 10 minutes
+-- after the skipped hour (10 minutes after the change); FALL 30 minutes
+-- into the repeated hour, which reads as the second pass (30 minutes
+-- after the change), and FALL_TWIN 30 minutes before it (90 minutes
+-- before the change).  The timeouts make each twin due a minute ago, GAP
+-- due in some 39 minutes and FALL in some 44: the wall-clock cutoff is
+-- after both.
+SELECT (:'change'::timestamptz AT TIME ZONE 'UTC') - interval '5 hours' AS wall \gset
+SELECT :'wall'::timestamp + interval '50 minutes' AS gap, :'wall'::timestamp + interval '70 minutes' AS gap_twin,
+	   :'wall'::timestamp + interval '30 minutes' AS fall_at, :'wall'::timestamp - interval '30 minutes' AS fall_twin,
+	   ceil(extract(epoch FROM (now() - interval '1 min') - (:'change'::timestamptz + interval '10 minutes')) / 60)::int AS t_spring,
+	   ceil(extract(epoch FROM (now() - interval '1 min') - (:'change'::timestamptz - interval '15 minutes')) / 60)::int AS t_fall \gset
+
+CREATE FUNCTION pg_temp.place(a text, an timestamp, b text, bn timestamp) RETURNS void LANGUAGE sql AS $$
+	DELETE FROM orders;
+	INSERT INTO orders (id, order_number, user_id, type, quantity, total_amount, created_at) VALUES
+		(gen_random_uuid(), a, '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, an),
+		(gen_random_uuid(), b, '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, bn) $$;
+-- Each order: due by its deadline, before the run's wall-clock cutoff,
+-- listed by preview() with a passed deadline, and its status after the CALL.
+CREATE FUNCTION pg_temp.due(zone text, t int) RETURNS TABLE (order_number text, due boolean, before_wall_cutoff boolean)
+LANGUAGE sql AS $$
+	SELECT o.order_number, (o.created_at AT TIME ZONE zone) + make_interval(mins => t) < now(),
+		   o.created_at < (now() - make_interval(mins => t)) AT TIME ZONE zone
+	  FROM orders o ORDER BY 1 $$;
+
+-- Without payment windows, spring.
+SET release_expired_orders.naive_time_zone = :'spring';
+SELECT pg_temp.place('GAP', :'gap', 'GAP_TWIN', :'gap_twin');
+SELECT * FROM pg_temp.due(:'spring', :t_spring);
 SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview() p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders() \gset
+  FROM release_expired_orders.preview(:t_spring) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
+CALL release_expired_orders(:t_spring) \gset
+SELECT order_number, status FROM orders ORDER BY 1;
+-- Without payment windows, fall.
+SET release_expired_orders.naive_time_zone = :'fall';
+SELECT pg_temp.place('FALL', :'fall_at', 'FALL_TWIN', :'fall_twin');
+SELECT * FROM pg_temp.due(:'fall', :t_fall);
+SELECT o.order_number, p.deadline < now() AS deadline_passed
+  FROM release_expired_orders.preview(:t_fall) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
+CALL release_expired_orders(:t_fall) \gset
 SELECT order_number, status FROM orders ORDER BY 1;
 
--- Without payment windows: the same orders, one timeout per DST change.
-DELETE FROM release_expired_orders.payment_windows;
-DELETE FROM orders;
--- Spring: the timeout makes GAP_TWIN due a minute ago and GAP due in about
--- 39 minutes; the run's wall-clock cutoff is about 03:09, after 02:50.
-SELECT ceil(extract(epoch FROM (now() - interval '1 min') - '2026-03-08 07:10+00') / 60)::int AS t \gset
-INSERT INTO orders (id, order_number, user_id, type, quantity, total_amount, created_at) VALUES
-	('00000000-0000-0000-0000-0000000000f1', 'GAP', '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, '2026-03-08 02:50'),
-	('00000000-0000-0000-0000-0000000000f2', 'GAP_TWIN', '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, '2026-03-08 03:10');
-SELECT o.order_number,
-	   (o.created_at AT TIME ZONE 'America/New_York') + make_interval(mins => :t) < now() AS due,
-	   o.created_at < (now() - make_interval(mins => :t)) AT TIME ZONE 'America/New_York' AS before_wall_cutoff
-  FROM orders o ORDER BY 1;
+-- With payment windows: the type's window is the timeout (the CALL's own
+-- is left at 30 minutes).
+SET release_expired_orders.naive_time_zone = :'spring';
+INSERT INTO release_expired_orders.payment_windows VALUES ('lottery', NULL, :t_spring);
+SELECT pg_temp.place('GAP', :'gap', 'GAP_TWIN', :'gap_twin');
+SELECT * FROM pg_temp.due(:'spring', :t_spring);
 SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview(:t) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders(:t) \gset
+  FROM release_expired_orders.preview(30) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
+CALL release_expired_orders(30) \gset
 SELECT order_number, status FROM orders ORDER BY 1;
-DELETE FROM orders;
--- Fall: the timeout makes FALL_TWIN due and FALL due in about 44 minutes;
--- the run's wall-clock cutoff is about 01:45 (the first one), after 01:30.
-SELECT ceil(extract(epoch FROM (now() - interval '1 min') - '2026-11-01 05:45+00') / 60)::int AS t \gset
-INSERT INTO orders (id, order_number, user_id, type, quantity, total_amount, created_at) VALUES
-	('00000000-0000-0000-0000-0000000000f3', 'FALL', '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, '2026-11-01 01:30'),
-	('00000000-0000-0000-0000-0000000000f4', 'FALL_TWIN', '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, '2026-11-01 00:30');
-SELECT o.order_number,
-	   (o.created_at AT TIME ZONE 'America/New_York') + make_interval(mins => :t) < now() AS due,
-	   o.created_at < (now() - make_interval(mins => :t)) AT TIME ZONE 'America/New_York' AS before_wall_cutoff
-  FROM orders o ORDER BY 1;
+SET release_expired_orders.naive_time_zone = :'fall';
+UPDATE release_expired_orders.payment_windows SET timeout_minutes = :t_fall;
+SELECT pg_temp.place('FALL', :'fall_at', 'FALL_TWIN', :'fall_twin');
+SELECT * FROM pg_temp.due(:'fall', :t_fall);
 SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview(:t) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders(:t) \gset
+  FROM release_expired_orders.preview(30) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
+CALL release_expired_orders(30) \gset
 SELECT order_number, status FROM orders ORDER BY 1;
 
+RESET release_expired_orders.naive_time_zone;
+RESET TimeZone;
 DROP EXTENSION release_expired_orders;
 DROP TABLE orders, products, lottery_rounds, notifications;

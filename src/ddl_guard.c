@@ -12,11 +12,13 @@
  * pauses the database (worker_state.c): its worker is terminated, whatever
  * it is doing, and none is started until the command has ended.  DROP
  * EXTENSION and ALTER EXTENSION of this extension pause the database they
- * run in too: they lock the extension's tables one by one, and a worker
- * holding one of them while it waits for another made the user's command
- * the deadlock detector's victim.  Only a role that may run the command
- * pauses anything.  The hooks are installed in every backend, with the
- * library preloaded.
+ * run in too, until the transaction ends: they lock the extension's tables
+ * one by one, and a worker holding one of them while it waits for another
+ * made the user's command the deadlock detector's victim.  Only a role
+ * that may run the command pauses anything.  (Other commands that drop
+ * the tables, DROP SCHEMA ... CASCADE say, are covered by the look's own
+ * short lock_timeout, worker_step.c.)  The hooks are installed in every
+ * backend, with the library preloaded.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,6 +46,8 @@ static bool extension_dropped = false;
 static Oid	settings_database = InvalidOid;	/* ALTER DATABASE ... SET */
 static bool settings_changed = false;
 static bool callback_registered = false;
+/* The database paused by DROP or ALTER EXTENSION, until the transaction ends. */
+static Oid	paused_until_end = InvalidOid;
 
 /*
  * The database a command needs to itself, or InvalidOid: only when the
@@ -197,11 +201,24 @@ GuardUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	volatile Oid database = DatabaseToItself(stmt);
+	Oid			extension_database = InvalidOid;
 
 	if (!OidIsValid(database))
-		database = ExtensionToItself(stmt);
+		extension_database = ExtensionToItself(stmt);
 
 	NoteCommand(stmt);
+
+	/*
+	 * DROP or ALTER EXTENSION: the worker stays away until the transaction
+	 * ends, since the command's locks are held until then (a worker started
+	 * in between would wait for the dropped tables, then fail on them).
+	 */
+	if (OidIsValid(extension_database))
+	{
+		paused_until_end = extension_database;
+		RegisterCallback();
+		ReoPauseDatabase(extension_database);
+	}
 	PG_TRY();
 	{
 		/* in the PG_TRY: a command canceled while it waits still resumes */
@@ -253,6 +270,9 @@ AtCommit(XactEvent event, void *arg)
 		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 	{
+		if (OidIsValid(paused_until_end))
+			ReoResumeDatabase(paused_until_end);
+		paused_until_end = InvalidOid;
 		extension_created = extension_dropped = settings_changed = false;
 		settings_database = InvalidOid;
 	}

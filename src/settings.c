@@ -15,8 +15,10 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <time.h>
 
 #include "catalog/pg_authid.h"
+#include "datatype/timestamp.h"
 #include "pgtime.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -118,14 +120,57 @@ static GucBoolAssignHook BoolHooks[] = {
 
 StaticAssertDecl(N_SETTINGS <= lengthof(IntHooks), "one assign hook per setting");
 
+/*
+ * Whether the zone's changes, in the year before and after now, are ones
+ * PostgreSQL reads wall-clock times by: DetermineTimeZoneOffset() assumes
+ * offsets under a day and changes at least two days apart.  A POSIX zone
+ * may have either (its offsets reach 167 hours), and wall-clock times in
+ * it would be read up to days off, against their deadline.  A zone without
+ * changes may have any offset.
+ */
+static bool
+ZoneChangesReadable(pg_tz *tz)
+{
+	pg_time_t	now = (pg_time_t) time(NULL);
+	pg_time_t	t = now - 366 * SECS_PER_DAY;
+	pg_time_t	previous = 0;
+	pg_time_t	boundary;
+	long int	before,
+				after;
+	int			before_dst,
+				after_dst;
+
+	for (int i = 0; i < 16; i++)
+	{
+		if (pg_next_dst_boundary(&t, &before, &before_dst, &boundary,
+								 &after, &after_dst, tz) != 1 ||
+			boundary > now + 366 * SECS_PER_DAY)
+			break;
+		if (labs(before) >= SECS_PER_DAY || labs(after) >= SECS_PER_DAY ||
+			(previous != 0 && boundary - previous < 2 * SECS_PER_DAY))
+			return false;
+		previous = t = boundary;
+	}
+	return true;
+}
+
 /* A zone that pg_tzset() can load: the same rule that applies it. */
 static bool
 CheckNaiveTimeZone(char **newval, void **extra, GucSource source)
 {
-	if (*newval == NULL || **newval == '\0' || pg_tzset(*newval) == NULL)
+	pg_tz	   *tz;
+
+	if (*newval == NULL || **newval == '\0' || (tz = pg_tzset(*newval)) == NULL)
 	{
 		GUC_check_errdetail("Time zone \"%s\" is not recognized.",
 							*newval ? *newval : "");
+		GUC_check_errhint("Use a name from pg_timezone_names, such as \"UTC\".");
+		return false;
+	}
+	if (!ZoneChangesReadable(tz))
+	{
+		GUC_check_errdetail("Time zone \"%s\" changes its offset within two days of another change, or has an offset of a day or more with changes: PostgreSQL does not read wall-clock times in it as the zone says.",
+							*newval);
 		GUC_check_errhint("Use a name from pg_timezone_names, such as \"UTC\".");
 		return false;
 	}

@@ -24,6 +24,7 @@
 #include "tcop/pquery.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
@@ -38,6 +39,7 @@
 #define STUCK_FIRST_MS 1000
 #define STUCK_MAX_MS 60000
 #define RESTORE_POLL_MS 1000	/* while a restore is in progress */
+#define LOOK_LOCK_TIMEOUT "100ms"	/* a tenth of deadlock_timeout's default */
 
 static void
 KeepDeadline(const ReoDueOrder *order, void *arg)
@@ -136,6 +138,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	bool		stuck;
 	int			shortest = 0;
 	TimestampTz look_start;
+	int			level;
 
 	*deadline = DT_NOBEGIN;
 	if (ReoRestoringBackend() != 0)
@@ -145,6 +148,21 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 		p->just_ran = false;
 		return now + (TimestampTz) RESTORE_POLL_MS * 1000;
 	}
+	/*
+	 * The look waits for a lock no longer than LOOK_LOCK_TIMEOUT: it takes
+	 * the extension's and the application's tables one statement at a
+	 * time, and a command that drops or alters them (DROP SCHEMA ...
+	 * CASCADE, DROP OWNED, a migration) may hold one it needs and wait for
+	 * one it holds.  Giving up first, before that command's deadlock check
+	 * (deadlock_timeout, 1 s by default), the look lets go of what it
+	 * holds: the command is never the deadlock detector's victim, and the
+	 * look is tried again after the retry delay.  The run keeps the job's
+	 * own lock_timeout.
+	 */
+	level = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", LOOK_LOCK_TIMEOUT,
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	look_start = GetCurrentTimestamp();
 	ReoNextDeadlines(timeout, &any, &any_at, &due, &due_at);
@@ -158,6 +176,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	elog(DEBUG1, "release_expired_orders deadline worker: look took " INT64_FORMAT " us",
 		 (int64) (GetCurrentTimestamp() - look_start));
 	PopActiveSnapshot();
+	AtEOXact_GUC(true, level);
 
 	*deadline = DT_NOBEGIN;
 	if (stuck)

@@ -31,18 +31,18 @@ ROLE_SUPER = None               # the connecting superuser (filled in at start)
 ROLE_PASSWORD = 'reo_h_pw'      # throwaway clusters only
 LOCK_TIMEOUT_MS = 50
 TIMEOUT_MIN = 30
-# The DST ingredient: the zone, each change's two orders (wall-clock
-# created_at in that zone) and the instant the twin's deadline is put at,
-# a minute before the case runs, by the CALL's timeout.
-DST_ZONE = 'America/New_York'
+# The DST ingredient: a POSIX zone 5 hours west of UTC with an hour of DST,
+# made when the case runs so that its change (forward for 'spring', back
+# for 'fall') was three days ago, and each change's two orders, as minutes
+# of wall-clock time from the change's wall-clock time before it, with the
+# instant the twin's deadline is put at by the CALL's timeout (minutes from
+# the change).  A real zone's change moves a year away, past the longest
+# timeout, and needs time zone data.
 DST_ORDERS = {
-    'spring': [('dst', '2026-03-08 02:50'), ('twin', '2026-03-08 03:10')],
-    'fall': [('dst', '2026-11-01 01:30'), ('twin', '2026-11-01 00:30')],
+    'spring': [('dst', 50), ('twin', 70)],      # in the skipped hour; 10 min after it
+    'fall': [('dst', 30), ('twin', -30)],       # in the repeated hour; before it
 }
-DST_ANCHOR = {
-    'spring': datetime.datetime(2026, 3, 8, 7, 10, tzinfo=datetime.timezone.utc),
-    'fall': datetime.datetime(2026, 11, 1, 5, 45, tzinfo=datetime.timezone.utc),
-}
+DST_ANCHOR_MIN = {'spring': 10, 'fall': -15}
 STATUS_KINDS = ['varchar', 'text', 'bpchar', 'domain', 'enum', 'citext']
 LABELS = ['pending', 'paid', 'cancelled', 'expired', 'completed', 'refunded',
           'lottery_win', 'direct_buy', 'recharge', 'resale', 'resale_purchase',
@@ -305,12 +305,13 @@ def draw_case(seed):
         c['ci_type'] = False
         c['steps'] = [st for st in c['steps'] if st[0] != 'restore']
     # A created_at without time zone in a zone with DST, and two orders
-    # created around a DST change (2026 in America/New_York): one in the
-    # hour the change skips or repeats, which PostgreSQL reads as the later
-    # instant, and its twin just outside.  The CALL's timeout, set when the
-    # case runs (DST_ANCHOR), makes the twin due and the other due only in
-    # some 40 minutes: released now, it went early.  Their type has no
-    # payment window of its own, so the timeout is theirs with windows too.
+    # created around a DST change (DST_ORDERS; the zone is made when the
+    # case runs, dst_setup()): one in the hour the change skips or repeats,
+    # which PostgreSQL reads as the later instant, and its twin just
+    # outside.  The CALL's timeout makes the twin due and the other due
+    # only in some 40 minutes: released now, it went early.  Their type has
+    # no payment window of its own, so the timeout is theirs with windows
+    # too.
     dst = random.Random(seed * 7919 + 2)
     c['dst'] = None
     if kinds['o.created_at'] == 'timestamp(3)' and dst.random() < 0.25:
@@ -319,7 +320,7 @@ def draw_case(seed):
         if not free:
             c['windows'] = [w for w in c['windows'] if w[0] != ORDER_TYPES[0]]
             free = [ORDER_TYPES[0]]
-        for i, (kind, lit) in enumerate(DST_ORDERS[c['dst']]):
+        for i, (kind, minutes) in enumerate(DST_ORDERS[c['dst']]):
             o = {'id': str(uuid.UUID(int=dst.getrandbits(128), version=4)), 'i': nord + i,
                  'order_number': 'H%d-%s' % (seed, kind),
                  'user_id': str(uuid.UUID(int=dst.getrandbits(128), version=4)),
@@ -327,7 +328,7 @@ def draw_case(seed):
                  'round_id': dst.choice(rounds)['id'] if rounds else c['missing_round'],
                  'quantity': 1, 'type': dst.choice(free),
                  'payment_method': dst.choice(METHODS), 'statuses': ('pending', 'pending', 'pending'),
-                 'age': ('dst', kind, lit)}
+                 'age': ('dst', kind, minutes)}
             orders.append(o)
     return c
 
@@ -356,7 +357,8 @@ def ts_expr(c, col, age):
     if age == 'null':
         return 'NULL'
     if isinstance(age, tuple):
-        return q(age[2]) + '::' + c['kinds'][col]
+        at = c['dst_base'] + datetime.timedelta(minutes=age[2])
+        return q(at.strftime('%Y-%m-%d %H:%M:%S')) + '::' + c['kinds'][col]
     if isinstance(age, int):
         base = "now()" if tz else "(now() AT TIME ZONE %s)" % q(naive_zone(c))
         return "%s - interval '%d minutes'" % (base, age)
@@ -370,20 +372,34 @@ def ts_expr(c, col, age):
 
 
 def naive_zone(c):
-    return DST_ZONE if c.get('dst') and not c.get('dst_off') else 'UTC'
+    return c['dst_zone'] if c.get('dst') else 'UTC'
 
 
-def dst_change_lately():
-    """Whether DST_ZONE changed its offset in the last two days: orders of a
-    few minutes' or hours' age (their created_at now less so many minutes,
-    as wall-clock time) would then be off by the hour the model ignores."""
-    try:
-        import zoneinfo
-        z = zoneinfo.ZoneInfo(DST_ZONE)
-    except Exception:
-        return True
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.astimezone(z).utcoffset() != (now - datetime.timedelta(days=2)).astimezone(z).utcoffset()
+def posix_rule(t, west_h):
+    """The POSIX rule "Jn/hh:mm:ss" of the instant t at west_h hours west of UTC."""
+    loc = t - datetime.timedelta(hours=west_h)
+    y = loc.year
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    jn = loc.timetuple().tm_yday - (1 if leap and loc.timetuple().tm_yday > 59 else 0)
+    return 'J%d/%s' % (jn, loc.strftime('%H:%M:%S'))
+
+
+def dst_setup(c):
+    """The case's zone, its orders' wall-clock base and the CALL's timeout."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    change = now.replace(second=0, microsecond=0) - datetime.timedelta(days=3)
+    half = datetime.timedelta(days=180)
+    if any((x - datetime.timedelta(hours=h)).strftime('%m-%d') == '02-29'
+           for x, h in ((change, 5), (change + half, 4), (change - half, 5))):
+        change -= datetime.timedelta(days=1)
+    if c['dst'] == 'spring':
+        c['dst_zone'] = 'XST5XDT,%s,%s' % (posix_rule(change, 5), posix_rule(change + half, 4))
+    else:
+        c['dst_zone'] = 'XST5XDT,%s,%s' % (posix_rule(change - half, 5), posix_rule(change, 4))
+    c['dst_base'] = change - datetime.timedelta(hours=5)
+    anchor = change + datetime.timedelta(minutes=DST_ANCHOR_MIN[c['dst']])
+    passed = (now - datetime.timedelta(minutes=1) - anchor).total_seconds()
+    c['timeout'] = int(math.ceil(passed / 60))
 
 
 def pred_sql(t, rec, col='id'):
@@ -595,20 +611,13 @@ def timeout_of(c):
     return c.get('timeout', TIMEOUT_MIN)
 
 
-def dst_timeout(c):
-    """Minutes that put the DST twin's deadline in the last minute before now."""
-    passed = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
-              - DST_ANCHOR[c['dst']]).total_seconds()
-    return int(math.ceil(passed / 60))
-
-
 def is_due(c, o):
     age = o['age']
     _, mins = window_of(c, o)
     if mins is None:
         return False
     if isinstance(age, tuple):
-        return age[1] == 'twin' or c.get('dst_off', False)
+        return age[1] == 'twin'
     if age == '-infinity' or age == 'near_min':
         return True
     if isinstance(age, int):
@@ -822,11 +831,7 @@ def sqlstate_of(e):
 def run_case(w, seed, keep=False):
     c = draw_case(seed)
     if c['dst']:
-        # days after a real DST change, the ingredient is off: both orders
-        # are read as UTC and due, at the usual timeout
-        c['dst_off'] = dst_change_lately()
-        if not c['dst_off']:
-            c['timeout'] = dst_timeout(c)
+        dst_setup(c)
     s = c['schema']
     res = {'seed': seed, 'checks': {k: 0 for k in INVARIANTS}, 'violations': [], 'crash': False,
            'notes': []}

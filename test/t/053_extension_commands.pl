@@ -110,6 +110,48 @@ is($node->safe_psql('shop_update', q{SELECT extversion FROM pg_extension WHERE e
 	'1.2', 'the extension is updated');
 ok(worker_pid('shop_update'), 'and a worker serves the database');
 
+# In a transaction, the worker stays away until it ends: a worker started
+# after the DROP statement waited for the dropped tables and, after the
+# COMMIT, failed on them (review of this change, finding 03).
+make_shop('shop_xact', '1.2');
+ok(worker_pid('shop_xact'), 'a worker serves shop_xact');
+$node->safe_psql('shop_xact', q{
+	BEGIN;
+	DROP EXTENSION release_expired_orders;
+	SELECT pg_sleep(3);
+	SET client_min_messages = error;
+	CREATE EXTENSION release_expired_orders;
+	COMMIT;});
+ok(worker_pid('shop_xact'), 'DROP and CREATE EXTENSION in one transaction: a worker serves the database');
+sleep 2;
+is($node->safe_psql('shop_xact', q{SELECT coalesce(last_error, '') FROM release_expired_orders.worker_status()}),
+	'', 'and it has no error (no table of the dropped extension was waited for)');
+
+# Other commands drop the extension too: DROP SCHEMA public CASCADE (its
+# schema) and DROP OWNED BY its owner.  The worker's look waits for a lock
+# no longer than 100 ms, so that it lets go of what it holds before such a
+# command's deadlock check (review of this change, finding 01).
+make_shop('shop_schema', '1.2');
+ok(worker_pid('shop_schema'), 'a worker serves shop_schema');
+$err = with_worker_blocked('shop_schema', 'DROP SCHEMA public CASCADE', 'COMMIT');
+unlike($err, qr/deadlock detected|ERROR/, 'DROP SCHEMA public CASCADE with the worker in the middle of its look: no error');
+is($node->safe_psql('shop_schema', q{SELECT count(*) FROM pg_extension WHERE extname = 'release_expired_orders'}),
+	'0', 'the extension is dropped with the schema');
+$node->safe_psql('postgres', 'CREATE ROLE admin2 SUPERUSER LOGIN');
+$node->safe_psql('postgres', 'CREATE DATABASE shop_owned');
+$node->command_ok(
+	[
+		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('shop_owned'),
+		'-f', "$FindBin::Bin/../fixtures/app_schema.sql"
+	],
+	'application tables in shop_owned');
+$node->safe_psql('shop_owned', 'SET ROLE admin2; SET client_min_messages = error; CREATE EXTENSION release_expired_orders');
+ok(worker_pid('shop_owned'), 'a worker serves shop_owned, whose extension admin2 owns');
+$err = with_worker_blocked('shop_owned', 'DROP OWNED BY admin2 CASCADE', 'COMMIT');
+unlike($err, qr/deadlock detected|ERROR/, 'DROP OWNED BY its owner with the worker in the middle of its look: no error');
+is($node->safe_psql('shop_owned', q{SELECT count(*) FROM pg_extension WHERE extname = 'release_expired_orders'}),
+	'0', 'the extension is dropped with what its owner owns');
+
 # A role that may not drop the extension does not stop the worker.
 $node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
 my $pid = worker_pid('shop_update');
