@@ -64,54 +64,45 @@ SELECT :'wall'::timestamp + interval '50 minutes' AS gap, :'wall'::timestamp + i
 	   ceil(extract(epoch FROM (now() - interval '1 min') - (:'change'::timestamptz + interval '10 minutes')) / 60)::int AS t_spring,
 	   ceil(extract(epoch FROM (now() - interval '1 min') - (:'change'::timestamptz - interval '15 minutes')) / 60)::int AS t_fall \gset
 
-CREATE FUNCTION pg_temp.place(a text, an timestamp, b text, bn timestamp) RETURNS void LANGUAGE sql AS $$
+-- One scenario: in zone, the two orders; for each, whether it is due by
+-- its deadline (the zone's own reading) and before the run's wall-clock
+-- cutoff, whether preview(call_timeout) lists it with a passed deadline,
+-- and its status after CALL release_expired_orders(call_timeout), all in
+-- one transaction (the CALL atomic), so at one now().
+CREATE FUNCTION pg_temp.scenario(zone text, t int, call_timeout int, a text, an timestamp, b text, bn timestamp)
+RETURNS TABLE (order_number text, due boolean, before_wall_cutoff boolean, listed boolean, deadline_passed boolean, status text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	s jsonb;
+BEGIN
+	PERFORM set_config('release_expired_orders.naive_time_zone', zone, true);
 	DELETE FROM orders;
 	INSERT INTO orders (id, order_number, user_id, type, quantity, total_amount, created_at) VALUES
 		(gen_random_uuid(), a, '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, an),
-		(gen_random_uuid(), b, '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, bn) $$;
--- Each order: due by its deadline, before the run's wall-clock cutoff,
--- listed by preview() with a passed deadline, and its status after the CALL.
-CREATE FUNCTION pg_temp.due(zone text, t int) RETURNS TABLE (order_number text, due boolean, before_wall_cutoff boolean)
-LANGUAGE sql AS $$
-	SELECT o.order_number, (o.created_at AT TIME ZONE zone) + make_interval(mins => t) < now(),
-		   o.created_at < (now() - make_interval(mins => t)) AT TIME ZONE zone
-	  FROM orders o ORDER BY 1 $$;
+		(gen_random_uuid(), b, '00000000-0000-0000-0000-0000000000c1', 'lottery', 1, 1, bn);
+	CREATE TEMP TABLE shown ON COMMIT DROP AS
+		SELECT p.order_id, p.deadline < now() AS passed FROM release_expired_orders.preview(call_timeout) p;
+	CREATE TEMP TABLE before ON COMMIT DROP AS
+		SELECT o.id, o.order_number, (o.created_at AT TIME ZONE zone) + make_interval(mins => t) < now() AS due,
+			   o.created_at < (now() - make_interval(mins => t)) AT TIME ZONE zone AS before_wall_cutoff
+		  FROM orders o;
+	CALL release_expired_orders(call_timeout, 100, s);
+	RETURN QUERY
+		SELECT b0.order_number::text, b0.due, b0.before_wall_cutoff, sh.order_id IS NOT NULL, sh.passed, o.status::text
+		  FROM before b0 JOIN orders o ON o.id = b0.id LEFT JOIN shown sh ON sh.order_id = b0.id
+		 ORDER BY 1;
+END $$;
 
--- Without payment windows, spring.
-SET release_expired_orders.naive_time_zone = :'spring';
-SELECT pg_temp.place('GAP', :'gap', 'GAP_TWIN', :'gap_twin');
-SELECT * FROM pg_temp.due(:'spring', :t_spring);
-SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview(:t_spring) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders(:t_spring) \gset
-SELECT order_number, status FROM orders ORDER BY 1;
--- Without payment windows, fall.
-SET release_expired_orders.naive_time_zone = :'fall';
-SELECT pg_temp.place('FALL', :'fall_at', 'FALL_TWIN', :'fall_twin');
-SELECT * FROM pg_temp.due(:'fall', :t_fall);
-SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview(:t_fall) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders(:t_fall) \gset
-SELECT order_number, status FROM orders ORDER BY 1;
-
+-- Without payment windows: each twin is due and released, the other is
+-- neither listed nor released.
+SELECT * FROM pg_temp.scenario(:'spring', :t_spring, :t_spring, 'GAP', :'gap', 'GAP_TWIN', :'gap_twin');
+SELECT * FROM pg_temp.scenario(:'fall', :t_fall, :t_fall, 'FALL', :'fall_at', 'FALL_TWIN', :'fall_twin');
 -- With payment windows: the type's window is the timeout (the CALL's own
 -- is left at 30 minutes).
-SET release_expired_orders.naive_time_zone = :'spring';
 INSERT INTO release_expired_orders.payment_windows VALUES ('lottery', NULL, :t_spring);
-SELECT pg_temp.place('GAP', :'gap', 'GAP_TWIN', :'gap_twin');
-SELECT * FROM pg_temp.due(:'spring', :t_spring);
-SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview(30) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders(30) \gset
-SELECT order_number, status FROM orders ORDER BY 1;
-SET release_expired_orders.naive_time_zone = :'fall';
+SELECT * FROM pg_temp.scenario(:'spring', :t_spring, 30, 'GAP', :'gap', 'GAP_TWIN', :'gap_twin');
 UPDATE release_expired_orders.payment_windows SET timeout_minutes = :t_fall;
-SELECT pg_temp.place('FALL', :'fall_at', 'FALL_TWIN', :'fall_twin');
-SELECT * FROM pg_temp.due(:'fall', :t_fall);
-SELECT o.order_number, p.deadline < now() AS deadline_passed
-  FROM release_expired_orders.preview(30) p JOIN orders o ON o.id = p.order_id ORDER BY 1;
-CALL release_expired_orders(30) \gset
-SELECT order_number, status FROM orders ORDER BY 1;
+SELECT * FROM pg_temp.scenario(:'fall', :t_fall, 30, 'FALL', :'fall_at', 'FALL_TWIN', :'fall_twin');
 
 RESET release_expired_orders.naive_time_zone;
 RESET TimeZone;
