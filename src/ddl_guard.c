@@ -213,7 +213,7 @@ GuardUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	 * ends, since the command's locks are held until then (a worker started
 	 * in between would wait for the dropped tables, then fail on them).
 	 */
-	if (OidIsValid(extension_database))
+	if (OidIsValid(extension_database) && paused_until_end != extension_database)
 	{
 		paused_until_end = extension_database;
 		RegisterCallback();

@@ -67,6 +67,7 @@
 #include "worker_step.h"
 
 #define RETRY_FIRST_MS 1000		/* first delay after a failure */
+#define BUSY_RETRY_MS 1000		/* between looks while a lock is held */
 #define RETRY_MAX_MS 60000
 
 int			reo_worker_poll_ms = 1000;
@@ -86,6 +87,10 @@ ReoWorkerDefineSettings(void)
 
 /* Milliseconds before retrying after a failed step, 0 after a good one. */
 static int	retry_ms = 0;
+
+/* Looks in a row that gave up on a lock another session holds. */
+static int	busy_tries = 0;
+static volatile bool busy = false;
 
 /* The settings that applied when the worker connected. */
 static uint32 settings_at_start;
@@ -430,6 +435,7 @@ reo_worker_main(Datum arg)
 			ReoWorkerSetExit(WORKER_EXIT_STOPPED);
 			proc_exit(0);
 		}
+		busy = false;
 		PG_TRY();
 		{
 			exit = StepInTransaction(&progress, &wake, &deadline, cxt);
@@ -442,22 +448,42 @@ reo_worker_main(Datum arg)
 			HOLD_INTERRUPTS();
 			MemoryContextSwitchTo(TopMemoryContext);
 			edata = CopyErrorData();
-			EmitErrorReport();
+			busy = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+			if (!busy)
+				EmitErrorReport();
 			AbortCurrentTransaction();
 			FlushErrorState();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			RESUME_INTERRUPTS();
-			ReoWorkerStateError(edata->message);
-			retry_ms = retry_ms ? Min(retry_ms * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
-			ereport(LOG,
-					(errmsg("release_expired_orders deadline worker of database \"%s\" tries again in %d ms: %s",
-							database_name, retry_ms, edata->message)));
+			if (busy)
+			{
+				/*
+				 * A lock another session holds (the look gives up soon, see
+				 * worker_step.c): not a failure.  Said once in the log, then
+				 * at DEBUG1 while it lasts; looked for again every
+				 * BUSY_RETRY_MS.
+				 */
+				ereport(busy_tries++ == 0 ? LOG : DEBUG1,
+						(errmsg("release_expired_orders deadline worker of database \"%s\" waits for a lock another session holds, and looks again every %d ms: %s",
+								database_name, BUSY_RETRY_MS, edata->message)));
+				wake = GetCurrentTimestamp() + (TimestampTz) BUSY_RETRY_MS * 1000;
+			}
+			else
+			{
+				ReoWorkerStateError(edata->message);
+				retry_ms = retry_ms ? Min(retry_ms * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
+				ereport(LOG,
+						(errmsg("release_expired_orders deadline worker of database \"%s\" tries again in %d ms: %s",
+								database_name, retry_ms, edata->message)));
+				wake = GetCurrentTimestamp() + (TimestampTz) retry_ms * 1000;
+			}
 			FreeErrorData(edata);
 			progress.just_ran = false;
 			progress.shortest = 0;
-			wake = GetCurrentTimestamp() + (TimestampTz) retry_ms * 1000;
 		}
 		PG_END_TRY();
+		if (!busy)
+			busy_tries = 0;
 		if (exit != WORKER_EXIT_NONE)
 		{
 			if (exit == WORKER_EXIT_NO_EXTENSION && !old_objects)
@@ -470,6 +496,6 @@ reo_worker_main(Datum arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(cxt);
 		/* after a failure, the retry's delay; no poll cuts it short */
-		SleepUntil(wake, deadline, progress.shortest, retry_ms == 0);
+		SleepUntil(wake, deadline, progress.shortest, retry_ms == 0 && !busy);
 	}
 }

@@ -636,16 +636,29 @@ ReoPauseDatabase(Oid database)
 	int			i;
 	TimestampTz give_up = GetCurrentTimestamp() + (TimestampTz) PAUSE_WAIT_MS * 1000;
 
+	int			entry = -1;
+
 	if (state == NULL || !OidIsValid(database))
 		return;
 	SpinLockAcquire(&state->mutex);
-	for (int j = 0; j < PAUSE_MAX; j++)
+	/* this backend's own pause of the database, else a free entry */
+	for (int j = 0; j < PAUSE_MAX && entry < 0; j++)
+		if (state->paused[j].database == database && state->paused[j].by == MyProcPid)
+			entry = j;
+	for (int j = 0; j < PAUSE_MAX && entry < 0; j++)
 		if (state->paused[j].by == 0 || state->paused[j].database == InvalidOid)
-		{
-			state->paused[j].database = database;
-			state->paused[j].by = MyProcPid;
-			break;
-		}
+			entry = j;
+	if (entry < 0)
+	{
+		SpinLockRelease(&state->mutex);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("release_expired_orders cannot stop the deadline worker of this database: %d database commands keep workers stopped already",
+						PAUSE_MAX),
+				 errhint("Run the command again once one of the others has ended.")));
+	}
+	state->paused[entry].database = database;
+	state->paused[entry].by = MyProcPid;
 	i = FindLocked(database);
 	if (i >= 0)
 	{

@@ -24,6 +24,7 @@
 #include "tcop/pquery.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
@@ -39,7 +40,7 @@
 #define STUCK_FIRST_MS 1000
 #define STUCK_MAX_MS 60000
 #define RESTORE_POLL_MS 1000	/* while a restore is in progress */
-#define LOOK_LOCK_TIMEOUT "100ms"	/* a tenth of deadlock_timeout's default */
+#define LOOK_LOCK_TIMEOUT_MS 100	/* a tenth of deadlock_timeout's default */
 
 static void
 KeepDeadline(const ReoDueOrder *order, void *arg)
@@ -139,6 +140,7 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	int			shortest = 0;
 	TimestampTz look_start;
 	int			level;
+	char		look_timeout[32];
 
 	*deadline = DT_NOBEGIN;
 	if (ReoRestoringBackend() != 0)
@@ -156,11 +158,15 @@ ReoWorkerStep(ReoProgress *p, TimestampTz *deadline)
 	 * one it holds.  Giving up first, before that command's deadlock check
 	 * (deadlock_timeout, 1 s by default), the look lets go of what it
 	 * holds: the command is never the deadlock detector's victim, and the
-	 * look is tried again after the retry delay.  The run keeps the job's
-	 * own lock_timeout.
+	 * look is tried again a second later (worker.c).  Half the server's
+	 * deadlock_timeout when that is shorter; a command's session that sets
+	 * its own shorter still may win the race.  The run keeps the job's own
+	 * lock_timeout.
 	 */
 	level = NewGUCNestLevel();
-	(void) set_config_option("lock_timeout", LOOK_LOCK_TIMEOUT,
+	snprintf(look_timeout, sizeof(look_timeout), "%dms",
+			 Max(Min(LOOK_LOCK_TIMEOUT_MS, DeadlockTimeout / 2), 1));
+	(void) set_config_option("lock_timeout", look_timeout,
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -25,6 +25,7 @@ $node->append_conf(
 	'postgresql.conf', q{
 shared_preload_libraries = 'release_expired_orders'
 release_expired_orders.worker_poll_interval = 200
+release_expired_orders.max_workers = 10
 max_worker_processes = 16
 });
 $node->start;
@@ -151,6 +152,51 @@ $err = with_worker_blocked('shop_owned', 'DROP OWNED BY admin2 CASCADE', 'COMMIT
 unlike($err, qr/deadlock detected|ERROR/, 'DROP OWNED BY its owner with the worker in the middle of its look: no error');
 is($node->safe_psql('shop_owned', q{SELECT count(*) FROM pg_extension WHERE extname = 'release_expired_orders'}),
 	'0', 'the extension is dropped with what its owner owns');
+
+# With a server deadlock_timeout shorter than the look's 100 ms, the look
+# gives up within half of it (review, third round, finding 02).
+$node->safe_psql('postgres', q{ALTER SYSTEM SET deadlock_timeout = '20ms'; SELECT pg_reload_conf()});
+make_shop('shop_short', '1.2');
+ok(worker_pid('shop_short'), 'a worker serves shop_short');
+$err = with_worker_blocked('shop_short', 'DROP SCHEMA public CASCADE', 'COMMIT');
+unlike($err, qr/deadlock detected|ERROR/, 'deadlock_timeout = 20ms: DROP SCHEMA public CASCADE is not the victim either');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET deadlock_timeout; SELECT pg_reload_conf()});
+
+# A lock held for long is not a failure of the worker: it says so once in
+# the log and looks again every second, without an error in
+# worker_status() (review, third round, finding 01: an error and its
+# statement logged at every deadlock_timeout, "tries again in 60000 ms").
+make_shop('shop_busy', '1.2');
+ok(worker_pid('shop_busy'), 'a worker serves shop_busy');
+my $log_at = -s $node->logfile;
+my $holder = $node->background_psql('shop_busy');
+$holder->query_safe('BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+sleep 6;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'release_expired_orders worker' AND datname = 'shop_busy'}), '1',
+	'while orders is locked for 6 s, the worker stays');
+my $log = substr(slurp_file($node->logfile), $log_at);
+my @waits = ($log =~ /shop_busy\" waits for a lock another session holds/g);
+my @fails = ($log =~ /shop_busy\" tries again in/g);
+ok(@waits == 1 && @fails == 0, 'it says once that it waits for a lock (' . scalar(@waits) . ' times), and no failure (' . scalar(@fails) . ')');
+$holder->query_safe('COMMIT');
+$holder->quit;
+is($node->safe_psql('shop_busy', q{SELECT coalesce(last_error, '') FROM release_expired_orders.worker_status()}),
+	'', 'and worker_status() has no error');
+
+# Many DROP or ALTER EXTENSION commands in one transaction keep one pause,
+# not one each: the others' database commands still find room (review,
+# third round, finding 03: 32 of them filled the table, and another
+# database's DROP DATABASE failed while its worker was connected).
+make_shop('shop_victim', '1.2');
+ok(worker_pid('shop_victim'), 'a worker serves shop_victim');
+my $alter = $node->background_psql('shop_update');
+$alter->query_safe('SET client_min_messages = warning; BEGIN');
+$alter->query_safe('ALTER EXTENSION release_expired_orders UPDATE') for 1 .. 40;
+my ($dret, $dout, $derr) = $node->psql('postgres', 'DROP DATABASE shop_victim');
+is($dret, 0, "40 ALTER EXTENSION in one open transaction: another database's DROP DATABASE works ($derr)");
+$alter->query_safe('COMMIT');
+$alter->quit;
 
 # A role that may not drop the extension does not stop the worker.
 $node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
