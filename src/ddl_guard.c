@@ -49,6 +49,20 @@ static bool callback_registered = false;
 /* The database paused by DROP or ALTER EXTENSION, until the transaction ends. */
 static Oid	paused_until_end = InvalidOid;
 
+/* Whether the current user owns the object (a superuser owns everything). */
+static bool
+CurrentUserOwns(Oid classid, Oid objectid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(classid, objectid, GetUserId());
+#else
+	if (classid == DatabaseRelationId)
+		return pg_database_ownercheck(objectid, GetUserId());
+	Assert(classid == ExtensionRelationId);
+	return pg_extension_ownercheck(objectid, GetUserId());
+#endif
+}
+
 /*
  * The database a command needs to itself, or InvalidOid: only when the
  * current user may run the command on it (it owns the database, or is a
@@ -86,13 +100,7 @@ DatabaseToItself(Node *parsetree)
 	if (name == NULL)
 		return InvalidOid;
 	database = get_database_oid(name, true);
-	if (!OidIsValid(database))
-		return InvalidOid;
-#if PG_VERSION_NUM >= 160000
-	if (!object_ownercheck(DatabaseRelationId, database, GetUserId()))
-#else
-	if (!pg_database_ownercheck(database, GetUserId()))
-#endif
+	if (!OidIsValid(database) || !CurrentUserOwns(DatabaseRelationId, database))
 		return InvalidOid;
 	return database;
 }
@@ -130,13 +138,7 @@ ExtensionToItself(Node *parsetree)
 			 strcmp(((AlterExtensionStmt *) parsetree)->extname, "release_expired_orders") != 0)
 		return InvalidOid;
 	extension = get_extension_oid("release_expired_orders", true);
-	if (!OidIsValid(extension))
-		return InvalidOid;
-#if PG_VERSION_NUM >= 160000
-	if (!object_ownercheck(ExtensionRelationId, extension, GetUserId()))
-#else
-	if (!pg_extension_ownercheck(extension, GetUserId()))
-#endif
+	if (!OidIsValid(extension) || !CurrentUserOwns(ExtensionRelationId, extension))
 		return InvalidOid;
 	return MyDatabaseId;
 }

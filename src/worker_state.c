@@ -634,9 +634,8 @@ ReoPauseDatabase(Oid database)
 	pid_t		pid = 0;
 	Latch	   *latch = NULL;
 	int			i;
-	TimestampTz give_up = GetCurrentTimestamp() + (TimestampTz) PAUSE_WAIT_MS * 1000;
-
 	int			entry = -1;
+	TimestampTz give_up = GetCurrentTimestamp() + (TimestampTz) PAUSE_WAIT_MS * 1000;
 
 	if (state == NULL || !OidIsValid(database))
 		return;

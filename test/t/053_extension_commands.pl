@@ -27,6 +27,7 @@ shared_preload_libraries = 'release_expired_orders'
 release_expired_orders.worker_poll_interval = 200
 release_expired_orders.max_workers = 10
 max_worker_processes = 16
+max_connections = 60
 });
 $node->start;
 
@@ -197,6 +198,29 @@ my ($dret, $dout, $derr) = $node->psql('postgres', 'DROP DATABASE shop_victim');
 is($dret, 0, "40 ALTER EXTENSION in one open transaction: another database's DROP DATABASE works ($derr)");
 $alter->query_safe('COMMIT');
 $alter->quit;
+
+# The pause table holds 32 commands at once: one more is refused with an
+# error that says why, not left to fail later on a worker that came back.
+my @holders;
+for my $i (1 .. 32)
+{
+	my $db = "shop_full$i";
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, 'SET client_min_messages = error; CREATE EXTENSION release_expired_orders');
+	my $h = $node->background_psql($db);
+	$h->query_safe('SET client_min_messages = warning; BEGIN; ALTER EXTENSION release_expired_orders UPDATE');
+	push @holders, $h;
+}
+make_shop('shop_33', '1.2');
+($dret, $dout, $derr) = $node->psql('postgres', 'DROP DATABASE shop_33');
+like($derr, qr/cannot stop the deadline worker of this database: 32 database commands keep workers stopped already/,
+	'with 32 ALTER EXTENSION transactions open, a 33rd database command is refused with the reason');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'shop_33'}), '1',
+	'and changes nothing');
+$_->query_safe('COMMIT') for @holders;
+$_->quit for @holders;
+($dret, $dout, $derr) = $node->psql('postgres', 'DROP DATABASE shop_33');
+is($dret, 0, "once they have ended, the command works ($derr)");
 
 # A role that may not drop the extension does not stop the worker.
 $node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
